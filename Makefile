@@ -1,0 +1,113 @@
+# dingauth — one GNU Makefile, no autotools.
+#   make            build libdingauth.a, cgi-bin/*.fcgi and bin/dingauth
+#   make test       build and run the whole suite (ends with "N passed, N failed")
+#   make test SAN=1 the same under AddressSanitizer + UBSan
+#   make run        the demo: lighttpd on 127.0.0.1:8080 with the simulator
+#   make bench      benchmarks (report only)
+#   make fuzz       libFuzzer targets for a bounded time (clang)
+
+PKGS     := fcgi libcurl openssl sqlite3 libcjson
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARN     := -std=c11 -Wall -Wextra -Wformat=2 -Wshadow -Wmissing-prototypes \
+            -Wstrict-prototypes -Wno-unused-parameter -Werror
+CPPFLAGS += -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -Ibuild \
+            $(shell pkg-config --cflags $(PKGS))
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm
+BUILD    := build
+
+ifeq ($(SAN),1)
+CFLAGS   := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+BUILD    := build-san
+endif
+
+# Sanitizer builds keep their executables apart from the normal ones.
+ifeq ($(SAN),1)
+CGI_DIR  := $(BUILD)/cgi-bin
+BIN_DIR  := $(BUILD)/bin
+else
+CGI_DIR  := cgi-bin
+BIN_DIR  := bin
+endif
+
+LIB_SRC  := $(sort $(wildcard src/*.c))
+LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/%.o) $(BUILD)/embedded_data.o
+LIB      := $(BUILD)/libdingauth.a
+
+CGI_SRC  := $(sort $(wildcard cgi-bin/*.c))
+CGI      := $(CGI_SRC:cgi-bin/%.c=$(CGI_DIR)/%.fcgi)
+CMD_SRC  := $(sort $(wildcard src/cmd/*.c))
+CMD_OBJ  := $(CMD_SRC:src/cmd/%.c=$(BUILD)/cmd/%.o)
+CMD      := $(BIN_DIR)/dingauth
+
+TEST_SRC := $(sort $(wildcard tests/unit/*.c))
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+
+SQL      := $(sort $(wildcard sql/*.sql))
+TEMPLATES:= $(sort $(wildcard static/*.html))
+
+.PHONY: all test check run bench fuzz clean install-deps
+
+all: $(LIB) $(CGI) $(CMD) $(TEST_BIN) $(TOOL_BIN)
+
+$(BUILD)/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
+
+# SQL migrations and page templates are compiled into the library.
+$(BUILD)/embedded_data.c: $(SQL) $(TEMPLATES) scripts/embed.sh | $(BUILD)
+	sh scripts/embed.sh $(SQL) -- $(TEMPLATES) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/embedded_data.o: $(BUILD)/embedded_data.c include/embedded.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(CGI_DIR)/%.fcgi: cgi-bin/%.c $(LIB) $(wildcard include/*.h)
+	@mkdir -p $(CGI_DIR)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/cmd/%.o: src/cmd/%.c $(wildcard include/*.h) $(wildcard src/cmd/*.h) | $(BUILD)
+	@mkdir -p $(BUILD)/cmd
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Isrc/cmd -c -o $@ $<
+
+$(CMD): $(CMD_OBJ) $(LIB)
+	@mkdir -p $(BIN_DIR)
+	$(CC) $(LDFLAGS) -o $@ $(CMD_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB) $(wildcard include/*.h)
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# Small programs the integration tests and benchmarks drive.
+$(BUILD)/tools/%: tests/tools/%.c $(LIB) $(wildcard include/*.h)
+	@mkdir -p $(BUILD)/tools
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD):
+	mkdir -p $(BUILD)
+
+test check: all
+	BUILD=$(BUILD) CGI_DIR=$(CGI_DIR) BIN_DIR=$(BIN_DIR) SAN=$(SAN) sh tests/run
+
+run:
+	sh scripts/install-deps
+	$(MAKE) all
+	sh scripts/demo
+
+bench: all
+	BUILD=$(BUILD) CGI_DIR=$(CGI_DIR) BIN_DIR=$(BIN_DIR) sh tests/bench/run
+
+fuzz:
+	sh tests/fuzz/run
+
+install-deps:
+	sh scripts/install-deps
+
+clean:
+	rm -rf build build-san bin/dingauth cgi-bin/*.fcgi

@@ -1,0 +1,101 @@
+#ifndef DINGAUTH_CONFIG_H
+#define DINGAUTH_CONFIG_H
+
+#include "err.h"
+
+/*
+ * Configuration: "KEY = value" lines from the file named by DINGAUTH_CONFIG
+ * (default /etc/dingauth.conf; a missing default file is not an error,
+ * a missing named file is), each key overridable by an environment
+ * variable of the same name. One table in config.c gives every key its
+ * type, bounds, default, who requires it and whether it is a secret.
+ */
+enum cfg_key {
+	CFG_CORP_ID,		/* DINGTALK_CORP_ID */
+	CFG_APP_KEY,		/* DINGTALK_APP_KEY */
+	CFG_CORP_SECRET,	/* DINGTALK_CORP_SECRET */
+	CFG_APP_ID,		/* DINGTALK_APP_ID */
+	CFG_APP_SECRET,		/* DINGTALK_APP_SECRET */
+	CFG_AES_TOKEN,		/* DINGTALK_AES_TOKEN */
+	CFG_TOKEN,		/* DINGTALK_TOKEN */
+	CFG_CALLBACK_RECEIVER,	/* DINGAUTH_CALLBACK_RECEIVER */
+	CFG_DB,			/* DINGAUTH_DB */
+	CFG_PUBLIC_URL,		/* DINGAUTH_PUBLIC_URL */
+	CFG_LOGIN_FLOW,		/* DINGAUTH_LOGIN_FLOW */
+	CFG_UNKNOWN_USER,	/* DINGAUTH_UNKNOWN_USER */
+	CFG_COOKIE_SECURE,	/* DINGAUTH_COOKIE_SECURE */
+	CFG_SESSION_TTL,	/* DINGAUTH_SESSION_TTL */
+	CFG_SESSION_IDLE,	/* DINGAUTH_SESSION_IDLE */
+	CFG_OAPI_URL,		/* DINGTALK_OAPI_URL */
+	CFG_API_URL,		/* DINGTALK_API_URL */
+	CFG_LOGIN_URL,		/* DINGTALK_LOGIN_URL */
+	CFG_DDLOGIN_JS,		/* DINGTALK_DDLOGIN_JS */
+	/* Beyond CONTRACT.md's list: operational knobs with safe defaults. */
+	CFG_BASE_PATH,		/* DINGAUTH_BASE_PATH: where the responders are mounted */
+	CFG_CA_FILE,		/* DINGAUTH_CA_FILE */
+	CFG_HTTP_TIMEOUT,	/* DINGAUTH_HTTP_TIMEOUT (ms, whole call) */
+	CFG_HTTP_CONNECT_TIMEOUT, /* DINGAUTH_HTTP_CONNECT_TIMEOUT (ms) */
+	CFG_HTTP_RETRIES,	/* DINGAUTH_HTTP_RETRIES: rate-limit/busy retries */
+	CFG_CALLBACK_WINDOW,	/* DINGAUTH_CALLBACK_WINDOW (s) */
+	CFG_CALLBACK_URL,	/* DINGAUTH_CALLBACK_URL: public URL for register */
+	CFG_SYNC_QPS,		/* DINGAUTH_SYNC_QPS */
+	CFG_SYNC_CONCURRENCY,	/* DINGAUTH_SYNC_CONCURRENCY */
+	CFG_SYNC_MAX_DEACTIVATE,/* DINGAUTH_SYNC_MAX_DEACTIVATE (percent) */
+	CFG_REQUIRE_DEPTS,	/* DINGAUTH_REQUIRE_DEPTS */
+	CFG_REQUIRE_USERS,	/* DINGAUTH_REQUIRE_USERS */
+	CFG_LOG_LEVEL,		/* DINGAUTH_LOG_LEVEL */
+	CFG__MAX
+};
+
+enum cfg_type {
+	CFG_T_STRING,
+	CFG_T_SECRET,		/* a string never printed */
+	CFG_T_INT,		/* decimal within [min, max] */
+	CFG_T_BOOL,		/* 0 or 1 */
+	CFG_T_ENUM,		/* one of a '|'-separated list */
+	CFG_T_URL,		/* http:// or https:// URL, no trailing slash kept */
+	CFG_T_PATH,		/* absolute file path */
+	CFG_T_AESKEY,		/* 43 characters of [A-Za-z0-9] */
+	CFG_T_IDLIST,		/* comma-separated positive integers */
+	CFG_T_NAMELIST,		/* comma-separated names */
+	CFG_T_URLPATH,		/* absolute URL path, "/dingauth" */
+};
+
+/* What a program needs; required keys are required for these. */
+#define CFG_NEED_LOGIN		0x01u	/* login page (login.fcgi) */
+#define CFG_NEED_EXCHANGE	0x02u	/* code exchange */
+#define CFG_NEED_CALLBACK	0x04u	/* callback decryption */
+#define CFG_NEED_DIRECTORY	0x08u	/* corp token and directory API */
+#define CFG_NEED_DB		0x10u	/* only the database */
+
+/*
+ * Loads the file and the environment, validates every key and checks that
+ * the keys required by "needs" are set. On error returns DA_ECONFIG with
+ * a message naming the key (never its secret value). May be called again
+ * (tests): it starts from scratch each time.
+ */
+enum da_err	 config_load(unsigned needs, struct da_error *err);
+
+/* Value of key: never NULL; "" when unset with no default. */
+const char	*config_str(enum cfg_key key);
+long long	 config_int(enum cfg_key key);
+int		 config_is_set(enum cfg_key key);
+const char	*config_name(enum cfg_key key);
+enum cfg_type	 config_type(enum cfg_key key);
+/* Key called name, or CFG__MAX. */
+enum cfg_key	 config_lookup(const char *name);
+/* Where the value came from: "file", "env", "default" or "unset". */
+const char	*config_source(enum cfg_key key);
+
+/*
+ * Test helper: set key to value as if it came from the environment and
+ * re-validate it. Returns DA_ECONFIG on a bad value.
+ */
+enum da_err	 config_set(enum cfg_key key, const char *value,
+		    struct da_error *err);
+
+/* Validate a value for key without storing it. */
+enum da_err	 config_check(enum cfg_key key, const char *value,
+		    struct da_error *err);
+
+#endif

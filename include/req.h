@@ -1,0 +1,135 @@
+#ifndef DINGAUTH_REQ_H
+#define DINGAUTH_REQ_H
+
+#include <stddef.h>
+
+#include "json.h"
+#include "mem.h"
+
+/*
+ * One request, filled the same way from FastCGI (fcgiapp.h) or plain CGI
+ * (environment + stdin), parsed and size-capped before any handler runs;
+ * and its response, buffered so that "Status:" always goes out first and
+ * a handler can still change its mind. Everything a request allocates
+ * hangs off struct req and is freed when it ends, so a long-lived FastCGI
+ * worker does not grow.
+ */
+
+#define REQ_QUERY_MAX	8192	/* query string bytes */
+#define REQ_COOKIE_MAX	8192	/* Cookie header bytes */
+#define REQ_PARAMS_MAX	64	/* query/form/cookie pairs each */
+#define REQ_VALUE_MAX	4096	/* one decoded value */
+
+enum req_method { REQ_GET, REQ_HEAD, REQ_POST, REQ_OTHER };
+enum req_role { REQ_RESPONDER, REQ_AUTHORIZER };
+
+enum req_body {
+	REQ_BODY_NONE,		/* no body */
+	REQ_BODY_OK,		/* read, and parsed if form or JSON */
+	REQ_BODY_TOO_BIG,	/* over the cap: not read */
+	REQ_BODY_BAD,		/* declared form/JSON but did not parse */
+};
+
+struct kv {
+	char	*name;
+	char	*value;
+};
+
+struct kvlist {
+	struct kv	*v;
+	size_t		 n;
+	int		 truncated;	/* more pairs than REQ_PARAMS_MAX */
+};
+
+struct req {
+	enum req_method	 method;
+	enum req_role	 role;
+	int		 is_cgi;
+	const char	*method_name;
+	const char	*request_uri;	/* raw, with query */
+	const char	*path;		/* SCRIPT_NAME+PATH_INFO or raw URI path */
+	const char	*route;		/* last segment of path */
+	const char	*query_string;
+	const char	*remote_addr;
+	const char	*user_agent;
+	const char	*accept;
+	const char	*content_type;
+	const char	*requested_with;	/* X-Requested-With */
+	const char	*sec_fetch_mode;
+	struct kvlist	 query;
+	struct kvlist	 cookies;
+	struct kvlist	 form;
+	json		*json_body;	/* a JSON object body, else NULL */
+	char		*body;
+	size_t		 body_len;
+	enum req_body	 body_status;
+	size_t		 body_max;
+
+	/* Response. */
+	int		 status;
+	struct buf	 headers;
+	struct buf	 out;
+	int		 sent;		/* response already written */
+	int		 header_error;	/* a header was refused */
+
+	/* Private to req.c. */
+	void		*fcgi;		/* FCGX_Request * or NULL */
+	char	       **envp;
+	char	       **owned;
+	size_t		 nowned, owned_cap;
+};
+
+/* A CGI/FastCGI parameter (HTTP_COOKIE, REQUEST_URI, ...), or NULL. */
+const char	*req_param(const struct req *r, const char *name);
+const char	*req_query(const struct req *r, const char *name);
+const char	*req_cookie(const struct req *r, const char *name);
+const char	*req_form(const struct req *r, const char *name);
+/* A value from the query, then the form, then a JSON body string. */
+const char	*req_input(const struct req *r, const char *name);
+/* The client asked for JSON (Accept, X-Requested-With, fetch/XHR). */
+int		 req_wants_json(const struct req *r);
+
+/* Set the status (default 200). */
+void		 resp_status(struct req *r, int status);
+/*
+ * Add a header. Refuses (returns -1, sets header_error, logs) a name or
+ * value holding CR, LF or NUL, or an invalid name.
+ */
+int		 resp_header(struct req *r, const char *name, const char *value);
+/*
+ * Set-Cookie name=value; Path=/; HttpOnly; SameSite=Lax, plus Secure
+ * when DINGAUTH_COOKIE_SECURE is 1. max_age < 0: session cookie;
+ * max_age == 0: delete it. value must be cookie-safe (no ; , space).
+ */
+int		 resp_cookie(struct req *r, const char *name, const char *value,
+		    long long max_age);
+void		 resp_write(struct req *r, const void *data, size_t len);
+void		 resp_puts(struct req *r, const char *s);
+void		 resp_printf(struct req *r, const char *fmt, ...)
+		    __attribute__((format(printf, 2, 3)));
+/* Discard headers and body written so far (status kept). */
+void		 resp_clear(struct req *r);
+/*
+ * Write the response now and end the client's request: FCGX_Finish_r
+ * under FastCGI, stdout closed under CGI. The handler may go on working
+ * (the callback applies events after answering). Called automatically
+ * after the handler returns.
+ */
+void		 resp_send(struct req *r);
+
+/* Answer with a JSON document: status, Content-Type, body. */
+void		 resp_json(struct req *r, int status, const json *doc);
+
+typedef void	(*req_handler)(struct req *r, void *arg);
+
+/*
+ * Serve requests: under FastCGI loop on FCGX_Accept_r, under plain CGI
+ * handle the one request from the environment. body_max caps request
+ * bodies. Returns the process exit status.
+ */
+int		 req_serve(req_handler handler, void *arg, size_t body_max);
+
+/* Make s owned by r (freed with it); returns s. */
+char		*req_own(struct req *r, char *s);
+
+#endif

@@ -1,0 +1,72 @@
+#ifndef DINGAUTH_SESSION_H
+#define DINGAUTH_SESSION_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+/*
+ * Sessions and login states.
+ *
+ * A session id is 256 random bits (OpenSSL RAND_bytes), given to the
+ * browser as 64 hex characters in the dingauth_session cookie; only its
+ * SHA-256 is stored. A session ends at created + DINGAUTH_SESSION_TTL, or
+ * after DINGAUTH_SESSION_IDLE without use (last_seen kept server-side,
+ * refreshed at most once a minute), or when its user leaves or is
+ * disabled: session_check reads the user's row on every use.
+ *
+ * A login state is 256 random bits as 43 base64url characters,
+ * bound to the dingauth_state cookie, valid STATE_TTL seconds, and
+ * single-use: state_take deletes it.
+ */
+struct db;
+
+#define SESSION_ID_LEN	64		/* hex characters */
+#define STATE_LEN	43		/* base64url characters */
+#define STATE_TTL	600
+#define SESSION_TOUCH	60		/* last_seen granularity, seconds */
+
+struct session_user {
+	char		 userid[128];
+	char		 unionid[128];
+	char		 name[256];
+	char		 dept_ids[1024];	/* "1,2,3" */
+	long long	 expires_at;
+};
+
+/* Open a session for userid; id receives the cookie value. */
+enum da_err	session_open(struct db *db, const char *userid,
+		    const char *remote_addr, const char *user_agent,
+		    char id[SESSION_ID_LEN + 1], struct da_error *err);
+
+/*
+ * Check a cookie value: DA_OK with u filled for a live session of an
+ * active, not disabled user; DA_ENOTFOUND otherwise (expired, idle,
+ * unknown, malformed, user gone). Expired rows are deleted.
+ */
+enum da_err	session_check(struct db *db, const char *id,
+		    struct session_user *u, struct da_error *err);
+
+/* End one session (logout). DA_OK even if it did not exist. */
+enum da_err	session_end(struct db *db, const char *id,
+		    struct da_error *err);
+
+/* End every session of userid; *n ended (may be NULL). */
+enum da_err	session_end_user(struct db *db, const char *userid, int *n,
+		    struct da_error *err);
+
+/* Create a login state remembering rd (already validated). */
+enum da_err	state_create(struct db *db, const char *rd,
+		    char state[STATE_LEN + 1], struct da_error *err);
+
+/*
+ * Consume a state: DA_OK with rd copied if it exists and is unexpired;
+ * DA_ESTATE otherwise. Either way it can never be used again.
+ */
+enum da_err	state_take(struct db *db, const char *state, char *rd,
+		    size_t rdsize, struct da_error *err);
+
+/* Delete expired sessions and states; *n rows removed. */
+enum da_err	session_prune(struct db *db, int *n, struct da_error *err);
+
+#endif

@@ -1,0 +1,56 @@
+#ifndef DINGAUTH_TOKEN_H
+#define DINGAUTH_TOKEN_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+/*
+ * The access-token cache in SQLite, shared by every process. A token is
+ * used until expires_at - TOKEN_EARLY seconds. When it is missing or
+ * stale, token_cache_get takes the database write lock (BEGIN IMMEDIATE),
+ * looks again (another process may have just refreshed it), and only if
+ * it is still stale calls fetch while holding the lock, so however many
+ * processes need it at once exactly one asks DingTalk.
+ */
+#define TOKEN_EARLY	300
+#define TOKEN_MAX	512
+
+struct db;
+
+enum token_kind { TOKEN_CORP, TOKEN_SNS };
+
+/* Fetch a fresh token from DingTalk: fill token, *expires_in (seconds). */
+typedef enum da_err (*token_fetch_fn)(void *arg, char *token, size_t size,
+    long long *expires_in, struct da_error *err);
+
+/*
+ * A valid token for app_key into token[size]. *fetched is set to 1 when
+ * this call asked DingTalk (may be NULL).
+ */
+enum da_err	 token_cache_get(struct db *db, enum token_kind kind,
+		    const char *app_key, token_fetch_fn fetch, void *arg,
+		    char *token, size_t size, int *fetched,
+		    struct da_error *err);
+
+/*
+ * Forget the cached token for app_key, but only if it is still bad_token
+ * (a concurrent refresh may already have replaced it).
+ * bad_token NULL forgets whatever is cached.
+ */
+enum da_err	 token_cache_drop(struct db *db, const char *app_key,
+		    const char *bad_token, struct da_error *err);
+
+struct token_info {
+	char		app_key[128];
+	char		kind[8];
+	long long	expires_at;
+	long long	fetched_at;
+	char		fingerprint[13];	/* sha256 hex prefix, not the token */
+};
+
+/* Cached tokens, at most max; *n set. For `dingauth token show`. */
+enum da_err	 token_cache_list(struct db *db, struct token_info *out,
+		    size_t max, size_t *n, struct da_error *err);
+
+#endif

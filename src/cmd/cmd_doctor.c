@@ -1,0 +1,210 @@
+/*
+ * dingauth doctor: configuration, database, DingTalk reachability and
+ * permissions, clock. Prints one line per check; exit 1 if any failed.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd.h"
+#include "config.h"
+#include "db.h"
+#include "dingtalk.h"
+#include "directory.h"
+#include "token.h"
+
+#define CLOCK_SKEW_WARN	60
+
+static int	failures;
+static int	warnings;
+
+static void
+report(const char *level, const char *area, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+report(const char *level, const char *area, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (strcmp(level, "FAIL") == 0)
+		failures++;
+	else if (strcmp(level, "warn") == 0)
+		warnings++;
+	printf("%-4s  %-9s ", level, area);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+}
+
+static const struct purpose {
+	unsigned	 needs;
+	const char	*what;
+} purposes[] = {
+	{ CFG_NEED_LOGIN, "login page" },
+	{ CFG_NEED_EXCHANGE, "code exchange" },
+	{ CFG_NEED_CALLBACK, "callback" },
+	{ CFG_NEED_DIRECTORY, "directory API" },
+};
+
+static void
+check_config(void)
+{
+	struct da_error	 err = { 0 };
+	const char	*file = getenv("DINGAUTH_CONFIG");
+	size_t		 i;
+
+	for (i = 0; i < sizeof(purposes) / sizeof(purposes[0]); i++) {
+		memset(&err, 0, sizeof(err));
+		if (config_load(purposes[i].needs, &err) == DA_OK)
+			report("ok", "config", "%s: configured",
+			    purposes[i].what);
+		else
+			report("warn", "config", "%s: %s", purposes[i].what,
+			    err.msg);
+	}
+	config_load(0, &err);
+	report("ok", "config", "read from %s; login flow %s, unknown users: "
+	    "%s", file != NULL && *file ? file : "/etc/dingauth.conf "
+	    "(if present) and the environment", config_str(CFG_LOGIN_FLOW),
+	    config_str(CFG_UNKNOWN_USER));
+	if (!config_int(CFG_COOKIE_SECURE))
+		report("warn", "config", "DINGAUTH_COOKIE_SECURE=0: cookies "
+		    "travel over plain http; only for test setups");
+	if (strncmp(config_str(CFG_PUBLIC_URL), "http://", 7) == 0)
+		report("warn", "config", "DINGAUTH_PUBLIC_URL is not https");
+}
+
+static void
+check_database(struct db *db)
+{
+	struct da_error	 err = { 0 };
+	sqlite3_stmt	*st;
+	long long	 users = 0, active = 0, depts = 0, age;
+	static const char *const sql_sync =
+	    "SELECT started_at, finished_at, outcome FROM sync_runs"
+	    " ORDER BY id DESC LIMIT 1";
+	static const char *const sql_ok_sync =
+	    "SELECT max(finished_at) FROM sync_runs WHERE outcome = 'ok'";
+	static const char *const sql_pending =
+	    "SELECT count(*) FROM events WHERE state = 'pending'";
+
+	report("ok", "database", "%s, schema version %d (latest %d)",
+	    config_str(CFG_DB), db_schema_version(db), db_schema_latest());
+	if (directory_counts(db, &users, &active, &depts, &err) != DA_OK) {
+		report("FAIL", "database", "%s", err.msg);
+		return;
+	}
+	report(users ? "ok" : "warn", "directory", "%lld users (%lld active), "
+	    "%lld departments%s", users, active, depts,
+	    users ? "" : ": run 'dingauth sync'");
+	if ((st = db_stmt(db, sql_sync, &err)) != NULL) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			report(strcmp(db_column_text(st, 2), "ok") == 0 ?
+			    "ok" : "warn", "sync", "last run started %lld s "
+			    "ago: %s", db_now() - sqlite3_column_int64(st, 0),
+			    db_column_text(st, 2));
+		else
+			report("warn", "sync", "no directory sync has run yet");
+		sqlite3_reset(st);
+	}
+	if ((st = db_stmt(db, sql_ok_sync, &err)) != NULL) {
+		if (sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_type(st, 0) != SQLITE_NULL) {
+			age = db_now() - sqlite3_column_int64(st, 0);
+			report(age > 2 * 86400 ? "warn" : "ok", "sync",
+			    "directory age: %lld h %lld min (last complete "
+			    "sync)", age / 3600, age % 3600 / 60);
+		}
+		sqlite3_reset(st);
+	}
+	if ((st = db_stmt(db, sql_pending, &err)) != NULL) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			long long	 n = sqlite3_column_int64(st, 0);
+
+			report(n ? "warn" : "ok", "events", "%lld pending "
+			    "callback event(s)%s", n, n ?
+			    ": 'dingauth events retry'" : "");
+		}
+		sqlite3_reset(st);
+	}
+}
+
+static void
+check_dingtalk(struct db *db)
+{
+	struct da_error	 err = { 0 };
+	struct dt_dept	 root;
+	char		 token[TOKEN_MAX];
+	long long	 skew;
+	int		 fetched = 0;
+
+	if (!config_is_set(CFG_APP_KEY) || !config_is_set(CFG_CORP_SECRET)) {
+		report("warn", "dingtalk", "DINGTALK_APP_KEY/"
+		    "DINGTALK_CORP_SECRET not set: DingTalk not checked");
+		return;
+	}
+	if (dt_corp_token(db, token, sizeof(token), &fetched, &err) !=
+	    DA_OK) {
+		report("FAIL", "dingtalk", "corp access token from %s: %s",
+		    config_str(CFG_OAPI_URL), err.msg);
+		return;
+	}
+	report("ok", "dingtalk", "corp access token %s",
+	    fetched ? "fetched" : "cached and valid");
+	memset(token, 0, sizeof(token));
+	if (dt_dept_get(db, 1, &root, &err) == DA_OK)
+		report("ok", "dingtalk", "directory readable: root department "
+		    "'%s'", root.name);
+	else
+		report("FAIL", "dingtalk", "directory permission: %s", err.msg);
+	if (strcmp(config_str(CFG_LOGIN_FLOW), "sns") == 0) {
+		if (dt_sns_token(db, token, sizeof(token), &fetched, &err) ==
+		    DA_OK)
+			report("ok", "dingtalk", "sns app token %s",
+			    fetched ? "fetched" : "cached and valid");
+		else
+			report("FAIL", "dingtalk", "sns app token: %s",
+			    err.msg);
+		memset(token, 0, sizeof(token));
+	}
+	if (dt_last_date() > 0) {
+		skew = (long long)time(NULL) - dt_last_date();
+		report(llabs(skew) > CLOCK_SKEW_WARN ? "warn" : "ok", "clock",
+		    "%+lld s against DingTalk's clock", skew);
+	}
+}
+
+int
+cmd_doctor(int argc, char **argv)
+{
+	struct da_error	 err = { 0 };
+	struct db	*db = NULL;
+
+	if (cmd_wants_help(argc, argv)) {
+		printf("usage: dingauth doctor\n\nChecks the configuration, "
+		    "the database, DingTalk reachability and permissions,\n"
+		    "and the clock. Exit 1 if any check failed.\n");
+		return EXIT_OK;
+	}
+	if (argc != 1)
+		return cmd_usage("doctor: unexpected argument");
+	if (config_load(0, &err) != DA_OK) {
+		report("FAIL", "config", "%s", err.msg);
+		return EXIT_FAIL;
+	}
+	check_config();
+	if (db_open(config_str(CFG_DB), &db, &err) != DA_OK)
+		report("FAIL", "database", "%s: %s", config_str(CFG_DB),
+		    err.msg);
+	else {
+		check_database(db);
+		check_dingtalk(db);
+	}
+	db_close(db);
+	printf("%d failed, %d warnings\n", failures, warnings);
+	return failures ? EXIT_FAIL : EXIT_OK;
+}

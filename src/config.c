@@ -1,0 +1,483 @@
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "mem.h"
+
+#define CFG_DEFAULT_FILE	"/etc/dingauth.conf"
+#define CFG_LINE_MAX		4096
+
+struct cfg_def {
+	const char	*name;
+	enum cfg_type	 type;
+	long long	 min, max;	/* CFG_T_INT bounds */
+	const char	*choices;	/* CFG_T_ENUM: "a|b|c" */
+	const char	*def;		/* default text, NULL if none */
+	unsigned	 required;	/* CFG_NEED_* that require it */
+};
+
+#define NEED_SNS	0x100u	/* derived: the login flow uses the sns app */
+
+static const struct cfg_def defs[CFG__MAX] = {
+	[CFG_CORP_ID] = { "DINGTALK_CORP_ID", CFG_T_STRING, 0, 0, NULL, NULL,
+	    CFG_NEED_EXCHANGE | CFG_NEED_CALLBACK | CFG_NEED_DIRECTORY },
+	[CFG_APP_KEY] = { "DINGTALK_APP_KEY", CFG_T_STRING, 0, 0, NULL, NULL,
+	    CFG_NEED_EXCHANGE | CFG_NEED_DIRECTORY },
+	[CFG_CORP_SECRET] = { "DINGTALK_CORP_SECRET", CFG_T_SECRET, 0, 0, NULL,
+	    NULL, CFG_NEED_EXCHANGE | CFG_NEED_DIRECTORY },
+	[CFG_APP_ID] = { "DINGTALK_APP_ID", CFG_T_STRING, 0, 0, NULL, NULL,
+	    NEED_SNS },
+	[CFG_APP_SECRET] = { "DINGTALK_APP_SECRET", CFG_T_SECRET, 0, 0, NULL,
+	    NULL, NEED_SNS },
+	[CFG_AES_TOKEN] = { "DINGTALK_AES_TOKEN", CFG_T_AESKEY, 0, 0, NULL,
+	    NULL, CFG_NEED_CALLBACK },
+	[CFG_TOKEN] = { "DINGTALK_TOKEN", CFG_T_SECRET, 0, 0, NULL, NULL,
+	    CFG_NEED_CALLBACK },
+	[CFG_CALLBACK_RECEIVER] = { "DINGAUTH_CALLBACK_RECEIVER", CFG_T_STRING,
+	    0, 0, NULL, NULL, 0 },
+	[CFG_DB] = { "DINGAUTH_DB", CFG_T_PATH, 0, 0, NULL,
+	    "/var/lib/dingauth/dingauth.db", 0 },
+	[CFG_PUBLIC_URL] = { "DINGAUTH_PUBLIC_URL", CFG_T_URL, 0, 0, NULL,
+	    NULL, CFG_NEED_LOGIN | CFG_NEED_EXCHANGE },
+	[CFG_LOGIN_FLOW] = { "DINGAUTH_LOGIN_FLOW", CFG_T_ENUM, 0, 0,
+	    "sns|sns_bycode|oauth2", "sns", 0 },
+	[CFG_UNKNOWN_USER] = { "DINGAUTH_UNKNOWN_USER", CFG_T_ENUM, 0, 0,
+	    "deny|review|admit", "review", 0 },
+	[CFG_COOKIE_SECURE] = { "DINGAUTH_COOKIE_SECURE", CFG_T_BOOL, 0, 1,
+	    NULL, "1", 0 },
+	[CFG_SESSION_TTL] = { "DINGAUTH_SESSION_TTL", CFG_T_INT, 60,
+	    31 * 86400, NULL, "28800", 0 },
+	[CFG_SESSION_IDLE] = { "DINGAUTH_SESSION_IDLE", CFG_T_INT, 60,
+	    31 * 86400, NULL, "3600", 0 },
+	[CFG_OAPI_URL] = { "DINGTALK_OAPI_URL", CFG_T_URL, 0, 0, NULL,
+	    "https://oapi.dingtalk.com", 0 },
+	[CFG_API_URL] = { "DINGTALK_API_URL", CFG_T_URL, 0, 0, NULL,
+	    "https://api.dingtalk.com", 0 },
+	[CFG_LOGIN_URL] = { "DINGTALK_LOGIN_URL", CFG_T_URL, 0, 0, NULL,
+	    "https://login.dingtalk.com", 0 },
+	[CFG_DDLOGIN_JS] = { "DINGTALK_DDLOGIN_JS", CFG_T_URL, 0, 0, NULL,
+	    NULL, 0 },
+	[CFG_BASE_PATH] = { "DINGAUTH_BASE_PATH", CFG_T_URLPATH, 0, 0, NULL,
+	    "/dingauth", 0 },
+	[CFG_CA_FILE] = { "DINGAUTH_CA_FILE", CFG_T_PATH, 0, 0, NULL, NULL, 0 },
+	[CFG_HTTP_TIMEOUT] = { "DINGAUTH_HTTP_TIMEOUT", CFG_T_INT, 100,
+	    120000, NULL, "10000", 0 },
+	[CFG_HTTP_CONNECT_TIMEOUT] = { "DINGAUTH_HTTP_CONNECT_TIMEOUT",
+	    CFG_T_INT, 100, 60000, NULL, "3000", 0 },
+	[CFG_HTTP_RETRIES] = { "DINGAUTH_HTTP_RETRIES", CFG_T_INT, 0, 10,
+	    NULL, "3", 0 },
+	[CFG_CALLBACK_WINDOW] = { "DINGAUTH_CALLBACK_WINDOW", CFG_T_INT, 0,
+	    7 * 86400, NULL, "3600", 0 },
+	[CFG_CALLBACK_URL] = { "DINGAUTH_CALLBACK_URL", CFG_T_URL, 0, 0, NULL,
+	    NULL, 0 },
+	[CFG_SYNC_QPS] = { "DINGAUTH_SYNC_QPS", CFG_T_INT, 1, 10000, NULL,
+	    "20", 0 },
+	[CFG_SYNC_CONCURRENCY] = { "DINGAUTH_SYNC_CONCURRENCY", CFG_T_INT, 1,
+	    64, NULL, "8", 0 },
+	[CFG_SYNC_MAX_DEACTIVATE] = { "DINGAUTH_SYNC_MAX_DEACTIVATE", CFG_T_INT,
+	    0, 100, NULL, "10", 0 },
+	[CFG_REQUIRE_DEPTS] = { "DINGAUTH_REQUIRE_DEPTS", CFG_T_IDLIST, 0, 0,
+	    NULL, NULL, 0 },
+	[CFG_REQUIRE_USERS] = { "DINGAUTH_REQUIRE_USERS", CFG_T_NAMELIST, 0, 0,
+	    NULL, NULL, 0 },
+	[CFG_LOG_LEVEL] = { "DINGAUTH_LOG_LEVEL", CFG_T_ENUM, 0, 0,
+	    "error|warn|info|debug", "info", 0 },
+};
+
+enum cfg_src { SRC_UNSET, SRC_DEFAULT, SRC_FILE, SRC_ENV };
+
+static char		*values[CFG__MAX];
+static enum cfg_src	 sources[CFG__MAX];
+static long long	 ints[CFG__MAX];
+static char		*derived[CFG__MAX];
+
+static const char	*flow_js[] = {
+	"https://g.alicdn.com/dingding/dinglogin/0.0.5/ddLogin.js",
+	"https://g.alicdn.com/dingding/dinglogin/0.0.5/ddLogin.js",
+	"https://g.alicdn.com/dingding/h5-dingtalk-login/0.21.0/ddlogin.js",
+};
+
+const char *
+config_name(enum cfg_key key)
+{
+	return (unsigned)key < CFG__MAX ? defs[key].name : "?";
+}
+
+enum cfg_type
+config_type(enum cfg_key key)
+{
+	return defs[key].type;
+}
+
+enum cfg_key
+config_lookup(const char *name)
+{
+	int	 i;
+
+	for (i = 0; i < CFG__MAX; i++)
+		if (strcmp(defs[i].name, name) == 0)
+			return (enum cfg_key)i;
+	return CFG__MAX;
+}
+
+static int
+enum_index(const char *choices, const char *value)
+{
+	const char	*p = choices, *bar;
+	size_t		 n, vlen = strlen(value);
+	int		 i = 0;
+
+	for (;;) {
+		bar = strchr(p, '|');
+		n = bar != NULL ? (size_t)(bar - p) : strlen(p);
+		if (n == vlen && strncmp(p, value, n) == 0)
+			return i;
+		if (bar == NULL)
+			return -1;
+		p = bar + 1;
+		i++;
+	}
+}
+
+static int
+valid_list(const char *v, int ids)
+{
+	const char	*p = v;
+	int		 items = 0;
+
+	while (*p != '\0') {
+		const char	*start = p;
+
+		while (*p == ' ')
+			p++;
+		start = p;
+		while (*p != '\0' && *p != ',' && *p != ' ') {
+			if (ids ? !isdigit((unsigned char)*p) :
+			    (iscntrl((unsigned char)*p) || *p == ';'))
+				return 0;
+			p++;
+		}
+		if (p == start)
+			return 0;
+		if (ids && (p - start > 18 || *start == '0'))
+			return 0;
+		while (*p == ' ')
+			p++;
+		items++;
+		if (*p == ',') {
+			p++;
+			if (*p == '\0')
+				return 0;
+		} else if (*p != '\0')
+			return 0;
+	}
+	return items > 0;
+}
+
+enum da_err
+config_check(enum cfg_key key, const char *v, struct da_error *err)
+{
+	const struct cfg_def	*d = &defs[key];
+	const char		*name = d->name;
+	char			*end;
+	long long		 n;
+	size_t			 i, len = strlen(v);
+
+	for (i = 0; i < len; i++)
+		if (iscntrl((unsigned char)v[i]))
+			return DA_ERROR(err, DA_ECONFIG,
+			    "%s: control character in value", name);
+	switch (d->type) {
+	case CFG_T_STRING:
+	case CFG_T_SECRET:
+		if (len == 0)
+			return DA_ERROR(err, DA_ECONFIG, "%s: empty value",
+			    name);
+		if (len > 512)
+			return DA_ERROR(err, DA_ECONFIG, "%s: value too long",
+			    name);
+		break;
+	case CFG_T_INT:
+		errno = 0;
+		n = strtoll(v, &end, 10);
+		if (len == 0 || *end != '\0' || errno != 0 ||
+		    n < d->min || n > d->max)
+			return DA_ERROR(err, DA_ECONFIG,
+			    "%s: must be an integer from %lld to %lld", name,
+			    d->min, d->max);
+		break;
+	case CFG_T_BOOL:
+		if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+			return DA_ERROR(err, DA_ECONFIG, "%s: must be 0 or 1",
+			    name);
+		break;
+	case CFG_T_ENUM:
+		if (enum_index(d->choices, v) < 0)
+			return DA_ERROR(err, DA_ECONFIG, "%s: must be one of %s",
+			    name, d->choices);
+		break;
+	case CFG_T_URL:
+		if ((strncmp(v, "https://", 8) != 0 &&
+		    strncmp(v, "http://", 7) != 0) || len > 1024 ||
+		    strpbrk(v, " \"'<>\\`") != NULL ||
+		    v[strncmp(v, "https://", 8) == 0 ? 8 : 7] == '\0')
+			return DA_ERROR(err, DA_ECONFIG,
+			    "%s: must be an http:// or https:// URL", name);
+		break;
+	case CFG_T_PATH:
+		if (v[0] != '/' || len > 1024)
+			return DA_ERROR(err, DA_ECONFIG,
+			    "%s: must be an absolute path", name);
+		break;
+	case CFG_T_AESKEY:
+		if (len != 43)
+			return DA_ERROR(err, DA_ECONFIG,
+			    "%s: must be exactly 43 characters (it is %zu)",
+			    name, len);
+		for (i = 0; i < len; i++)
+			if (!isalnum((unsigned char)v[i]))
+				return DA_ERROR(err, DA_ECONFIG,
+				    "%s: only letters and digits allowed",
+				    name);
+		break;
+	case CFG_T_IDLIST:
+	case CFG_T_NAMELIST:
+		if (!valid_list(v, d->type == CFG_T_IDLIST))
+			return DA_ERROR(err, DA_ECONFIG, "%s: must be a "
+			    "comma-separated list of %s", name,
+			    d->type == CFG_T_IDLIST ? "positive integers" :
+			    "names");
+		break;
+	case CFG_T_URLPATH:
+		if (v[0] != '/' || len > 256 || strpbrk(v, " ?#\"'<>\\") ||
+		    (len > 1 && v[len - 1] == '/'))
+			return DA_ERROR(err, DA_ECONFIG, "%s: must be an "
+			    "absolute URL path without a trailing slash", name);
+		break;
+	}
+	return DA_OK;
+}
+
+static void
+config_clear(void)
+{
+	int	 i;
+
+	for (i = 0; i < CFG__MAX; i++) {
+		free(values[i]);
+		free(derived[i]);
+		values[i] = derived[i] = NULL;
+		sources[i] = SRC_UNSET;
+		ints[i] = 0;
+	}
+}
+
+static void
+store(enum cfg_key key, const char *v, enum cfg_src src)
+{
+	size_t	 len;
+
+	free(values[key]);
+	values[key] = xstrdup(v);
+	/* URLs are kept without a trailing slash: callers append paths. */
+	if (defs[key].type == CFG_T_URL) {
+		len = strlen(values[key]);
+		while (len > 0 && values[key][len - 1] == '/')
+			values[key][--len] = '\0';
+	}
+	sources[key] = src;
+	if (defs[key].type == CFG_T_INT || defs[key].type == CFG_T_BOOL)
+		ints[key] = strtoll(v, NULL, 10);
+}
+
+static char *
+trim(char *s)
+{
+	char	*e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' ||
+	    e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+static enum da_err
+read_file(const char *path, int must_exist, struct da_error *err)
+{
+	FILE		*f;
+	char		 line[CFG_LINE_MAX], *p, *eq, *k, *v;
+	enum cfg_key	 key;
+	unsigned	 lineno = 0;
+	enum da_err	 rc = DA_OK;
+	size_t		 len;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		if (!must_exist && errno == ENOENT)
+			return DA_OK;
+		return DA_ERROR(err, DA_ECONFIG, "DINGAUTH_CONFIG: cannot "
+		    "open %s: %s", path, strerror(errno));
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		len = strlen(line);
+		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+			rc = DA_ERROR(err, DA_ECONFIG, "%s:%u: line too long",
+			    path, lineno);
+			goto out;
+		}
+		p = trim(line);
+		if (*p == '\0' || *p == '#')
+			continue;
+		if ((eq = strchr(p, '=')) == NULL) {
+			rc = DA_ERROR(err, DA_ECONFIG,
+			    "%s:%u: expected KEY = value", path, lineno);
+			goto out;
+		}
+		*eq = '\0';
+		k = trim(p);
+		v = trim(eq + 1);
+		/* Optional matching quotes around the value. */
+		len = strlen(v);
+		if (len >= 2 && (v[0] == '"' || v[0] == '\'') &&
+		    v[len - 1] == v[0]) {
+			v[len - 1] = '\0';
+			v++;
+		}
+		if ((key = config_lookup(k)) == CFG__MAX) {
+			rc = DA_ERROR(err, DA_ECONFIG,
+			    "%s:%u: unknown key %.64s", path, lineno, k);
+			goto out;
+		}
+		if ((rc = config_check(key, v, err)) != DA_OK) {
+			/* Prefix with where it came from; the key is named. */
+			char	 tmp[sizeof(err->msg)];
+
+			if (err != NULL) {
+				memcpy(tmp, err->msg, sizeof(tmp));
+				DA_ERROR(err, DA_ECONFIG, "%.200s:%u: %.100s",
+				    path, lineno, tmp);
+			}
+			goto out;
+		}
+		store(key, v, SRC_FILE);
+	}
+out:
+	fclose(f);
+	return rc;
+}
+
+enum da_err
+config_load(unsigned needs, struct da_error *err)
+{
+	const char	*path, *v;
+	enum da_err	 rc;
+	int		 i;
+
+	config_clear();
+	path = getenv("DINGAUTH_CONFIG");
+	if (path != NULL && *path != '\0')
+		rc = read_file(path, 1, err);
+	else
+		rc = read_file(CFG_DEFAULT_FILE, 0, err);
+	if (rc != DA_OK)
+		return rc;
+	for (i = 0; i < CFG__MAX; i++) {
+		if ((v = getenv(defs[i].name)) == NULL)
+			continue;
+		if ((rc = config_check((enum cfg_key)i, v, err)) != DA_OK)
+			return rc;
+		store((enum cfg_key)i, v, SRC_ENV);
+	}
+	for (i = 0; i < CFG__MAX; i++)
+		if (sources[i] == SRC_UNSET && defs[i].def != NULL)
+			store((enum cfg_key)i, defs[i].def, SRC_DEFAULT);
+
+	if (strcmp(config_str(CFG_LOGIN_FLOW), "oauth2") != 0 &&
+	    (needs & (CFG_NEED_LOGIN | CFG_NEED_EXCHANGE)))
+		needs |= NEED_SNS;
+	for (i = 0; i < CFG__MAX; i++)
+		if ((defs[i].required & needs) && !config_is_set(i))
+			return DA_ERROR(err, DA_ECONFIG,
+			    "%s: required but not set", defs[i].name);
+	if (ints[CFG_SESSION_IDLE] > ints[CFG_SESSION_TTL])
+		return DA_ERROR(err, DA_ECONFIG, "DINGAUTH_SESSION_IDLE: "
+		    "longer than DINGAUTH_SESSION_TTL");
+	return DA_OK;
+}
+
+enum da_err
+config_set(enum cfg_key key, const char *value, struct da_error *err)
+{
+	enum da_err	 rc;
+
+	if ((rc = config_check(key, value, err)) != DA_OK)
+		return rc;
+	store(key, value, SRC_ENV);
+	free(derived[key]);
+	derived[key] = NULL;
+	return DA_OK;
+}
+
+int
+config_is_set(enum cfg_key key)
+{
+	return *config_str(key) != '\0';
+}
+
+const char *
+config_str(enum cfg_key key)
+{
+	int	 flow;
+
+	if ((unsigned)key >= CFG__MAX)
+		return "";
+	if (values[key] != NULL)
+		return values[key];
+	/* Defaults derived from other keys. */
+	switch (key) {
+	case CFG_CALLBACK_RECEIVER:
+		return config_str(CFG_CORP_ID);
+	case CFG_DDLOGIN_JS:
+		flow = values[CFG_LOGIN_FLOW] != NULL ?
+		    enum_index(defs[CFG_LOGIN_FLOW].choices,
+		    values[CFG_LOGIN_FLOW]) : 0;
+		return flow_js[flow < 0 ? 0 : flow];
+	case CFG_CALLBACK_URL:
+		if (!config_is_set(CFG_PUBLIC_URL))
+			return "";
+		if (derived[key] == NULL)
+			derived[key] = xasprintf("%s%s/callback",
+			    config_str(CFG_PUBLIC_URL),
+			    config_str(CFG_BASE_PATH));
+		return derived[key];
+	default:
+		return "";
+	}
+}
+
+long long
+config_int(enum cfg_key key)
+{
+	if ((unsigned)key >= CFG__MAX)
+		return 0;
+	return ints[key];
+}
+
+const char *
+config_source(enum cfg_key key)
+{
+	static const char *const names[] = {
+		[SRC_UNSET] = "unset", [SRC_DEFAULT] = "default",
+		[SRC_FILE] = "file", [SRC_ENV] = "env",
+	};
+
+	if (sources[key] == SRC_UNSET && *config_str(key) != '\0')
+		return "derived";
+	return names[sources[key]];
+}

@@ -1,0 +1,547 @@
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <fcgiapp.h>
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "req.h"
+
+extern char	**environ;
+
+static const char *const status_text[][2] = {
+	{ "200", "OK" }, { "204", "No Content" }, { "302", "Found" },
+	{ "303", "See Other" }, { "400", "Bad Request" },
+	{ "401", "Unauthorized" }, { "403", "Forbidden" },
+	{ "404", "Not Found" }, { "405", "Method Not Allowed" },
+	{ "409", "Conflict" }, { "410", "Gone" },
+	{ "413", "Payload Too Large" }, { "415", "Unsupported Media Type" },
+	{ "429", "Too Many Requests" }, { "500", "Internal Server Error" },
+	{ "502", "Bad Gateway" }, { "503", "Service Unavailable" },
+	{ "504", "Gateway Timeout" },
+};
+
+char *
+req_own(struct req *r, char *s)
+{
+	if (r->nowned == r->owned_cap) {
+		r->owned_cap = r->owned_cap ? r->owned_cap * 2 : 32;
+		r->owned = xrealloc(r->owned, r->owned_cap * sizeof(*r->owned));
+	}
+	r->owned[r->nowned++] = s;
+	return s;
+}
+
+const char *
+req_param(const struct req *r, const char *name)
+{
+	if (r->fcgi != NULL)
+		return FCGX_GetParam(name, r->envp);
+	return getenv(name);
+}
+
+static const char *
+kv_find(const struct kvlist *l, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < l->n; i++)
+		if (strcmp(l->v[i].name, name) == 0)
+			return l->v[i].value;
+	return NULL;
+}
+
+const char *
+req_query(const struct req *r, const char *name)
+{
+	return kv_find(&r->query, name);
+}
+
+const char *
+req_cookie(const struct req *r, const char *name)
+{
+	return kv_find(&r->cookies, name);
+}
+
+const char *
+req_form(const struct req *r, const char *name)
+{
+	return kv_find(&r->form, name);
+}
+
+const char *
+req_input(const struct req *r, const char *name)
+{
+	const char	*v;
+
+	if ((v = req_query(r, name)) != NULL)
+		return v;
+	if ((v = req_form(r, name)) != NULL)
+		return v;
+	if (r->json_body != NULL)
+		return json_as_str(json_get(r->json_body, name));
+	return NULL;
+}
+
+int
+req_wants_json(const struct req *r)
+{
+	if (r->accept != NULL && strstr(r->accept, "application/json") &&
+	    !strstr(r->accept, "text/html"))
+		return 1;
+	if (r->requested_with != NULL &&
+	    strcasecmp(r->requested_with, "XMLHttpRequest") == 0)
+		return 1;
+	if (r->sec_fetch_mode != NULL &&
+	    (strcmp(r->sec_fetch_mode, "cors") == 0 ||
+	    strcmp(r->sec_fetch_mode, "same-origin") == 0))
+		return 1;
+	return 0;
+}
+
+static void
+kv_add(struct req *r, struct kvlist *l, char *name, char *value)
+{
+	req_own(r, name);
+	req_own(r, value);
+	if (l->n == REQ_PARAMS_MAX) {
+		l->truncated = 1;
+		return;
+	}
+	if (l->v == NULL)
+		l->v = xcalloc(REQ_PARAMS_MAX, sizeof(*l->v));
+	l->v[l->n].name = name;
+	l->v[l->n].value = value;
+	l->n++;
+}
+
+/* Has a NUL byte been decoded into the middle of s[0..len)? */
+static int
+has_nul(const char *s, size_t decoded_len)
+{
+	return strlen(s) != decoded_len;
+}
+
+/* Parse "a=1&b=2" (URL-encoded, '+' is space). */
+static void
+parse_urlencoded(struct req *r, struct kvlist *l, const char *s, size_t len)
+{
+	const char	*p = s, *end = s + len, *amp, *eq;
+	char		*name, *value;
+
+	while (p < end) {
+		amp = memchr(p, '&', (size_t)(end - p));
+		if (amp == NULL)
+			amp = end;
+		if (amp > p) {
+			eq = memchr(p, '=', (size_t)(amp - p));
+			name = http_unescape_form(p, (size_t)((eq ? eq : amp) - p));
+			value = eq != NULL ?
+			    http_unescape_form(eq + 1, (size_t)(amp - eq - 1)) :
+			    xstrdup("");
+			/* Oversized or NUL-bearing values are dropped. */
+			if (strlen(value) > REQ_VALUE_MAX || *name == '\0' ||
+			    has_nul(value, strlen(value))) {
+				free(name);
+				free(value);
+			} else
+				kv_add(r, l, name, value);
+		}
+		p = amp + 1;
+	}
+}
+
+/* Parse a Cookie header: "a=1; b=2". Values are not decoded. */
+static void
+parse_cookies(struct req *r, const char *s)
+{
+	const char	*p = s, *semi, *eq, *n0, *n1, *v0, *v1;
+
+	if (strlen(s) > REQ_COOKIE_MAX)
+		return;
+	while (*p != '\0') {
+		semi = strchr(p, ';');
+		if (semi == NULL)
+			semi = p + strlen(p);
+		eq = memchr(p, '=', (size_t)(semi - p));
+		if (eq != NULL) {
+			n0 = p;
+			while (n0 < eq && *n0 == ' ')
+				n0++;
+			n1 = eq;
+			while (n1 > n0 && n1[-1] == ' ')
+				n1--;
+			v0 = eq + 1;
+			v1 = semi;
+			while (v1 > v0 && v1[-1] == ' ')
+				v1--;
+			if (v1 - v0 >= 2 && *v0 == '"' && v1[-1] == '"') {
+				v0++;
+				v1--;
+			}
+			/* First cookie of a name wins (most specific path). */
+			if (n1 > n0 && (size_t)(v1 - v0) <= REQ_VALUE_MAX) {
+				char	*name = xstrndup(n0, (size_t)(n1 - n0));
+
+				if (kv_find(&r->cookies, name) == NULL)
+					kv_add(r, &r->cookies, name,
+					    xstrndup(v0, (size_t)(v1 - v0)));
+				else
+					free(name);
+			}
+		}
+		p = *semi ? semi + 1 : semi;
+	}
+}
+
+static int
+media_is(const char *ctype, const char *want)
+{
+	size_t	 n = strlen(want);
+
+	return ctype != NULL && strncasecmp(ctype, want, n) == 0 &&
+	    (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
+}
+
+static void
+read_body(struct req *r)
+{
+	const char	*cl = req_param(r, "CONTENT_LENGTH");
+	char		*end;
+	long long	 len;
+	size_t		 got = 0;
+	int		 n;
+
+	if (cl == NULL || *cl == '\0')
+		return;
+	len = strtoll(cl, &end, 10);
+	if (*end != '\0' || len < 0) {
+		r->body_status = REQ_BODY_BAD;
+		return;
+	}
+	if (len == 0)
+		return;
+	if ((unsigned long long)len > r->body_max) {
+		r->body_status = REQ_BODY_TOO_BIG;
+		return;
+	}
+	r->body = req_own(r, xmalloc((size_t)len + 1));
+	while (got < (size_t)len) {
+		if (r->fcgi != NULL)
+			n = FCGX_GetStr(r->body + got, (int)((size_t)len - got),
+			    ((FCGX_Request *)r->fcgi)->in);
+		else
+			n = (int)read(STDIN_FILENO, r->body + got,
+			    (size_t)len - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	r->body[got] = '\0';
+	r->body_len = got;
+	if (got != (size_t)len) {
+		r->body_status = REQ_BODY_BAD;
+		return;
+	}
+	r->body_status = REQ_BODY_OK;
+	if (media_is(r->content_type, "application/x-www-form-urlencoded")) {
+		if (has_nul(r->body, r->body_len))
+			r->body_status = REQ_BODY_BAD;
+		else
+			parse_urlencoded(r, &r->form, r->body, r->body_len);
+	} else if (media_is(r->content_type, "application/json")) {
+		r->json_body = json_parse(r->body, r->body_len);
+		if (r->json_body == NULL || !json_is_object(r->json_body)) {
+			json_free(r->json_body);
+			r->json_body = NULL;
+			r->body_status = REQ_BODY_BAD;
+		}
+	}
+}
+
+/* Fill r from the request's parameters. */
+static void
+req_parse(struct req *r)
+{
+	const char	*m, *v, *sn, *pi, *uri, *q;
+	char		*path, *slash;
+
+	m = req_param(r, "REQUEST_METHOD");
+	r->method_name = m != NULL ? m : "GET";
+	if (strcmp(r->method_name, "GET") == 0)
+		r->method = REQ_GET;
+	else if (strcmp(r->method_name, "HEAD") == 0)
+		r->method = REQ_HEAD;
+	else if (strcmp(r->method_name, "POST") == 0)
+		r->method = REQ_POST;
+	else
+		r->method = REQ_OTHER;
+	v = req_param(r, "FCGI_ROLE");
+	r->role = v != NULL && strcmp(v, "AUTHORIZER") == 0 ?
+	    REQ_AUTHORIZER : REQ_RESPONDER;
+	uri = req_param(r, "REQUEST_URI");
+	r->request_uri = uri != NULL ? uri : "/";
+	q = req_param(r, "QUERY_STRING");
+	if (q == NULL && (q = strchr(r->request_uri, '?')) != NULL)
+		q++;
+	r->query_string = q != NULL ? q : "";
+	r->remote_addr = req_param(r, "REMOTE_ADDR");
+	r->user_agent = req_param(r, "HTTP_USER_AGENT");
+	r->accept = req_param(r, "HTTP_ACCEPT");
+	r->content_type = req_param(r, "CONTENT_TYPE");
+	r->requested_with = req_param(r, "HTTP_X_REQUESTED_WITH");
+	r->sec_fetch_mode = req_param(r, "HTTP_SEC_FETCH_MODE");
+
+	/*
+	 * Route on SCRIPT_NAME + PATH_INFO; an authorizer gets neither
+	 * (lighttpd, Apache), so fall back to the path of REQUEST_URI.
+	 */
+	sn = req_param(r, "SCRIPT_NAME");
+	pi = req_param(r, "PATH_INFO");
+	if ((sn != NULL && *sn != '\0') || (pi != NULL && *pi != '\0'))
+		path = xasprintf("%s%s", sn ? sn : "", pi ? pi : "");
+	else {
+		v = strchr(r->request_uri, '?');
+		path = xstrndup(r->request_uri, v != NULL ?
+		    (size_t)(v - r->request_uri) : strlen(r->request_uri));
+	}
+	req_own(r, path);
+	r->path = path;
+	slash = strrchr(path, '/');
+	r->route = slash != NULL ? slash + 1 : path;
+
+	if (strlen(r->query_string) <= REQ_QUERY_MAX)
+		parse_urlencoded(r, &r->query, r->query_string,
+		    strlen(r->query_string));
+	if ((v = req_param(r, "HTTP_COOKIE")) != NULL)
+		parse_cookies(r, v);
+	if (r->role == REQ_RESPONDER)
+		read_body(r);
+}
+
+void
+resp_status(struct req *r, int status)
+{
+	r->status = status;
+}
+
+static int
+header_ok(const char *s, int is_name)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+
+	if (is_name && *p == '\0')
+		return 0;
+	for (; *p != '\0'; p++) {
+		if (*p == '\r' || *p == '\n')
+			return 0;
+		if (is_name && !(isalnum(*p) || *p == '-' || *p == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+int
+resp_header(struct req *r, const char *name, const char *value)
+{
+	if (!header_ok(name, 1) || !header_ok(value, 0)) {
+		r->header_error = 1;
+		log_msg(LOG_WARN, "refused a response header with CR/LF or "
+		    "an invalid name");
+		return -1;
+	}
+	buf_printf(&r->headers, "%s: %s\r\n", name, value);
+	return 0;
+}
+
+int
+resp_cookie(struct req *r, const char *name, const char *value,
+    long long max_age)
+{
+	struct buf	 b;
+	const char	*p;
+	int		 rc;
+
+	for (p = value; *p != '\0'; p++)
+		if (*p <= ' ' || *p == ';' || *p == ',' || *p == '"' ||
+		    *p == '\\' || (unsigned char)*p >= 0x7f) {
+			r->header_error = 1;
+			return -1;
+		}
+	buf_init(&b, 4096);
+	buf_printf(&b, "%s=%s; Path=/", name, value);
+	if (max_age == 0)
+		buf_puts(&b, "; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+	else if (max_age > 0)
+		buf_printf(&b, "; Max-Age=%lld", max_age);
+	buf_puts(&b, "; HttpOnly; SameSite=Lax");
+	if (config_int(CFG_COOKIE_SECURE))
+		buf_puts(&b, "; Secure");
+	rc = resp_header(r, "Set-Cookie", b.data);
+	buf_free(&b);
+	return rc;
+}
+
+void
+resp_write(struct req *r, const void *data, size_t len)
+{
+	buf_append(&r->out, data, len);
+}
+
+void
+resp_puts(struct req *r, const char *s)
+{
+	buf_puts(&r->out, s);
+}
+
+void
+resp_printf(struct req *r, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	buf_vprintf(&r->out, fmt, ap);
+	va_end(ap);
+}
+
+void
+resp_clear(struct req *r)
+{
+	buf_reset(&r->headers);
+	buf_reset(&r->out);
+	r->header_error = 0;
+}
+
+void
+resp_json(struct req *r, int status, const json *doc)
+{
+	char	*text = json_print(doc);
+
+	resp_status(r, status);
+	resp_header(r, "Content-Type", "application/json");
+	resp_header(r, "Cache-Control", "no-store");
+	resp_puts(r, text);
+	resp_puts(r, "\n");
+	free(text);
+}
+
+static const char *
+reason(int status)
+{
+	char	 code[8];
+	size_t	 i;
+
+	snprintf(code, sizeof(code), "%d", status);
+	for (i = 0; i < sizeof(status_text) / sizeof(status_text[0]); i++)
+		if (strcmp(status_text[i][0], code) == 0)
+			return status_text[i][1];
+	return "Status";
+}
+
+static void
+emit(struct req *r, const void *p, size_t n)
+{
+	if (n == 0)
+		return;
+	if (r->fcgi != NULL)
+		FCGX_PutStr(p, (int)n, ((FCGX_Request *)r->fcgi)->out);
+	else
+		fwrite(p, 1, n, stdout);
+}
+
+void
+resp_send(struct req *r)
+{
+	struct buf	 head;
+	int		 fd;
+
+	if (r->sent)
+		return;
+	r->sent = 1;
+	if (r->status == 0)
+		r->status = 200;
+	buf_init(&head, 0);
+	/* Status first, always: lighttpd drops headers before it. */
+	buf_printf(&head, "Status: %d %s\r\n", r->status, reason(r->status));
+	buf_append(&head, r->headers.data, r->headers.len);
+	buf_puts(&head, "\r\n");
+	emit(r, head.data, head.len);
+	if (r->method != REQ_HEAD)
+		emit(r, r->out.data, r->out.len);
+	buf_free(&head);
+	if (r->fcgi != NULL) {
+		FCGX_Finish_r(r->fcgi);
+	} else {
+		fflush(stdout);
+		/* Tell the server the answer is complete; keep fd 1 valid. */
+		if ((fd = open("/dev/null", O_WRONLY)) != -1) {
+			dup2(fd, STDOUT_FILENO);
+			close(fd);
+		}
+	}
+}
+
+static void
+req_free(struct req *r)
+{
+	size_t	 i;
+
+	for (i = 0; i < r->nowned; i++)
+		free(r->owned[i]);
+	free(r->owned);
+	free(r->query.v);
+	free(r->cookies.v);
+	free(r->form.v);
+	json_free(r->json_body);
+	buf_free(&r->headers);
+	buf_free(&r->out);
+	memset(r, 0, sizeof(*r));
+}
+
+static void
+req_init(struct req *r, size_t body_max)
+{
+	memset(r, 0, sizeof(*r));
+	buf_init(&r->headers, 64 * 1024);
+	buf_init(&r->out, 1024 * 1024);
+	r->body_max = body_max;
+}
+
+int
+req_serve(req_handler handler, void *arg, size_t body_max)
+{
+	FCGX_Request	 fr;
+	struct req	 r;
+
+	if (FCGX_IsCGI()) {
+		req_init(&r, body_max);
+		r.is_cgi = 1;
+		r.envp = environ;
+		req_parse(&r);
+		handler(&r, arg);
+		resp_send(&r);
+		req_free(&r);
+		return 0;
+	}
+	if (FCGX_Init() != 0 || FCGX_InitRequest(&fr, 0, 0) != 0) {
+		log_msg(LOG_ERR, "FastCGI initialisation failed");
+		return 1;
+	}
+	while (FCGX_Accept_r(&fr) >= 0) {
+		req_init(&r, body_max);
+		r.fcgi = &fr;
+		r.envp = fr.envp;
+		req_parse(&r);
+		handler(&r, arg);
+		resp_send(&r);
+		req_free(&r);
+	}
+	FCGX_Free(&fr, 1);
+	return 0;
+}

@@ -1,0 +1,393 @@
+"""Shared helpers for the Python integration tests (run with /usr/bin/python3).
+
+Every check prints "ok - NAME" or "not ok - NAME"; tests/run counts them.
+Typical use:
+
+    from harness import T, Env
+    t = T()
+    with Env(fake=fk) as env:            # temp dir, database, config
+        r = env.cgi("login.fcgi", path="/dingauth/login", query="rd=/x")
+        t.check("login page is 200", r.status == 200, r.head)
+    t.done()
+"""
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+ROOT = os.environ.get("DINGAUTH_ROOT") or os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))
+CGI_DIR = os.environ.get("DINGAUTH_CGI_DIR") or os.path.join(ROOT, "cgi-bin")
+BIN_DIR = os.environ.get("DINGAUTH_BIN_DIR") or os.path.join(ROOT, "bin")
+BUILD = os.environ.get("DINGAUTH_BUILD") or os.path.join(ROOT, "build")
+DINGAUTH = os.path.join(BIN_DIR, "dingauth")
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+# The callback crypto settings used by the default fake corp and tests.
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+TOKEN = "tok123456"
+
+
+class T:
+    """Counts checks and prints one line each."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, name, cond, detail=None):
+        if cond:
+            self.passed += 1
+            print("ok - %s" % name, flush=True)
+        else:
+            self.failed += 1
+            print("not ok - %s" % name, flush=True)
+            if detail is not None:
+                for line in str(detail).splitlines()[:40]:
+                    print("#   %s" % line, flush=True)
+        return bool(cond)
+
+    def eq(self, name, got, want):
+        return self.check(name, got == want, "got:  %r\nwant: %r" % (got, want))
+
+    def done(self):
+        sys.exit(1 if self.failed else 0)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class CGIResult:
+    def __init__(self, raw, stderr, rc):
+        self.raw = raw
+        self.stderr = stderr.decode("utf-8", "replace")
+        self.rc = rc
+        head, _, body = raw.partition(b"\r\n\r\n")
+        self.head = head.decode("utf-8", "replace")
+        self.body = body.decode("utf-8", "replace")
+        self.headers = []
+        self.status = None
+        for i, line in enumerate(self.head.split("\r\n")):
+            if ":" not in line:
+                continue
+            k, _, v = line.partition(":")
+            k, v = k.strip(), v.strip()
+            if k.lower() == "status":
+                self.status = int(v.split()[0])
+                self.status_first = (i == 0)
+            self.headers.append((k, v))
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def all(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    def cookies(self):
+        """Set-Cookie name -> (value, attribute string)."""
+        out = {}
+        for v in self.all("Set-Cookie"):
+            first, _, attrs = v.partition(";")
+            n, _, val = first.partition("=")
+            out[n.strip()] = (val.strip(), attrs)
+        return out
+
+    def json(self):
+        import json
+        return json.loads(self.body)
+
+
+class Env:
+    """A temp dir with a config file and database for one test scenario.
+
+    fake: a running fakedt.FakeDingTalk (its URL becomes DINGTALK_*_URL and
+    its corp's credentials fill the config), or None.
+    extra: more config keys.
+    """
+
+    def __init__(self, fake=None, **extra):
+        self.dir = tempfile.mkdtemp(prefix="dingauth-test-")
+        self.db = os.path.join(self.dir, "dingauth.db")
+        self.conf = os.path.join(self.dir, "dingauth.conf")
+        self.fake = fake
+        cfg = {
+            "DINGAUTH_DB": self.db,
+            "DINGAUTH_PUBLIC_URL": "http://127.0.0.1:8080",
+            "DINGAUTH_COOKIE_SECURE": "0",
+            "DINGTALK_AES_TOKEN": AES_KEY,
+            "DINGTALK_TOKEN": TOKEN,
+            "DINGAUTH_HTTP_TIMEOUT": "5000",
+        }
+        if fake is not None:
+            corp = fake.corp()
+            apps = corp["apps"]
+            cfg.update({
+                "DINGTALK_CORP_ID": corp["corp_id"],
+                "DINGTALK_APP_KEY": apps["appkey"],
+                "DINGTALK_CORP_SECRET": apps["appsecret"],
+                "DINGTALK_APP_ID": apps["sns_appid"],
+                "DINGTALK_APP_SECRET": apps["sns_appsecret"],
+                "DINGTALK_AES_TOKEN": corp["callback"]["aes_key"],
+                "DINGTALK_TOKEN": corp["callback"]["token"],
+                "DINGTALK_OAPI_URL": fake.url,
+                "DINGTALK_API_URL": fake.url,
+                "DINGTALK_LOGIN_URL": fake.url,
+                "DINGTALK_DDLOGIN_JS": fake.url + "/ddlogin.js",
+            })
+        else:
+            cfg["DINGTALK_CORP_ID"] = "dingcorp0001"
+        cfg.update({k: str(v) for k, v in extra.items()})
+        self.config = cfg
+        self.write_config()
+
+    def write_config(self):
+        with open(self.conf, "w") as f:
+            for k, v in self.config.items():
+                if v is not None:
+                    f.write("%s = %s\n" % (k, v))
+
+    def set(self, **kv):
+        self.config.update({k: (None if v is None else str(v)) for k, v in kv.items()})
+        self.write_config()
+
+    def environ(self, **extra):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+               "DINGAUTH_CONFIG": self.conf}
+        if os.environ.get("ASAN_OPTIONS"):
+            env["ASAN_OPTIONS"] = os.environ["ASAN_OPTIONS"]
+        env.update(extra)
+        return env
+
+    def cgi(self, prog, path, method="GET", query="", body=b"", headers=None,
+            content_type=None, role=None, extra_env=None, timeout=30):
+        """Run cgi-bin/PROG as plain CGI and parse its answer."""
+        if isinstance(body, str):
+            body = body.encode()
+        env = self.environ()
+        script, _, rest = path.partition("?")
+        env.update({
+            "GATEWAY_INTERFACE": "CGI/1.1",
+            "REQUEST_METHOD": method,
+            "SCRIPT_NAME": script,
+            "QUERY_STRING": query,
+            "REQUEST_URI": script + ("?" + query if query else ""),
+            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8080",
+            "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+        })
+        if role:
+            env["FCGI_ROLE"] = role
+        if body or method == "POST":
+            env["CONTENT_LENGTH"] = str(len(body))
+            env["CONTENT_TYPE"] = content_type or "application/x-www-form-urlencoded"
+        for k, v in (headers or {}).items():
+            env["HTTP_" + k.upper().replace("-", "_")] = v
+        env.update(extra_env or {})
+        p = subprocess.run([os.path.join(CGI_DIR, prog)], input=body, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout)
+        return CGIResult(p.stdout, p.stderr, p.returncode)
+
+    def cmd(self, *args, stdin=None, timeout=120, extra_env=None):
+        """Run bin/dingauth ARGS; returns CompletedProcess (text)."""
+        env = self.environ(**(extra_env or {}))
+        return subprocess.run([DINGAUTH] + list(args), input=stdin, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, timeout=timeout)
+
+    def sql(self, query, params=()):
+        """Run SQL against the test database and return all rows."""
+        con = sqlite3.connect(self.db, timeout=30)
+        try:
+            cur = con.execute(query, params)
+            rows = cur.fetchall()
+            con.commit()
+            return rows
+        finally:
+            con.close()
+
+    def snapshot(self):
+        """Every row of every table: to show that nothing changed."""
+        if not os.path.exists(self.db):
+            return {}
+        con = sqlite3.connect(self.db, timeout=30)
+        try:
+            names = [r[0] for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+            return {n: sorted(map(repr, con.execute("SELECT * FROM %s" % n)))
+                    for n in names}
+        finally:
+            con.close()
+
+    def close(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+
+def wait_port(port, timeout=10.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def kill_tree(proc):
+    """Stop a subprocess started with start_new_session=True, and its children."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+def qs(**kv):
+    return urllib.parse.urlencode(kv)
+
+
+class Lighttpd:
+    """A real lighttpd on 127.0.0.1:PORT serving static/ and the FastCGI
+    programs the way the shipped examples do:
+
+      /dingauth/login, /dingauth/logout  -> login.fcgi
+      /dingauth/exchange                 -> exchange.fcgi
+      /dingauth/callback                 -> callback.fcgi
+      /dingauth/auth, /dingauth/whoami   -> authorize.fcgi (responder)
+      /dingauth/static/...               -> static/
+      each prefix in protect             -> authorize.fcgi as authorizer,
+                                            then files under docroot
+
+    env: the Env whose config the programs read. protect: {prefix: {extra
+    config env for that authorizer instance}}. cgi_bin: a dir under docroot
+    that mod_cgi runs (for apps that print REMOTE_USER).
+    """
+
+    def __init__(self, env, protect=None, docroot=None, procs=1, extra_conf=""):
+        self.env = env
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.dir = os.path.join(env.dir, "lighttpd-%d" % self.port)
+        os.makedirs(self.dir)
+        self.docroot = docroot or os.path.join(self.dir, "www")
+        os.makedirs(self.docroot, exist_ok=True)
+        self.protect = protect or {}
+        self.procs = procs
+        self.extra_conf = extra_conf
+        self.proc = None
+        self.errorlog = os.path.join(self.dir, "error.log")
+
+    def _fcgi(self, name, prog, mode="responder", extra=None):
+        envs = {"DINGAUTH_CONFIG": self.env.conf}
+        if os.environ.get("ASAN_OPTIONS"):
+            envs["ASAN_OPTIONS"] = os.environ["ASAN_OPTIONS"]
+        envs.update(extra or {})
+        benv = ", ".join('"%s" => "%s"' % kv for kv in envs.items())
+        return ('(( "bin-path" => "%s", "socket" => "%s/%s.sock", '
+                '"mode" => "%s", "check-local" => "disable", '
+                '"max-procs" => %d, "bin-environment" => ( %s ) ))'
+                % (os.path.join(CGI_DIR, prog), self.dir, name, mode,
+                   self.procs, benv))
+
+    def config_text(self):
+        c = []
+        c.append('server.modules = ( "mod_access", "mod_alias", "mod_fastcgi", "mod_cgi", "mod_setenv" )')
+        c.append('server.document-root = "%s"' % self.docroot)
+        c.append('server.bind = "127.0.0.1"')
+        c.append('server.port = %d' % self.port)
+        c.append('server.errorlog = "%s"' % self.errorlog)
+        c.append('server.tag = "lighttpd"')
+        c.append('index-file.names = ( "index.html" )')
+        c.append('mimetype.assign = ( ".html" => "text/html; charset=utf-8", '
+                 '".css" => "text/css", ".js" => "text/javascript", '
+                 '".json" => "application/json", ".txt" => "text/plain; charset=utf-8" )')
+        c.append('alias.url = ( "/dingauth/static/" => "%s/static/" )' % ROOT)
+        c.append('cgi.assign = ( ".cgi" => "" )')
+        routes = [("login", "^/dingauth/(login|logout)$", "login.fcgi"),
+                  ("exchange", "^/dingauth/exchange$", "exchange.fcgi"),
+                  ("callback", "^/dingauth/callback$", "callback.fcgi"),
+                  ("auth", "^/dingauth/(auth|whoami)$", "authorize.fcgi")]
+        for name, rx, prog in routes:
+            c.append('$HTTP["url"] =~ "%s" { fastcgi.server = ( "/dingauth/" => %s ) }'
+                     % (rx, self._fcgi(name, prog)))
+        for i, (prefix, extra) in enumerate(sorted(self.protect.items())):
+            c.append('$HTTP["url"] =~ "^%s" { fastcgi.server = ( "%s" => %s ) }'
+                     % (prefix, prefix, self._fcgi("authz%d" % i, "authorize.fcgi",
+                                                   "authorizer", extra)))
+        c.append(self.extra_conf)
+        return "\n".join(c) + "\n"
+
+    def start(self):
+        conf = os.path.join(self.dir, "lighttpd.conf")
+        with open(conf, "w") as f:
+            f.write(self.config_text())
+        self.proc = subprocess.Popen(["/usr/sbin/lighttpd", "-D", "-f", conf],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.dir, "stderr.log"), "w"),
+                                     start_new_session=True)
+        if not wait_port(self.port):
+            self.stop()
+            raise RuntimeError("lighttpd did not start: %s" % self.log())
+        return self
+
+    def log(self):
+        out = ""
+        for n in ("error.log", "stderr.log"):
+            try:
+                out += open(os.path.join(self.dir, n)).read()
+            except OSError:
+                pass
+        return out
+
+    def stop(self):
+        kill_tree(self.proc)
+        self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *a):
+        self.stop()
+
+
+def http(method, url, body=None, headers=None, timeout=15):
+    """One HTTP request without following redirects.
+    Returns (status, headers as list of (k, v), body bytes)."""
+    import http.client
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    path = u.path + ("?" + u.query if u.query else "")
+    if isinstance(body, str):
+        body = body.encode()
+    conn.request(method, path, body=body, headers=headers or {})
+    r = conn.getresponse()
+    data = r.read()
+    hs = r.getheaders()
+    conn.close()
+    return r.status, hs, data
