@@ -22,6 +22,7 @@ echo '};'
 [ $# -gt 0 ] && shift
 echo 'const struct embedded_file embedded_templates[] = {'
 for f in "$@"; do
+	[ -f "$f" ] || continue
 	printf '\t{ "%s",\n' "$(basename "$f")"
 	lit "$f"
 	printf '\t},\n'

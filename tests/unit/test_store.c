@@ -1,0 +1,272 @@
+/*
+ * Unit tests of the SQLite stores: db (migrations, statement cache),
+ * token cache, sessions and login states, directory.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "crypto.h"
+#include "db.h"
+#include "dingtalk.h"
+#include "directory.h"
+#include "session.h"
+#include "token.h"
+#include "unit.h"
+
+static int	fetch_calls;
+
+static enum da_err
+fake_fetch(void *arg, char *token, size_t size, long long *expires_in,
+    struct da_error *err)
+{
+	fetch_calls++;
+	snprintf(token, size, "tok-%d", fetch_calls);
+	*expires_in = *(long long *)arg;
+	return DA_OK;
+}
+
+static enum da_err
+failing_fetch(void *arg, char *token, size_t size, long long *expires_in,
+    struct da_error *err)
+{
+	fetch_calls++;
+	return DA_ERROR(err, DA_EHTTP, "down");
+}
+
+static long long
+count(struct db *db, const char *sql)
+{
+	sqlite3_stmt	*st;
+	long long	 n = -1;
+
+	if (sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+static void
+exec(struct db *db, const char *sql)
+{
+	sqlite3_exec(db_handle(db), sql, NULL, NULL, NULL);
+}
+
+static void
+mkuser(struct dt_user *u, const char *userid, const char *unionid,
+    const char *name, long long d1, long long d2)
+{
+	memset(u, 0, sizeof(*u));
+	snprintf(u->userid, sizeof(u->userid), "%s", userid);
+	snprintf(u->unionid, sizeof(u->unionid), "%s", unionid);
+	snprintf(u->name, sizeof(u->name), "%s", name);
+	u->dept_ids = calloc(2, sizeof(long long));
+	u->dept_ids[0] = d1;
+	u->ndept = 1;
+	if (d2) {
+		u->dept_ids[1] = d2;
+		u->ndept = 2;
+	}
+	u->active = 1;
+}
+
+int
+main(void)
+{
+	struct da_error		 err = { 0 };
+	struct db		*db = NULL, *db2 = NULL;
+	struct session_user	 su;
+	struct dir_user		 du;
+	struct dt_user		 u;
+	struct dt_dept		 d;
+	struct token_info	 ti[4];
+	char			 dir[] = "/tmp/dingauth-store-XXXXXX";
+	char			 path[128], tok[TOKEN_MAX], id[SESSION_ID_LEN + 1];
+	char			 id2[SESSION_ID_LEN + 1], state[STATE_LEN + 1];
+	char			 rd[256], hex[65];
+	long long		 ttl = 7200, users, active, depts;
+	long long		 want[2];
+	size_t			 n;
+	int			 fetched, was, yes, ended;
+	sqlite3_stmt		*st1, *st2;
+	static const char	*const sql = "SELECT 1";
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+	setenv("DINGAUTH_CONFIG", "/dev/null", 1);
+	config_load(0, &err);
+
+	CHECK(db_open(path, &db, &err) == DA_OK, "open creates (%s)", err.msg);
+	CHECK(db_schema_version(db) == db_schema_latest() &&
+	    db_schema_latest() >= 1, "migrated to the latest version (%d)",
+	    db_schema_version(db));
+	CHECK(count(db, "SELECT count(*) FROM pragma_journal_mode "
+	    "WHERE journal_mode = 'wal'") == 1, "WAL mode");
+	CHECK(count(db, "PRAGMA foreign_keys") == 1, "foreign keys on");
+	CHECK(db_open(path, &db2, &err) == DA_OK &&
+	    db_schema_version(db2) == db_schema_latest(),
+	    "a second open finds it migrated");
+	db_close(db2);
+	st1 = db_stmt(db, sql, &err);
+	st2 = db_stmt(db, sql, &err);
+	CHECK(st1 != NULL && st1 == st2, "statements are prepared once");
+	CHECK(db_stmt(db, "SELECT nonsense FROM", &err) == NULL &&
+	    err.code == DA_EDB, "a bad statement is an error");
+
+	/* Token cache. */
+	fetch_calls = 0;
+	CHECK(token_cache_get(db, TOKEN_CORP, "appk", fake_fetch, &ttl, tok,
+	    sizeof(tok), &fetched, &err) == DA_OK && fetched &&
+	    strcmp(tok, "tok-1") == 0, "first get fetches");
+	CHECK(token_cache_get(db, TOKEN_CORP, "appk", fake_fetch, &ttl, tok,
+	    sizeof(tok), &fetched, &err) == DA_OK && !fetched &&
+	    strcmp(tok, "tok-1") == 0 && fetch_calls == 1,
+	    "second get is cached");
+	exec(db, "UPDATE tokens SET expires_at = strftime('%s','now') + 299");
+	CHECK(token_cache_get(db, TOKEN_CORP, "appk", fake_fetch, &ttl, tok,
+	    sizeof(tok), &fetched, &err) == DA_OK && fetched &&
+	    strcmp(tok, "tok-2") == 0, "refreshed 300 s before expiry");
+	exec(db, "UPDATE tokens SET expires_at = strftime('%s','now') + 301");
+	CHECK(token_cache_get(db, TOKEN_CORP, "appk", fake_fetch, &ttl, tok,
+	    sizeof(tok), &fetched, &err) == DA_OK && !fetched,
+	    "used until 300 s before expiry");
+	CHECK(token_cache_drop(db, "appk", "tok-1", &err) == DA_OK &&
+	    count(db, "SELECT count(*) FROM tokens") == 1,
+	    "drop of a token already replaced keeps the new one");
+	CHECK(token_cache_drop(db, "appk", "tok-2", &err) == DA_OK &&
+	    count(db, "SELECT count(*) FROM tokens") == 0,
+	    "drop of the current token removes it");
+	CHECK(token_cache_get(db, TOKEN_SNS, "snsapp", failing_fetch, NULL,
+	    tok, sizeof(tok), &fetched, &err) == DA_EHTTP &&
+	    count(db, "SELECT count(*) FROM tokens") == 0 &&
+	    sqlite3_get_autocommit(db_handle(db)),
+	    "a failed fetch stores nothing and releases the lock");
+	token_cache_get(db, TOKEN_SNS, "snsapp", fake_fetch, &ttl, tok,
+	    sizeof(tok), &fetched, &err);
+	CHECK(token_cache_list(db, ti, 4, &n, &err) == DA_OK && n == 1 &&
+	    strcmp(ti[0].kind, "sns") == 0 && strstr(ti[0].fingerprint,
+	    "tok") == NULL && strlen(ti[0].fingerprint) == 12,
+	    "list shows a fingerprint, not the token");
+
+	/* Directory. */
+	d.dept_id = 1; d.parent_id = 0; snprintf(d.name, sizeof(d.name), "Co");
+	directory_upsert_dept(db, &d, &err);
+	d.dept_id = 2; d.parent_id = 1; snprintf(d.name, sizeof(d.name), "RD");
+	directory_upsert_dept(db, &d, &err);
+	d.dept_id = 3; d.parent_id = 2; snprintf(d.name, sizeof(d.name), "FE");
+	directory_upsert_dept(db, &d, &err);
+	d.dept_id = 4; d.parent_id = 1; snprintf(d.name, sizeof(d.name), "HR");
+	directory_upsert_dept(db, &d, &err);
+	mkuser(&u, "u1", "un1", "张三", 3, 4);
+	CHECK(directory_upsert_user(db, &u, "sync", &was, &err) == DA_OK &&
+	    was == 0, "new user added");
+	dt_user_clear(&u);
+	CHECK(directory_get_user(db, "u1", &du, &err) == DA_OK &&
+	    strcmp(du.name, "张三") == 0 && du.ndept == 2 && du.active &&
+	    du.dept_ids[0] == 3 && du.dept_ids[1] == 4,
+	    "user read back with memberships");
+	dir_user_clear(&du);
+	CHECK(directory_get_user(db, "nobody", &du, &err) == DA_ENOTFOUND,
+	    "unknown user");
+	want[0] = 2;
+	CHECK(directory_user_in_depts(db, "u1", want, 1, &yes, &err) ==
+	    DA_OK && yes, "member of a sub-department counts");
+	want[0] = 3;
+	CHECK(directory_user_in_depts(db, "u1", want, 1, &yes, &err) ==
+	    DA_OK && yes, "direct member counts");
+	mkuser(&u, "u2", "un2", "Li", 4, 0);
+	directory_upsert_user(db, &u, "sync", NULL, &err);
+	dt_user_clear(&u);
+	want[0] = 2;
+	CHECK(directory_user_in_depts(db, "u2", want, 1, &yes, &err) ==
+	    DA_OK && !yes, "member elsewhere does not");
+	want[1] = 4;
+	CHECK(directory_user_in_depts(db, "u2", want, 2, &yes, &err) ==
+	    DA_OK && yes, "any of several departments");
+
+	/* Sessions. */
+	CHECK(session_open(db, "u1", "127.0.0.1", "ua", id, &err) == DA_OK &&
+	    strlen(id) == SESSION_ID_LEN, "session opened");
+	crypto_sha256_hex(id, SESSION_ID_LEN, hex);
+	CHECK(count(db, "SELECT count(*) FROM sessions") == 1, "one row");
+	{
+		char	 q[256];
+
+		snprintf(q, sizeof(q), "SELECT count(*) FROM sessions WHERE "
+		    "hex(id_hash) = upper('%s')", hex);
+		CHECK(count(db, q) == 1, "only the SHA-256 of the id is stored");
+	}
+	CHECK(session_check(db, id, &su, &err) == DA_OK &&
+	    strcmp(su.userid, "u1") == 0 && strcmp(su.dept_ids, "3,4") == 0 &&
+	    strcmp(su.unionid, "un1") == 0, "session checks out");
+	id[0] = id[0] == 'a' ? 'b' : 'a';
+	CHECK(session_check(db, id, &su, &err) == DA_ENOTFOUND,
+	    "a changed id does not");
+	CHECK(session_check(db, "short", &su, &err) == DA_ENOTFOUND &&
+	    session_check(db, "", &su, &err) == DA_ENOTFOUND,
+	    "malformed ids do not");
+	session_open(db, "u1", NULL, NULL, id, &err);
+	session_open(db, "u1", NULL, NULL, id2, &err);
+	CHECK(strcmp(id, id2) != 0, "every login gets a new id");
+	exec(db, "UPDATE sessions SET last_seen = last_seen - 3601");
+	CHECK(session_check(db, id, &su, &err) == DA_ENOTFOUND,
+	    "idle session ends");
+	session_open(db, "u1", NULL, NULL, id, &err);
+	exec(db, "UPDATE sessions SET expires_at = strftime('%s','now') - 1");
+	CHECK(session_check(db, id, &su, &err) == DA_ENOTFOUND,
+	    "expired session ends");
+	session_open(db, "u1", NULL, NULL, id, &err);
+	session_open(db, "u2", NULL, NULL, id2, &err);
+	CHECK(directory_set_disabled(db, "u2", 1, &err) == DA_OK &&
+	    session_check(db, id2, &su, &err) == DA_ENOTFOUND,
+	    "disabled user is out");
+	CHECK(directory_set_disabled(db, "nobody", 1, &err) == DA_ENOTFOUND,
+	    "disabling an unknown user is an error");
+	directory_set_disabled(db, "u2", 0, &err);
+	CHECK(directory_deactivate_user(db, "u1", &ended, &err) == DA_OK &&
+	    ended >= 1 && session_check(db, id, &su, &err) == DA_ENOTFOUND,
+	    "a leaver's sessions end at once (%d)", ended);
+	CHECK(directory_get_user(db, "u1", &du, &err) == DA_OK &&
+	    !du.active && du.left_at > 0, "leaver kept as an inactive row");
+	dir_user_clear(&du);
+	mkuser(&u, "u1", "un1", "张三", 3, 0);
+	CHECK(directory_upsert_user(db, &u, "sync", &was, &err) == DA_OK &&
+	    was == 2, "rehire noticed");
+	dt_user_clear(&u);
+	CHECK(directory_get_user(db, "u1", &du, &err) == DA_OK && du.active &&
+	    du.left_at == 0 && du.ndept == 1, "rehired user active again");
+	dir_user_clear(&du);
+	CHECK(directory_counts(db, &users, &active, &depts, &err) == DA_OK &&
+	    users == 2 && active == 2 && depts == 4, "counts");
+	CHECK(directory_remove_dept(db, 3, &err) == DA_OK &&
+	    count(db, "SELECT count(*) FROM user_depts WHERE dept_id = 3") == 0
+	    && count(db, "SELECT count(*) FROM departments") == 3,
+	    "department removed with its memberships");
+
+	/* Login states. */
+	CHECK(state_create(db, "/wiki?a=1", state, &err) == DA_OK &&
+	    strlen(state) == STATE_LEN && strpbrk(state, "+/=") == NULL,
+	    "state created, URL-safe");
+	CHECK(state_take(db, state, rd, sizeof(rd), &err) == DA_OK &&
+	    strcmp(rd, "/wiki?a=1") == 0, "state taken with its rd");
+	CHECK(state_take(db, state, rd, sizeof(rd), &err) == DA_ESTATE,
+	    "state is single-use");
+	state_create(db, "/", state, &err);
+	exec(db, "UPDATE login_states SET expires_at = strftime('%s','now') - 1");
+	CHECK(state_take(db, state, rd, sizeof(rd), &err) == DA_ESTATE &&
+	    count(db, "SELECT count(*) FROM login_states") == 0,
+	    "expired state refused and gone");
+	CHECK(state_take(db, "not-a-state", rd, sizeof(rd), &err) == DA_ESTATE,
+	    "forged state refused");
+
+	db_close(db);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	if (system(path) != 0)
+		return 1;
+	return unit_done();
+}
