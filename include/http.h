@@ -50,6 +50,8 @@ void		 http_cleanup(void);
 char		*http_escape(const char *s);
 /* URL-unescape s[0..len) with '+' as space (forms); caller frees. */
 char		*http_unescape_form(const char *s, size_t len);
+/* The same, telling the decoded length (a %00 makes it differ from strlen). */
+char		*http_unescape_form_n(const char *s, size_t len, size_t *outlen);
 
 /*
  * Copy url into out with the values of secret query parameters

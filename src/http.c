@@ -261,6 +261,12 @@ http_escape(const char *s)
 char *
 http_unescape_form(const char *s, size_t len)
 {
+	return http_unescape_form_n(s, len, NULL);
+}
+
+char *
+http_unescape_form_n(const char *s, size_t len, size_t *decoded)
+{
 	char	*plus, *u, *copy;
 	int	 outlen = 0;
 	size_t	 i;
@@ -272,6 +278,8 @@ http_unescape_form(const char *s, size_t len)
 	if ((u = curl_easy_unescape(NULL, plus, (int)len, &outlen)) == NULL)
 		abort();
 	copy = xstrndup(u, (size_t)outlen);
+	if (decoded != NULL)
+		*decoded = (size_t)outlen;
 	curl_free(u);
 	free(plus);
 	return copy;

@@ -121,19 +121,13 @@ kv_add(struct req *r, struct kvlist *l, char *name, char *value)
 	l->n++;
 }
 
-/* Has a NUL byte been decoded into the middle of s[0..len)? */
-static int
-has_nul(const char *s, size_t decoded_len)
-{
-	return strlen(s) != decoded_len;
-}
-
 /* Parse "a=1&b=2" (URL-encoded, '+' is space). */
 static void
 parse_urlencoded(struct req *r, struct kvlist *l, const char *s, size_t len)
 {
 	const char	*p = s, *end = s + len, *amp, *eq;
 	char		*name, *value;
+	size_t		 nlen, vlen;
 
 	while (p < end) {
 		amp = memchr(p, '&', (size_t)(end - p));
@@ -141,13 +135,18 @@ parse_urlencoded(struct req *r, struct kvlist *l, const char *s, size_t len)
 			amp = end;
 		if (amp > p) {
 			eq = memchr(p, '=', (size_t)(amp - p));
-			name = http_unescape_form(p, (size_t)((eq ? eq : amp) - p));
-			value = eq != NULL ?
-			    http_unescape_form(eq + 1, (size_t)(amp - eq - 1)) :
-			    xstrdup("");
-			/* Oversized or NUL-bearing values are dropped. */
-			if (strlen(value) > REQ_VALUE_MAX || *name == '\0' ||
-			    has_nul(value, strlen(value))) {
+			name = http_unescape_form_n(p,
+			    (size_t)((eq ? eq : amp) - p), &nlen);
+			if (eq != NULL)
+				value = http_unescape_form_n(eq + 1,
+				    (size_t)(amp - eq - 1), &vlen);
+			else {
+				value = xstrdup("");
+				vlen = 0;
+			}
+			/* Empty names, oversized or NUL-bearing values: dropped. */
+			if (*name == '\0' || nlen != strlen(name) ||
+			    vlen > REQ_VALUE_MAX || vlen != strlen(value)) {
 				free(name);
 				free(value);
 			} else
@@ -251,7 +250,7 @@ read_body(struct req *r)
 	}
 	r->body_status = REQ_BODY_OK;
 	if (media_is(r->content_type, "application/x-www-form-urlencoded")) {
-		if (has_nul(r->body, r->body_len))
+		if (strlen(r->body) != r->body_len)
 			r->body_status = REQ_BODY_BAD;
 		else
 			parse_urlencoded(r, &r->form, r->body, r->body_len);

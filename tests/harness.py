@@ -334,6 +334,8 @@ class Lighttpd:
                   ("callback", "^/dingauth/callback$", "callback.fcgi"),
                   ("auth", "^/dingauth/(auth|whoami)$", "authorize.fcgi")]
         for name, rx, prog in routes:
+            if not os.access(os.path.join(CGI_DIR, prog), os.X_OK):
+                continue
             c.append('$HTTP["url"] =~ "%s" { fastcgi.server = ( "/dingauth/" => %s ) }'
                      % (rx, self._fcgi(name, prog)))
         for i, (prefix, extra) in enumerate(sorted(self.protect.items())):
