@@ -1,0 +1,523 @@
+/*
+ * dingauth crypto decrypt|encrypt|sign: the callback envelope from a
+ * shell, for debugging a push or checking what a reply should be.
+ * Token, EncodingAESKey and receiver default to the configuration, which
+ * is only consulted (and its errors only reported) when one is needed.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "cmd.h"
+#include "config.h"
+#include "crypto.h"
+#include "envelope.h"
+#include "http.h"
+#include "mem.h"
+
+#define CRYPTO_STDIN_MAX	(1024u * 1024)	/* --body - and plaintext */
+#define CRYPTO_RANDOM_LEN	16
+
+enum arg {
+	ARG_TOKEN,
+	ARG_AES_KEY,
+	ARG_RECEIVER,
+	ARG_SIGNATURE,
+	ARG_TIMESTAMP,
+	ARG_NONCE,
+	ARG_ENCRYPT,
+	ARG_QUERY,
+	ARG_BODY,
+	ARG_RANDOM,
+	ARG__MAX
+};
+
+#define ARG_BIT(a)	(1u << (a))
+#define ARG_OPTVAL	0x100	/* getopt_long value of ARG_x is this + x */
+
+static const char *const arg_names[ARG__MAX] = {
+	[ARG_TOKEN] = "token",
+	[ARG_AES_KEY] = "aes-key",
+	[ARG_RECEIVER] = "receiver",
+	[ARG_SIGNATURE] = "signature",
+	[ARG_TIMESTAMP] = "timestamp",
+	[ARG_NONCE] = "nonce",
+	[ARG_ENCRYPT] = "encrypt",
+	[ARG_QUERY] = "query",
+	[ARG_BODY] = "body",
+	[ARG_RANDOM] = "random",
+};
+
+enum sub {
+	SUB_DECRYPT,
+	SUB_ENCRYPT,
+	SUB_SIGN,
+	SUB__MAX
+};
+
+static int	crypto_decrypt(int, char **);
+static int	crypto_encrypt(int, char **);
+static int	crypto_sign(int, char **);
+
+static const struct subcommand {
+	const char	*name;
+	int		(*run)(int, char **);
+	unsigned	 args;		/* ARG_BIT()s accepted */
+	const char	*usage;
+} subs[SUB__MAX] = {
+	[SUB_DECRYPT] = { "decrypt", crypto_decrypt,
+	    ARG_BIT(ARG_TOKEN) | ARG_BIT(ARG_AES_KEY) | ARG_BIT(ARG_RECEIVER) |
+	    ARG_BIT(ARG_SIGNATURE) | ARG_BIT(ARG_TIMESTAMP) |
+	    ARG_BIT(ARG_NONCE) | ARG_BIT(ARG_ENCRYPT) | ARG_BIT(ARG_QUERY) |
+	    ARG_BIT(ARG_BODY),
+	    "usage: dingauth crypto decrypt [--token T] [--aes-key K] "
+	    "[--receiver R]\n"
+	    "           (--signature S --timestamp TS --nonce N --encrypt E |\n"
+	    "            --query QUERY_STRING --body JSON|-)\n\n"
+	    "Checks the signature of a callback push, decrypts it, checks the\n"
+	    "receiver id and prints the plaintext. No time window is applied.\n"
+	    "--query takes the push's query string (signature or "
+	    "msg_signature,\ntimestamp or timeStamp, nonce); --body takes its "
+	    "JSON body, or reads\nit from standard input with '-'. Token, key "
+	    "and receiver default to\nDINGTALK_TOKEN, DINGTALK_AES_TOKEN and "
+	    "DINGAUTH_CALLBACK_RECEIVER.\nExit 0 ok, 1 a check failed, 2 "
+	    "usage.\n" },
+	[SUB_ENCRYPT] = { "encrypt", crypto_encrypt,
+	    ARG_BIT(ARG_TOKEN) | ARG_BIT(ARG_AES_KEY) | ARG_BIT(ARG_RECEIVER) |
+	    ARG_BIT(ARG_TIMESTAMP) | ARG_BIT(ARG_NONCE) | ARG_BIT(ARG_RANDOM),
+	    "usage: dingauth crypto encrypt [--token T] [--aes-key K] "
+	    "[--receiver R]\n"
+	    "           [--timestamp TS] [--nonce N] [--random R16] "
+	    "[PLAINTEXT]\n\n"
+	    "Prints the reply JSON (msg_signature, timeStamp, nonce, "
+	    "encrypt)\ncarrying PLAINTEXT, read from standard input when not "
+	    "given\n(default \"success\"). --timestamp (default: now in ms), "
+	    "--nonce\n(default: 16 random characters) and --random (the "
+	    "16-byte prefix)\nmake the output reproducible.\n" },
+	[SUB_SIGN] = { "sign", crypto_sign,
+	    ARG_BIT(ARG_TOKEN) | ARG_BIT(ARG_TIMESTAMP) | ARG_BIT(ARG_NONCE) |
+	    ARG_BIT(ARG_ENCRYPT),
+	    "usage: dingauth crypto sign [--token T] --timestamp TS "
+	    "--nonce N --encrypt E\n"
+	    "       dingauth crypto sign A B C D\n\n"
+	    "Prints the callback signature: the SHA-1 hex of the four values\n"
+	    "sorted and concatenated. The token defaults to DINGTALK_TOKEN.\n" },
+};
+
+/* Configuration read once, on the first value taken from it. */
+struct defaults {
+	int		 loaded;
+	enum da_err	 rc;
+	struct da_error	 err;
+};
+
+static void
+group_usage(FILE *f)
+{
+	fprintf(f, "usage: dingauth crypto decrypt|encrypt|sign [options]\n\n"
+	    "  decrypt  check and decrypt a callback push, print the "
+	    "plaintext\n"
+	    "  encrypt  print the encrypted reply JSON for a plaintext\n"
+	    "  sign     print the signature of four values\n\n"
+	    "'dingauth crypto SUBCOMMAND --help' describes each one.\n");
+}
+
+/*
+ * Parse the options of sub into vals[]; positional arguments are left
+ * from *first on. EXIT_OK or EXIT_USAGE (message printed).
+ */
+static int
+parse_args(const struct subcommand *sub, int argc, char **argv,
+    const char *vals[ARG__MAX], int *first)
+{
+	struct option	 opts[ARG__MAX + 1];
+	size_t		 n = 0;
+	int		 a, c;
+
+	memset(opts, 0, sizeof(opts));
+	for (a = 0; a < ARG__MAX; a++) {
+		vals[a] = NULL;
+		if (!(sub->args & ARG_BIT(a)))
+			continue;
+		opts[n].name = arg_names[a];
+		opts[n].has_arg = required_argument;
+		opts[n].flag = NULL;
+		opts[n].val = ARG_OPTVAL + a;
+		n++;
+	}
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		if (c == ':')
+			return cmd_usage("crypto %s: %s needs a value "
+			    "(see --help)", sub->name, argv[optind - 1]);
+		if (c < ARG_OPTVAL || c >= ARG_OPTVAL + ARG__MAX)
+			return cmd_usage("crypto %s: unknown option %s "
+			    "(see --help)", sub->name, argv[optind - 1]);
+		a = c - ARG_OPTVAL;
+		if (vals[a] != NULL)
+			return cmd_usage("crypto %s: --%s given twice",
+			    sub->name, arg_names[a]);
+		vals[a] = optarg;
+	}
+	*first = optind;
+	return EXIT_OK;
+}
+
+/*
+ * The value of an option, or of key in the configuration when the
+ * option was not given. EXIT_FAIL when the configuration cannot be
+ * loaded, EXIT_USAGE when neither has a value.
+ */
+static int
+setting(struct defaults *d, const char *given, enum arg a, enum cfg_key key,
+    const char **out)
+{
+	*out = given;
+	if (given != NULL)
+		return EXIT_OK;
+	if (!d->loaded) {
+		d->rc = config_load(0, &d->err);
+		d->loaded = 1;
+	}
+	if (d->rc != DA_OK)
+		return cmd_fail("configuration (needed for --%s): %s",
+		    arg_names[a], d->err.msg);
+	if (*(*out = config_str(key)) == '\0') {
+		if (key == CFG_CALLBACK_RECEIVER)
+			return cmd_usage("no receiver id: give --%s or set "
+			    "%s or %s", arg_names[a], config_name(key),
+			    config_name(CFG_CORP_ID));
+		return cmd_usage("no value for --%s: give it or set %s",
+		    arg_names[a], config_name(key));
+	}
+	return EXIT_OK;
+}
+
+/* Standard input up to CRYPTO_STDIN_MAX bytes into b. */
+static int
+read_stdin(struct buf *b, const char *what)
+{
+	char	 chunk[8192];
+	size_t	 n;
+
+	buf_init(b, CRYPTO_STDIN_MAX);
+	while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
+		if (buf_append(b, chunk, n) == -1)
+			return cmd_fail("%s on standard input is over %u bytes",
+			    what, CRYPTO_STDIN_MAX);
+	if (ferror(stdin))
+		return cmd_fail("reading %s from standard input failed", what);
+	if (b->data == NULL)
+		buf_append(b, "", 0);
+	return EXIT_OK;
+}
+
+/*
+ * The form-decoded value of the first parameter called name in a query
+ * string, or NULL (caller frees).
+ */
+static char *
+query_param(const char *query, const char *name)
+{
+	const char	*p, *end, *eq;
+	char		*k, *v = NULL;
+	int		 match;
+
+	for (p = query; v == NULL && *p != '\0'; p = *end ? end + 1 : end) {
+		end = p + strcspn(p, "&");
+		eq = memchr(p, '=', (size_t)(end - p));
+		k = http_unescape_form(p, (size_t)((eq ? eq : end) - p));
+		match = strcmp(k, name) == 0;
+		free(k);
+		if (match)
+			v = eq != NULL ?
+			    http_unescape_form(eq + 1, (size_t)(end - eq - 1)) :
+			    xstrdup("");
+	}
+	return v;
+}
+
+/* The "encrypt" string of a push body (never form-decoded). */
+static int
+body_encrypt(const char *body, size_t len, char **encrypt)
+{
+	cJSON		*root;
+	const cJSON	*e;
+	int		 rc;
+
+	*encrypt = NULL;
+	if ((root = cJSON_ParseWithLength(body, len)) == NULL ||
+	    !cJSON_IsObject(root))
+		rc = cmd_fail("%s: --body is not a JSON object",
+		    da_strerror(DA_EINPUT));
+	else if (!cJSON_IsString(e = cJSON_GetObjectItemCaseSensitive(root,
+	    "encrypt")))
+		rc = cmd_fail("%s: --body has no \"encrypt\" string",
+		    da_strerror(DA_EINPUT));
+	else {
+		*encrypt = xstrdup(e->valuestring);
+		rc = EXIT_OK;
+	}
+	cJSON_Delete(root);
+	return rc;
+}
+
+static int
+crypto_decrypt(int argc, char **argv)
+{
+	const struct subcommand	*sub = &subs[SUB_DECRYPT];
+	const char		*vals[ARG__MAX];
+	const char		*token, *aeskey, *receiver;
+	const char		*sig, *ts, *nonce, *enc, *q;
+	struct defaults		 d = { 0 };
+	struct envelope_key	 key;
+	struct da_error		 err = { 0 };
+	struct buf		 in = { 0 };
+	char			*qsig = NULL, *qts = NULL, *qnonce = NULL;
+	char			*benc = NULL, *msg = NULL;
+	size_t			 msglen = 0;
+	enum da_err		 e;
+	int			 first, rc, a;
+
+	memset(&key, 0, sizeof(key));
+	if ((rc = parse_args(sub, argc, argv, vals, &first)) != EXIT_OK)
+		goto out;
+	if (first < argc) {
+		rc = cmd_usage("crypto decrypt: unexpected argument '%s' "
+		    "(see --help)", argv[first]);
+		goto out;
+	}
+	if (vals[ARG_QUERY] != NULL || vals[ARG_BODY] != NULL) {
+		for (a = ARG_SIGNATURE; a <= ARG_ENCRYPT; a++)
+			if (vals[a] != NULL) {
+				rc = cmd_usage("crypto decrypt: --%s does not "
+				    "go with --query/--body", arg_names[a]);
+				goto out;
+			}
+		if (vals[ARG_QUERY] == NULL || vals[ARG_BODY] == NULL) {
+			rc = cmd_usage("crypto decrypt: --query and --body "
+			    "go together");
+			goto out;
+		}
+	} else {
+		for (a = ARG_SIGNATURE; a <= ARG_ENCRYPT; a++)
+			if (vals[a] == NULL) {
+				rc = cmd_usage("crypto decrypt: --%s is "
+				    "required (or --query and --body)",
+				    arg_names[a]);
+				goto out;
+			}
+	}
+	if ((rc = setting(&d, vals[ARG_TOKEN], ARG_TOKEN, CFG_TOKEN,
+	    &token)) != EXIT_OK ||
+	    (rc = setting(&d, vals[ARG_AES_KEY], ARG_AES_KEY, CFG_AES_TOKEN,
+	    &aeskey)) != EXIT_OK ||
+	    (rc = setting(&d, vals[ARG_RECEIVER], ARG_RECEIVER,
+	    CFG_CALLBACK_RECEIVER, &receiver)) != EXIT_OK)
+		goto out;
+
+	sig = vals[ARG_SIGNATURE];
+	ts = vals[ARG_TIMESTAMP];
+	nonce = vals[ARG_NONCE];
+	enc = vals[ARG_ENCRYPT];
+	if (vals[ARG_QUERY] != NULL) {
+		q = vals[ARG_QUERY];
+		if (*q == '?')
+			q++;
+		if ((qsig = query_param(q, "msg_signature")) == NULL)
+			qsig = query_param(q, "signature");
+		if ((qts = query_param(q, "timeStamp")) == NULL)
+			qts = query_param(q, "timestamp");
+		qnonce = query_param(q, "nonce");
+		if (qsig == NULL || qts == NULL || qnonce == NULL) {
+			rc = cmd_fail("%s: --query has no %s",
+			    da_strerror(DA_EINPUT), qsig == NULL ?
+			    "signature or msg_signature" : qts == NULL ?
+			    "timestamp or timeStamp" : "nonce");
+			goto out;
+		}
+		sig = qsig;
+		ts = qts;
+		nonce = qnonce;
+		if (strcmp(vals[ARG_BODY], "-") == 0) {
+			if ((rc = read_stdin(&in, "--body")) != EXIT_OK)
+				goto out;
+			rc = body_encrypt(in.data, in.len, &benc);
+		} else
+			rc = body_encrypt(vals[ARG_BODY],
+			    strlen(vals[ARG_BODY]), &benc);
+		if (rc != EXIT_OK)
+			goto out;
+		enc = benc;
+	}
+
+	if ((e = envelope_key(aeskey, &key, &err)) != DA_OK ||
+	    (e = envelope_open(token, &key, receiver, sig, ts, nonce, enc,
+	    &msg, &msglen, &err)) != DA_OK) {
+		rc = cmd_fail("%s: %s", da_strerror(e), err.msg);
+		goto out;
+	}
+	if (fwrite(msg, 1, msglen, stdout) != msglen ||
+	    fputc('\n', stdout) == EOF || fflush(stdout) == EOF) {
+		rc = cmd_fail("writing the plaintext failed");
+		goto out;
+	}
+	rc = EXIT_OK;
+out:
+	crypto_cleanse(&key, sizeof(key));
+	if (msg != NULL) {
+		crypto_cleanse(msg, msglen);
+		free(msg);
+	}
+	free(benc);
+	free(qnonce);
+	free(qts);
+	free(qsig);
+	buf_free(&in);
+	return rc;
+}
+
+static int
+crypto_encrypt(int argc, char **argv)
+{
+	const struct subcommand	*sub = &subs[SUB_ENCRYPT];
+	const char		*vals[ARG__MAX];
+	const char		*token, *aeskey, *receiver, *plain;
+	struct defaults		 d = { 0 };
+	struct envelope_key	 key;
+	struct da_error		 err = { 0 };
+	struct buf		 in = { 0 };
+	char			*json = NULL;
+	enum da_err		 e;
+	int			 first, rc;
+
+	memset(&key, 0, sizeof(key));
+	if ((rc = parse_args(sub, argc, argv, vals, &first)) != EXIT_OK)
+		goto out;
+	if (argc - first > 1) {
+		rc = cmd_usage("crypto encrypt: one PLAINTEXT at most "
+		    "(quote it)");
+		goto out;
+	}
+	if (vals[ARG_RANDOM] != NULL &&
+	    strlen(vals[ARG_RANDOM]) != CRYPTO_RANDOM_LEN) {
+		rc = cmd_usage("crypto encrypt: --random must be exactly %d "
+		    "bytes", CRYPTO_RANDOM_LEN);
+		goto out;
+	}
+	if ((vals[ARG_TIMESTAMP] != NULL && *vals[ARG_TIMESTAMP] == '\0') ||
+	    (vals[ARG_NONCE] != NULL && *vals[ARG_NONCE] == '\0')) {
+		rc = cmd_usage("crypto encrypt: --timestamp and --nonce must "
+		    "not be empty");
+		goto out;
+	}
+	if ((rc = setting(&d, vals[ARG_TOKEN], ARG_TOKEN, CFG_TOKEN,
+	    &token)) != EXIT_OK ||
+	    (rc = setting(&d, vals[ARG_AES_KEY], ARG_AES_KEY, CFG_AES_TOKEN,
+	    &aeskey)) != EXIT_OK ||
+	    (rc = setting(&d, vals[ARG_RECEIVER], ARG_RECEIVER,
+	    CFG_CALLBACK_RECEIVER, &receiver)) != EXIT_OK)
+		goto out;
+	if (first < argc)
+		plain = argv[first];
+	else if (isatty(STDIN_FILENO))
+		plain = "success";
+	else {
+		if ((rc = read_stdin(&in, "PLAINTEXT")) != EXIT_OK)
+			goto out;
+		if (memchr(in.data, '\0', in.len) != NULL) {
+			rc = cmd_fail("%s: PLAINTEXT has a NUL byte",
+			    da_strerror(DA_EINPUT));
+			goto out;
+		}
+		plain = in.len > 0 ? in.data : "success";
+	}
+	if ((e = envelope_key(aeskey, &key, &err)) != DA_OK ||
+	    (e = envelope_reply(token, &key, receiver, plain,
+	    vals[ARG_TIMESTAMP], vals[ARG_NONCE], vals[ARG_RANDOM], &json,
+	    &err)) != DA_OK) {
+		rc = cmd_fail("%s: %s", da_strerror(e), err.msg);
+		goto out;
+	}
+	if (printf("%s\n", json) < 0 || fflush(stdout) == EOF) {
+		rc = cmd_fail("writing the reply failed");
+		goto out;
+	}
+	rc = EXIT_OK;
+out:
+	crypto_cleanse(&key, sizeof(key));
+	free(json);
+	buf_free(&in);
+	return rc;
+}
+
+static int
+crypto_sign(int argc, char **argv)
+{
+	const struct subcommand	*sub = &subs[SUB_SIGN];
+	const char		*vals[ARG__MAX];
+	const char		*token;
+	struct defaults		 d = { 0 };
+	char			 sig[CRYPTO_SHA1_HEX_LEN + 1];
+	int			 first, rc, a;
+
+	if ((rc = parse_args(sub, argc, argv, vals, &first)) != EXIT_OK)
+		return rc;
+	if (argc - first == 4) {
+		for (a = 0; a < ARG__MAX; a++)
+			if (vals[a] != NULL)
+				return cmd_usage("crypto sign: give four "
+				    "values or options, not both");
+		envelope_sign(argv[first], argv[first + 1], argv[first + 2],
+		    argv[first + 3], sig);
+	} else if (argc - first == 0) {
+		for (a = ARG_TIMESTAMP; a <= ARG_ENCRYPT; a++)
+			if (vals[a] == NULL)
+				return cmd_usage("crypto sign: --%s is "
+				    "required (or give four values)",
+				    arg_names[a]);
+		if ((rc = setting(&d, vals[ARG_TOKEN], ARG_TOKEN, CFG_TOKEN,
+		    &token)) != EXIT_OK)
+			return rc;
+		envelope_sign(token, vals[ARG_TIMESTAMP], vals[ARG_NONCE],
+		    vals[ARG_ENCRYPT], sig);
+	} else
+		return cmd_usage("crypto sign: takes four values, not %d "
+		    "(see --help)", argc - first);
+	if (printf("%s\n", sig) < 0 || fflush(stdout) == EOF)
+		return cmd_fail("writing the signature failed");
+	return EXIT_OK;
+}
+
+int
+cmd_crypto(int argc, char **argv)
+{
+	size_t	 i;
+
+	if (argc < 2) {
+		group_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		group_usage(stdout);
+		return EXIT_OK;
+	}
+	for (i = 0; i < SUB__MAX; i++) {
+		if (strcmp(argv[1], subs[i].name) != 0)
+			continue;
+		if (cmd_wants_help(argc - 1, argv + 1)) {
+			fputs(subs[i].usage, stdout);
+			return EXIT_OK;
+		}
+		return subs[i].run(argc - 1, argv + 1);
+	}
+	cmd_usage("crypto: unknown subcommand '%s'", argv[1]);
+	group_usage(stderr);
+	return EXIT_USAGE;
+}
