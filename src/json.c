@@ -22,9 +22,22 @@ checked(json *j)
 json *
 json_parse(const char *text, size_t len)
 {
+	const char	*end = NULL;
+	json		*j;
+
 	if (text == NULL)
 		return NULL;
-	return cJSON_ParseWithLength(text, len);
+	if ((j = cJSON_ParseWithLengthOpts(text, len, &end, 0)) == NULL)
+		return NULL;
+	/* One document and nothing after it but white space. */
+	for (; end != NULL && end < text + len; end++) {
+		if (*end != ' ' && *end != '\t' && *end != '\n' &&
+		    *end != '\r' && *end != '\0') {
+			cJSON_Delete(j);
+			return NULL;
+		}
+	}
+	return j;
 }
 
 void

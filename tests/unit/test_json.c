@@ -59,8 +59,11 @@ main(void)
 	json_free(j);
 
 	CHECK(json_parse("{\"a\":", 5) == NULL, "truncated JSON refused");
-	CHECK(json_parse("{\"a\":1}garbage", 14) == NULL ||
-	    1, "trailing garbage handled");
+	CHECK(json_parse("{\"a\":1}garbage", 14) == NULL,
+	    "trailing garbage refused");
+	j = json_parse("{\"a\":1} \n", 9);
+	CHECK(j != NULL, "trailing white space accepted");
+	json_free(j);
 	j = json_parse("[1,2]", 5);
 	CHECK(j != NULL && !json_is_object(j) && json_is_array(j),
 	    "array document");
