@@ -34,9 +34,13 @@ static const char *const sql_user_upsert =
     " job_number = excluded.job_number, email = excluded.email,"
     " mobile = excluded.mobile, admin = excluded.admin, active = 1,"
     " updated_at = excluded.updated_at, left_at = NULL";
-/* Another row holding the same unionid (a re-created account) yields. */
+/*
+ * Another row holding the same unionid (a re-created account) yields.
+ * "unionid <> ''" lets SQLite use the partial index users_unionid.
+ */
 static const char *const sql_unionid_release =
-    "UPDATE users SET unionid = NULL WHERE unionid = ?1 AND userid <> ?2";
+    "UPDATE users SET unionid = NULL WHERE unionid = ?1 AND unionid <> ''"
+    " AND userid <> ?2";
 static const char *const sql_depts_clear =
     "DELETE FROM user_depts WHERE userid = ?1";
 static const char *const sql_dept_add =
