@@ -1,0 +1,127 @@
+# -*- coding: utf-8 -*-
+"""A real nginx (auth_request) started from deploy/nginx/*, unchanged but
+for the two things an operator edits too: the upstream ports in
+dingauth-http.conf (rewritten to ephemeral ones) and the install root in
+dingauth.conf. The FastCGI programs of deploy/systemd/fcgi/*.env run under
+spawn-fcgi as deploy/systemd/dingauth-fcgi@.service starts them; the
+protected CGI app runs under fcgiwrap on TCP. nginx runs in the
+foreground with its own prefix (nginx -p DIR -c nginx.conf -g 'daemon
+off;'). deploykit.scenario holds the checks all three servers share.
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import T  # noqa: E402
+import deploykit as dk  # noqa: E402
+
+INSTALL_ROOT = "/usr/local/lib/dingauth"
+
+
+class Nginx(dk.WebServer):
+    name = "nginx"
+
+    def start(self):
+        d = self.dir
+        fcgi = dk.FcgiInstances(self.env, d)
+        self.helpers.append(fcgi)
+        fcgi.start()
+        app = dk.Fcgiwrap(d)
+        self.helpers.append(app)
+        app.start()
+        self.fcgi = fcgi
+        ports = {fcgi.default_ports[n]: p for n, p in fcgi.ports.items()}
+        ports[9106] = app.port          # example_cgi_app
+        conf_dir = os.path.join(d, "conf")
+        inc = os.path.join(conf_dir, "dingauth")
+        os.makedirs(inc)
+        for n in dk.copy_deploy("nginx", inc):
+            p = os.path.join(inc, n)
+            with open(p) as f:
+                text = f.read()
+            if n == "dingauth-http.conf":
+                text = dk.rewrite_ports(text, ports)
+            if n == "dingauth.conf":
+                text = text.replace(INSTALL_ROOT, self.root)
+            with open(p, "w") as f:
+                f.write(text)
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.makedirs(os.path.join(d, "tmp", sub))
+        dk.open_up(os.path.join(d, "tmp"))
+        conf = os.path.join(conf_dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""# The operator's nginx.conf (test instance).
+worker_processes 1;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log warn;
+events { worker_connections 64; }
+http {
+	include /etc/nginx/mime.types;
+	default_type application/octet-stream;
+	charset utf-8;
+	access_log %(d)s/access.log;
+	client_body_temp_path %(d)s/tmp/body;
+	proxy_temp_path %(d)s/tmp/proxy;
+	fastcgi_temp_path %(d)s/tmp/fastcgi;
+	uwsgi_temp_path %(d)s/tmp/uwsgi;
+	scgi_temp_path %(d)s/tmp/scgi;
+	include dingauth/dingauth-http.conf;
+	server {
+		listen 127.0.0.1:%(port)d;
+		server_name localhost;
+		root %(www)s;
+		index index.html;
+		include dingauth/dingauth.conf;
+	}
+}
+""" % {"d": d, "port": self.port, "www": self.www})
+        self.spawn(["/usr/sbin/nginx", "-p", d, "-c", conf, "-e",
+                    os.path.join(d, "error.log"), "-g", "daemon off;"])
+        return self
+
+
+def extra(t, env, srv, sessions):
+    c1 = sessions["u001"]
+    st, hs, body = srv.get("/protected/app.cgi", cookie=sessions["u003"],
+                           headers={"Authorization": "Basic Ym9zczp4"})
+    t.eq("nginx: curl -u boss:x with a session: REMOTE_USER is the session's "
+         "(no $remote_user in dingauth_fastcgi_params)",
+         dk.parse_app(body).get("REMOTE_USER"), "u003")
+    st, hs, body = srv.get("/protected/app.cgi",
+                           headers={"Authorization": "Basic Ym9zczp4",
+                                    "X-Auth-Request-User": "boss"})
+    t.eq("nginx: Basic credentials and X-Auth-Request-User without a session: "
+         "302", st, 302)
+    st, hs, body = srv.get("/dingauth/auth", cookie=c1)
+    t.eq("nginx: the auth location is internal (404 from outside)", st, 404)
+    st, hs, body = srv.get("/protected/app.cgi",
+                           headers={"X-Requested-With": "XMLHttpRequest"})
+    t.eq("nginx: XMLHttpRequest without a session: 401 JSON",
+         (st, dk.header(hs, "Content-Type")), (401, "application/json"))
+    st, hs, body = srv.get("/protected/app.cgi",
+                           headers={"Accept": "text/html,application/json"})
+    t.eq("nginx: a browser's Accept (text/html first): 302", st, 302)
+    st, hs, body = srv.get("/protected/x?a=1&b=%2F2")
+    t.check("nginx: the Location stays relative (absolute_redirect off)",
+            (dk.header(hs, "Location") or "").startswith("/dingauth/login?rd="),
+            hs)
+    st, hs, body = srv.get("/staff/app.cgi", cookie=c1,
+                           headers={"Accept": "application/json"})
+    t.check("nginx: a JSON client's 403 is JSON saying why",
+            st == 403 and dk.header(hs, "Content-Type") == "application/json"
+            and "department 2" in json.loads(body).get("message", ""),
+            (st, hs, body[:300]))
+    st, hs, body = srv.get("/staff/app.cgi", cookie=c1)
+    t.eq("nginx: the 403 page is text/html, one Content-Type",
+         [v for k, v in hs if k.lower() == "content-type"],
+         ["text/html; charset=utf-8"])
+    srv.fcgi.stop()
+    st, hs, body = srv.get("/protected/file.txt", cookie=c1)
+    t.check("nginx: authorizer down -> fails closed (500, no file)",
+            st == 500 and dk.STATIC_TEXT.encode() not in body,
+            (st, body[:200]))
+
+
+t = T()
+dk.run_server(t, Nginx, extra)
