@@ -1,0 +1,165 @@
+#ifndef DINGAUTH_LOGIN_H
+#define DINGAUTH_LOGIN_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "session.h"
+
+/*
+ * The employee login flows (dingtalk-api.md §c, §d, §f.3): where to send
+ * the browser, and what to do with the code DingTalk sends back.
+ *
+ *   sns         sns_authorize; tmp code -> sns/get_persistent_code -> unionid
+ *   sns_bycode  sns_authorize; tmp code -> sns/getuserinfo_bycode -> unionid
+ *   oauth2      login.dingtalk.com/oauth2/auth; authCode ->
+ *               v1.0 userAccessToken -> v1.0 contact/users/me -> unionId
+ *
+ * then unionid -> userid (topapi/user/getbyunionid, corp token), and our
+ * directory decides: an active employee gets a session; one who left or
+ * was disabled is refused; one unknown to the directory follows
+ * DINGAUTH_UNKNOWN_USER (deny; review: a login request for an operator;
+ * admit: topapi/v2/user/get, added to the directory, session).
+ */
+struct db;
+
+#define LOGIN_RD_MAX	2048	/* a return path, encoded */
+
+enum login_flow {
+	LOGIN_FLOW_SNS,
+	LOGIN_FLOW_SNS_BYCODE,
+	LOGIN_FLOW_OAUTH2,
+	LOGIN_FLOW__MAX
+};
+
+/* The configured DINGAUTH_LOGIN_FLOW. */
+enum login_flow	 login_flow(void);
+/* "sns", "sns_bycode", "oauth2". */
+const char	*login_flow_name(enum login_flow flow);
+
+/*
+ * Validate a return path: only a same-site relative path is kept, one
+ * that starts with a single "/" (not "//" and no backslash anywhere),
+ * without control characters, at most LOGIN_RD_MAX - 1 bytes once
+ * spaces, quotes, angle brackets and bytes >= 0x80 are percent-encoded.
+ * Anything else (NULL, "", "https://evil", "//evil", "/\evil") gives "/".
+ * Returns 1 if rd was kept, 0 if it fell back to "/".
+ */
+int		 login_rd(const char *rd, char out[LOGIN_RD_MAX]);
+
+/* DINGAUTH_PUBLIC_URL + DINGAUTH_BASE_PATH + "/exchange"; caller frees. */
+char		*login_redirect_uri(void);
+/* DINGAUTH_BASE_PATH + "/" + route ("logout"); caller frees. */
+char		*login_route_path(const char *route);
+/* DINGAUTH_BASE_PATH + "/login" [+ "?rd=" + escaped rd]; caller frees. */
+char		*login_page_path(const char *rd);
+
+/*
+ * The authorization URL for state (§c.1 for the sns flows, §d.1 for
+ * oauth2); caller frees. DA_ECONFIG (*url NULL) if a key the flow needs
+ * is not set.
+ */
+enum da_err	 login_authorize_url(const char *state, char **url,
+		    struct da_error *err);
+
+/* "scheme://host[:port]" of DINGTALK_LOGIN_URL: the QR frame's origin. */
+void		 login_frame_origin(char *out, size_t size);
+
+/* Everything that can stop a login, each with its page. */
+enum login_problem {
+	LOGIN_OK = 0,
+	LOGIN_STATE_MISSING,	/* no state parameter */
+	LOGIN_STATE_MISMATCH,	/* state cookie absent or different */
+	LOGIN_STATE_INVALID,	/* unknown, expired or already used */
+	LOGIN_CODE_MISSING,	/* no code/authCode parameter */
+	LOGIN_CODE_REJECTED,	/* DingTalk: code used, expired, unknown */
+	LOGIN_NOT_MEMBER,	/* not an employee of the company */
+	LOGIN_INACTIVE,		/* left the company */
+	LOGIN_DISABLED,		/* disabled by an operator */
+	LOGIN_DENIED,		/* unknown to the directory, policy deny */
+	LOGIN_WAITING,		/* unknown, policy review: request recorded */
+	LOGIN_DT_TIMEOUT,	/* DingTalk too slow */
+	LOGIN_DT_DOWN,		/* DingTalk unreachable or HTTP 5xx */
+	LOGIN_DT_GARBAGE,	/* DingTalk answered something unusable */
+	LOGIN_DT_ERROR,		/* DingTalk answered an unexpected error */
+	LOGIN_DT_RATE,		/* DingTalk rate limiting */
+	LOGIN_MISCONFIGURED,	/* our keys, secrets or permissions */
+	LOGIN_INTERNAL,		/* database or other local failure */
+	LOGIN_BAD_REQUEST,	/* method, body */
+	LOGIN_PROBLEM__MAX
+};
+
+struct login_problem_info {
+	int		 status;	/* HTTP status */
+	const char	*id;		/* stable, for JSON: "state_expired" */
+	const char	*title;		/* page heading */
+	const char	*text;		/* what happened, what to do */
+	int		 retry_after;	/* seconds, 0: no Retry-After */
+};
+
+const struct login_problem_info *login_problem_info(enum login_problem p);
+
+/* What the exchange was given (values straight from the request). */
+struct login_input {
+	const char	*code;		/* authCode, else code */
+	const char	*state;
+	const char	*state_cookie;	/* dingauth_state */
+	const char	*session_cookie; /* dingauth_session: replaced */
+	const char	*remote_addr;
+	const char	*user_agent;
+};
+
+struct login_result {
+	enum login_problem	 problem;
+	char			 rd[LOGIN_RD_MAX];	/* "/" unless known */
+	char			 userid[128];
+	char			 unionid[128];
+	char			 name[256];
+	char			 dept_ids[1024];	/* "1,2" */
+	char			 session[SESSION_ID_LEN + 1];
+	struct da_error		 err;		/* detail, for the log */
+};
+
+/*
+ * Exchange a code for a session (or a reason why not). Checks the state
+ * first, then asks DingTalk per the flow. On LOGIN_OK res->session holds
+ * the new session id (the old one, if any, has been ended); on any
+ * failure no session, user or request row was written. Never fails as a
+ * function: everything is in res.
+ */
+void		 login_exchange(struct db *db, const struct login_input *in,
+		    struct login_result *res);
+
+/*
+ * Pages, shared by login.fcgi and exchange.fcgi. Every page is a
+ * template from static/ rendered inside static/layout.html, sent with
+ * Cache-Control: no-store, X-Frame-Options: DENY and a
+ * Content-Security-Policy (csp NULL: the strict default, no third-party
+ * scripts or frames). A template error answers a plain 500.
+ */
+struct req;
+struct html_var;
+
+#define LOGIN_COOKIE_SESSION	"dingauth_session"
+#define LOGIN_COOKIE_STATE	"dingauth_state"
+
+void		 login_page(struct req *r, int status, const char *tmpl,
+		    const char *title, const struct html_var *vars,
+		    size_t nvars, const char *csp);
+/*
+ * The answer for problem p: the error page (or, when json is set, a JSON
+ * object {error, message, detail, retry}) with its status, Retry-After
+ * when it has one, and a "try again" link to the login page with rd.
+ * name (NULL or "" if unknown) is the DingTalk account it concerns.
+ */
+void		 login_problem_page(struct req *r, enum login_problem p,
+		    const char *rd, const char *name, int as_json);
+/* 500 naming the configuration problem (err->msg never holds secrets). */
+void		 login_config_error(struct req *r, const struct da_error *err,
+		    int as_json);
+/* 405 with Allow. */
+void		 login_method_not_allowed(struct req *r, const char *allow);
+/* 302 to a path or URL we built ourselves. */
+void		 login_redirect(struct req *r, const char *location);
+
+#endif

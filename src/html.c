@@ -1,0 +1,241 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embedded.h"
+#include "html.h"
+#include "http.h"
+
+#define SLOT_NAME_MAX	64
+
+enum html_filter {
+	FILTER_TEXT,
+	FILTER_ATTR,
+	FILTER_URL,
+	FILTER_JS,
+	FILTER_RAW,
+	FILTER__MAX
+};
+
+static const char *const filter_names[FILTER__MAX] = {
+	[FILTER_TEXT] = "",
+	[FILTER_ATTR] = "attr",
+	[FILTER_URL] = "url",
+	[FILTER_JS] = "js",
+	[FILTER_RAW] = "raw",
+};
+
+void
+html_escape_text(struct buf *b, const char *s)
+{
+	const char	*p, *run;
+
+	if (s == NULL)
+		return;
+	for (run = p = s; *p != '\0'; p++) {
+		const char	*ent;
+
+		switch (*p) {
+		case '&':
+			ent = "&amp;";
+			break;
+		case '<':
+			ent = "&lt;";
+			break;
+		case '>':
+			ent = "&gt;";
+			break;
+		case '"':
+			ent = "&quot;";
+			break;
+		case '\'':
+			ent = "&#39;";
+			break;
+		default:
+			continue;
+		}
+		buf_append(b, run, (size_t)(p - run));
+		buf_puts(b, ent);
+		run = p + 1;
+	}
+	buf_append(b, run, (size_t)(p - run));
+}
+
+void
+html_escape_attr(struct buf *b, const char *s)
+{
+	const unsigned char	*p;
+
+	if (s == NULL)
+		return;
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == ',' || *p == '.' ||
+		    *p == '-' || *p == '_' || *p >= 0x80)
+			buf_append(b, p, 1);
+		else
+			buf_printf(b, "&#x%02X;", *p);
+	}
+}
+
+void
+html_escape_url(struct buf *b, const char *s)
+{
+	char	*e;
+
+	if (s == NULL)
+		return;
+	e = http_escape(s);
+	buf_puts(b, e);
+	free(e);
+}
+
+void
+html_escape_js(struct buf *b, const char *s)
+{
+	const unsigned char	*p;
+
+	if (s == NULL)
+		return;
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f || *p == '\\' || *p == '"' ||
+		    *p == '\'' || *p == '<' || *p == '>' || *p == '&' ||
+		    *p == '/' || *p == '=' || *p == '`')
+			buf_printf(b, "\\u%04X", *p);
+		else if (p[0] == 0xe2 && p[1] == 0x80 &&
+		    (p[2] == 0xa8 || p[2] == 0xa9)) {
+			/* LINE/PARAGRAPH SEPARATOR end a line in old JS. */
+			buf_printf(b, "\\u%04X", p[2] == 0xa8 ? 0x2028 : 0x2029);
+			p += 2;
+		} else
+			buf_append(b, p, 1);
+	}
+}
+
+static const struct html_var *
+find_var(const struct html_var *vars, size_t nvars, const char *name,
+    size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < nvars; i++)
+		if (strlen(vars[i].name) == len &&
+		    strncmp(vars[i].name, name, len) == 0)
+			return &vars[i];
+	return NULL;
+}
+
+static int
+slot_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Emit one slot s[0..len) ("name" or "name|filter") into out. */
+static enum da_err
+render_slot(struct buf *out, const char *s, size_t len,
+    const struct html_var *vars, size_t nvars, struct da_error *err)
+{
+	const struct html_var	*v;
+	struct buf		 tmp;
+	const char		*bar;
+	size_t			 nlen, flen, i;
+	enum html_filter	 f = FILTER__MAX;
+
+	bar = memchr(s, '|', len);
+	nlen = bar != NULL ? (size_t)(bar - s) : len;
+	for (i = 0; i < nlen; i++)
+		if (!slot_char(s[i]))
+			break;
+	if (nlen == 0 || nlen > SLOT_NAME_MAX || i != nlen)
+		return DA_ERROR(err, DA_EINPUT, "template slot {{%.*s}}: "
+		    "bad name", (int)(len > 80 ? 80 : len), s);
+	if (bar == NULL)
+		f = FILTER_TEXT;
+	else {
+		flen = len - nlen - 1;
+		for (i = 1; i < FILTER__MAX; i++)
+			if (strlen(filter_names[i]) == flen &&
+			    strncmp(filter_names[i], bar + 1, flen) == 0)
+				f = (enum html_filter)i;
+		if (f == FILTER__MAX)
+			return DA_ERROR(err, DA_EINPUT, "template slot "
+			    "{{%.*s}}: unknown filter", (int)len, s);
+	}
+	if ((v = find_var(vars, nvars, s, nlen)) == NULL)
+		return DA_ERROR(err, DA_EINPUT, "template slot {{%.*s}}: "
+		    "no such value", (int)nlen, s);
+	switch (f) {
+	case FILTER_TEXT:
+		html_escape_text(out, v->value);
+		break;
+	case FILTER_ATTR:
+		html_escape_attr(out, v->value);
+		break;
+	case FILTER_URL:
+		buf_init(&tmp, 0);
+		html_escape_url(&tmp, v->value);
+		html_escape_text(out, tmp.data);
+		buf_free(&tmp);
+		break;
+	case FILTER_JS:
+		html_escape_js(out, v->value);
+		break;
+	case FILTER_RAW:
+		if (!v->raw)
+			return DA_ERROR(err, DA_EINPUT, "template slot "
+			    "{{%.*s}}: value is not marked raw", (int)len, s);
+		if (v->value != NULL)
+			buf_puts(out, v->value);
+		break;
+	default:
+		abort();
+	}
+	return DA_OK;
+}
+
+enum da_err
+html_render_text(struct buf *out, const char *text,
+    const struct html_var *vars, size_t nvars, struct da_error *err)
+{
+	const char	*p = text, *open, *close;
+	size_t		 start = out->len;
+	enum da_err	 rc = DA_OK;
+
+	while ((open = strstr(p, "{{")) != NULL) {
+		buf_append(out, p, (size_t)(open - p));
+		if ((close = strstr(open + 2, "}}")) == NULL ||
+		    close - open - 2 > SLOT_NAME_MAX + 8) {
+			rc = DA_ERROR(err, DA_EINPUT,
+			    "template: unterminated slot");
+			goto out;
+		}
+		rc = render_slot(out, open + 2, (size_t)(close - open - 2),
+		    vars, nvars, err);
+		if (rc != DA_OK)
+			goto out;
+		p = close + 2;
+	}
+	buf_puts(out, p);
+	if (out->overflow)
+		rc = DA_ERROR(err, DA_ETOOBIG, "template: output too large");
+out:
+	if (rc != DA_OK) {
+		/* Leave out as it was: never half a page. */
+		out->len = start;
+		if (out->data != NULL)
+			out->data[start] = '\0';
+	}
+	return rc;
+}
+
+enum da_err
+html_render(struct buf *out, const char *name, const struct html_var *vars,
+    size_t nvars, struct da_error *err)
+{
+	const char	*text;
+
+	if ((text = embedded_template(name)) == NULL)
+		return DA_ERROR(err, DA_EINPUT, "no template %s", name);
+	return html_render_text(out, text, vars, nvars, err);
+}

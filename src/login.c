@@ -1,0 +1,690 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "crypto.h"
+#include "db.h"
+#include "dingtalk.h"
+#include "directory.h"
+#include "html.h"
+#include "http.h"
+#include "log.h"
+#include "login.h"
+#include "mem.h"
+#include "req.h"
+#include "requests.h"
+#include "session.h"
+#include "token.h"
+
+#define CODE_MAX	512	/* longer than any DingTalk code */
+
+static const char *const flow_names[LOGIN_FLOW__MAX] = {
+	[LOGIN_FLOW_SNS] = "sns",
+	[LOGIN_FLOW_SNS_BYCODE] = "sns_bycode",
+	[LOGIN_FLOW_OAUTH2] = "oauth2",
+};
+
+static const struct login_problem_info problems[LOGIN_PROBLEM__MAX] = {
+	[LOGIN_OK] = { 200, "ok", "Signed in", "", 0 },
+	[LOGIN_STATE_MISSING] = { 400, "state_missing",
+	    "This sign-in link is incomplete",
+	    "The address you were sent back to carries no sign-in state, so "
+	    "it cannot be matched to a sign-in attempt. Start again from the "
+	    "sign-in page.", 0 },
+	[LOGIN_STATE_MISMATCH] = { 400, "state_mismatch",
+	    "This sign-in was started in another browser",
+	    "The sign-in attempt does not belong to this browser: its cookie "
+	    "is missing or different. This happens when a sign-in link is "
+	    "opened in another browser or used a second time, or when "
+	    "cookies are blocked. Start again from the sign-in page in this "
+	    "browser.", 0 },
+	[LOGIN_STATE_INVALID] = { 400, "state_invalid",
+	    "This sign-in attempt has expired or was already used",
+	    "Each sign-in attempt can be used once, within 10 minutes. Start "
+	    "again from the sign-in page and scan a fresh QR code.", 0 },
+	[LOGIN_CODE_MISSING] = { 400, "code_missing",
+	    "DingTalk sent no login code",
+	    "The sign-in was cancelled or did not complete in DingTalk. Start "
+	    "again from the sign-in page.", 0 },
+	[LOGIN_CODE_REJECTED] = { 400, "code_rejected",
+	    "DingTalk did not accept the login code",
+	    "The code from DingTalk was already used or has expired. Start "
+	    "again from the sign-in page and scan a fresh QR code.", 0 },
+	[LOGIN_NOT_MEMBER] = { 403, "not_member",
+	    "Your DingTalk account is not a member of this company",
+	    "Only employees of the company can sign in here. If you have "
+	    "several DingTalk accounts, sign in with your company account.",
+	    0 },
+	[LOGIN_INACTIVE] = { 403, "inactive",
+	    "Your account is no longer active",
+	    "The company directory shows that you have left the company. If "
+	    "this is a mistake, ask your administrator.", 0 },
+	[LOGIN_DISABLED] = { 403, "disabled",
+	    "Your access has been disabled",
+	    "An administrator has disabled your access to this site. Ask them "
+	    "if you need it back.", 0 },
+	[LOGIN_DENIED] = { 403, "denied",
+	    "You are not in this site's directory",
+	    "Your DingTalk account belongs to the company, but this site only "
+	    "admits people in its directory. Ask your administrator to add "
+	    "you.", 0 },
+	[LOGIN_WAITING] = { 403, "waiting_for_approval",
+	    "Waiting for approval",
+	    "Your request to sign in has been recorded. An administrator has "
+	    "to approve it; try again once they have.", 0 },
+	[LOGIN_DT_TIMEOUT] = { 504, "dingtalk_timeout",
+	    "DingTalk did not answer in time",
+	    "DingTalk is slow right now. Wait a moment, then try again.", 0 },
+	[LOGIN_DT_DOWN] = { 502, "dingtalk_unavailable",
+	    "DingTalk could not be reached",
+	    "DingTalk is unavailable or failing right now. Wait a moment, then "
+	    "try again.", 0 },
+	[LOGIN_DT_GARBAGE] = { 502, "dingtalk_bad_answer",
+	    "DingTalk sent an answer that could not be read",
+	    "DingTalk answered with something other than what it should. Wait "
+	    "a moment, then try again.", 0 },
+	[LOGIN_DT_ERROR] = { 502, "dingtalk_error",
+	    "DingTalk reported an error",
+	    "DingTalk could not complete the sign-in. Wait a moment, then try "
+	    "again; if it keeps happening, tell your administrator.", 0 },
+	[LOGIN_DT_RATE] = { 503, "rate_limited",
+	    "Too many sign-ins at the moment",
+	    "DingTalk is limiting how often this site may ask it. Wait about "
+	    "half a minute, then try again.", 30 },
+	[LOGIN_MISCONFIGURED] = { 500, "misconfigured",
+	    "Sign-in is not set up correctly",
+	    "DingTalk refused this site's credentials or permissions. Your "
+	    "administrator has to fix the configuration; the details are in "
+	    "the server log.", 0 },
+	[LOGIN_INTERNAL] = { 500, "internal_error",
+	    "Something went wrong on our side",
+	    "The sign-in could not be completed because of a problem on this "
+	    "server. Try again; if it keeps happening, tell your "
+	    "administrator.", 0 },
+	[LOGIN_BAD_REQUEST] = { 400, "bad_request",
+	    "This request could not be understood",
+	    "Start again from the sign-in page.", 0 },
+};
+
+enum login_flow
+login_flow(void)
+{
+	const char	*name = config_str(CFG_LOGIN_FLOW);
+	int		 i;
+
+	for (i = 0; i < LOGIN_FLOW__MAX; i++)
+		if (strcmp(name, flow_names[i]) == 0)
+			return (enum login_flow)i;
+	return LOGIN_FLOW_SNS;
+}
+
+const char *
+login_flow_name(enum login_flow flow)
+{
+	return (unsigned)flow < LOGIN_FLOW__MAX ? flow_names[flow] : "?";
+}
+
+const struct login_problem_info *
+login_problem_info(enum login_problem p)
+{
+	if ((unsigned)p >= LOGIN_PROBLEM__MAX)
+		p = LOGIN_INTERNAL;
+	return &problems[p];
+}
+
+/* What a DingTalk call's failure means for the person signing in. */
+static enum login_problem
+problem_of(enum da_err e)
+{
+	switch (e) {
+	case DA_OK:
+		return LOGIN_OK;
+	case DA_ECODE:
+		return LOGIN_CODE_REJECTED;
+	case DA_ETIMEOUT:
+		return LOGIN_DT_TIMEOUT;
+	case DA_EHTTP:
+		return LOGIN_DT_DOWN;
+	case DA_EJSON:
+	case DA_ETOOBIG:
+		return LOGIN_DT_GARBAGE;
+	case DA_ERATE:
+		return LOGIN_DT_RATE;
+	case DA_ENOTMEMBER:
+	case DA_ENOTFOUND:
+		return LOGIN_NOT_MEMBER;
+	case DA_EAPI:
+		return LOGIN_DT_ERROR;
+	case DA_ETOKEN:
+	case DA_ECREDENTIALS:
+	case DA_EPERM:
+	case DA_ECONFIG:
+		return LOGIN_MISCONFIGURED;
+	case DA_ESTATE:
+		return LOGIN_STATE_INVALID;
+	default:
+		return LOGIN_INTERNAL;
+	}
+}
+
+int
+login_rd(const char *rd, char out[LOGIN_RD_MAX])
+{
+	const unsigned char	*p;
+	struct buf		 b;
+	int			 ok = 0;
+
+	buf_init(&b, LOGIN_RD_MAX - 1);
+	/* One leading slash: "//host" and "/\host" leave the site. */
+	if (rd == NULL || rd[0] != '/' || rd[1] == '/' || rd[1] == '\\')
+		goto out;
+	for (p = (const unsigned char *)rd; *p != '\0'; p++) {
+		/* Browsers drop tabs and newlines and read "\" as "/". */
+		if (*p < 0x20 || *p == 0x7f || *p == '\\')
+			goto out;
+		if (*p == ' ' || *p == '"' || *p == '<' || *p == '>' ||
+		    *p == '`' || *p >= 0x80)
+			buf_printf(&b, "%%%02X", *p);
+		else
+			buf_append(&b, p, 1);
+	}
+	ok = !b.overflow;
+out:
+	snprintf(out, LOGIN_RD_MAX, "%s", ok ? b.data : "/");
+	buf_free(&b);
+	return ok;
+}
+
+/* DINGAUTH_BASE_PATH as a prefix: "" for "/". */
+static const char *
+base_path(void)
+{
+	const char	*b = config_str(CFG_BASE_PATH);
+
+	/* Unset only when the configuration failed to load: the default. */
+	if (b[0] == '\0')
+		return "/dingauth";
+	return strcmp(b, "/") == 0 ? "" : b;
+}
+
+char *
+login_redirect_uri(void)
+{
+	return xasprintf("%s%s/exchange", config_str(CFG_PUBLIC_URL),
+	    base_path());
+}
+
+char *
+login_route_path(const char *route)
+{
+	return xasprintf("%s/%s", base_path(), route);
+}
+
+char *
+login_page_path(const char *rd)
+{
+	char	*e, *path;
+
+	if (rd == NULL || strcmp(rd, "/") == 0)
+		return xasprintf("%s/login", base_path());
+	e = http_escape(rd);
+	path = xasprintf("%s/login?rd=%s", base_path(), e);
+	free(e);
+	return path;
+}
+
+enum da_err
+login_authorize_url(const char *state, char **url, struct da_error *err)
+{
+	enum login_flow	 flow = login_flow();
+	enum cfg_key	 need;
+	char		*raw, *ru, *id, *st;
+
+	*url = NULL;
+	need = flow == LOGIN_FLOW_OAUTH2 ? CFG_APP_KEY : CFG_APP_ID;
+	if (!config_is_set(need))
+		return DA_ERROR(err, DA_ECONFIG, "%s: required for "
+		    "DINGAUTH_LOGIN_FLOW=%s", config_name(need),
+		    login_flow_name(flow));
+	raw = login_redirect_uri();
+	ru = http_escape(raw);
+	free(raw);
+	id = http_escape(config_str(need));
+	st = http_escape(state);
+	if (flow == LOGIN_FLOW_OAUTH2)
+		*url = xasprintf("%s/oauth2/auth?redirect_uri=%s"
+		    "&response_type=code&client_id=%s&scope=openid&state=%s"
+		    "&prompt=consent", config_str(CFG_LOGIN_URL), ru, id, st);
+	else
+		*url = xasprintf("%s/connect/oauth2/sns_authorize?appid=%s"
+		    "&response_type=code&scope=snsapi_login&state=%s"
+		    "&redirect_uri=%s", config_str(CFG_OAPI_URL), id, st, ru);
+	free(ru);
+	free(id);
+	free(st);
+	return DA_OK;
+}
+
+void
+login_frame_origin(char *out, size_t size)
+{
+	const char	*url = config_str(CFG_LOGIN_URL), *host, *end;
+
+	if ((host = strstr(url, "://")) == NULL) {
+		snprintf(out, size, "%s", url);
+		return;
+	}
+	host += 3;
+	end = host + strcspn(host, "/?#");
+	snprintf(out, size, "%.*s", (int)(end - url), url);
+}
+
+/* The identity behind code, per the configured flow. */
+static enum da_err
+identify(struct db *db, const char *code, struct dt_identity *id,
+    struct da_error *err)
+{
+	char		 token[TOKEN_MAX];
+	enum da_err	 rc;
+
+	switch (login_flow()) {
+	case LOGIN_FLOW_SNS_BYCODE:
+		return dt_sns_userinfo_bycode(code, id, err);
+	case LOGIN_FLOW_OAUTH2:
+		rc = dt_oauth2_user_token(code, token, sizeof(token), err);
+		if (rc == DA_OK)
+			rc = dt_oauth2_me(token, id, err);
+		crypto_cleanse(token, sizeof(token));
+		return rc;
+	case LOGIN_FLOW_SNS:
+	default:
+		return dt_sns_persistent_code(db, code, id, err);
+	}
+}
+
+static void
+join_ids(const long long *ids, size_t n, char *out, size_t size)
+{
+	size_t	 i, len = 0;
+	int	 w;
+
+	out[0] = '\0';
+	for (i = 0; i < n && len < size; i++) {
+		w = snprintf(out + len, size - len, "%s%lld", i ? "," : "",
+		    ids[i]);
+		if (w < 0 || (size_t)w >= size - len) {
+			out[len] = '\0';
+			break;
+		}
+		len += (size_t)w;
+	}
+}
+
+/* Unknown to the directory, DINGAUTH_UNKNOWN_USER=review. */
+static enum login_problem
+review(struct db *db, const char *userid, const struct dt_identity *id,
+    struct login_result *res)
+{
+	struct dt_user		 du;
+	struct da_error		 ignored;
+	enum requests_outcome	 outcome;
+	enum login_problem	 p;
+	const char		*name = id->nick;
+
+	memset(&du, 0, sizeof(du));
+	/* A name helps the operator; not worth failing the request for. */
+	if (name[0] == '\0' && dt_user_get(db, userid, &du, &ignored) == DA_OK)
+		name = du.name;
+	snprintf(res->name, sizeof(res->name), "%s", name);
+	if (requests_record(db, userid, id->unionid, name, &outcome,
+	    &res->err) != DA_OK)
+		p = LOGIN_INTERNAL;
+	else if (outcome == REQUESTS_REJECTED) {
+		DA_ERROR(&res->err, DA_EPERM, "an operator rejected %s's "
+		    "request", userid);
+		p = LOGIN_DENIED;
+	} else {
+		log_msg(LOG_INFO, "login: %s is waiting for approval (%s)",
+		    userid, outcome == REQUESTS_NEW ? "new request" :
+		    "asked again");
+		p = LOGIN_WAITING;
+	}
+	dt_user_clear(&du);
+	return p;
+}
+
+/*
+ * Unknown to the directory, DINGAUTH_UNKNOWN_USER=admit: fetch them,
+ * add them and open their session in one transaction.
+ */
+static enum login_problem
+admit(struct db *db, const char *userid, const struct login_input *in,
+    struct login_result *res)
+{
+	struct dt_user	 du;
+	enum da_err	 rc;
+
+	memset(&du, 0, sizeof(du));
+	if ((rc = dt_user_get(db, userid, &du, &res->err)) != DA_OK)
+		goto out;
+	if ((rc = db_begin_immediate(db, &res->err)) != DA_OK)
+		goto out;
+	if ((rc = directory_upsert_user(db, &du, "admit", NULL,
+	    &res->err)) != DA_OK ||
+	    (rc = session_open(db, du.userid, in->remote_addr,
+	    in->user_agent, res->session, &res->err)) != DA_OK ||
+	    (rc = db_commit(db, &res->err)) != DA_OK) {
+		db_rollback(db);
+		res->session[0] = '\0';
+		rc = rc == DA_OK ? DA_EDB : rc;
+		goto out;
+	}
+	snprintf(res->name, sizeof(res->name), "%s", du.name);
+	snprintf(res->unionid, sizeof(res->unionid), "%s", du.unionid);
+	join_ids(du.dept_ids, du.ndept, res->dept_ids, sizeof(res->dept_ids));
+	log_msg(LOG_INFO, "login: %s admitted to the directory", userid);
+out:
+	dt_user_clear(&du);
+	return rc == DA_OK ? LOGIN_OK :
+	    rc == DA_EDB ? LOGIN_INTERNAL : problem_of(rc);
+}
+
+void
+login_exchange(struct db *db, const struct login_input *in,
+    struct login_result *res)
+{
+	struct dt_identity	 id;
+	struct dir_user		 u;
+	char			 rd[LOGIN_RD_MAX];
+	const char		*policy;
+	enum da_err		 rc;
+
+	memset(res, 0, sizeof(*res));
+	memset(&u, 0, sizeof(u));
+	memset(&id, 0, sizeof(id));
+	snprintf(res->rd, sizeof(res->rd), "/");
+
+	/* The state first: present, this browser's, then consumed. */
+	if (in->state == NULL || in->state[0] == '\0') {
+		res->problem = LOGIN_STATE_MISSING;
+		goto out;
+	}
+	if (in->state_cookie == NULL ||
+	    !crypto_str_equal(in->state, in->state_cookie)) {
+		res->problem = LOGIN_STATE_MISMATCH;
+		goto out;
+	}
+	rc = state_take(db, in->state, rd, sizeof(rd), &res->err);
+	if (rc != DA_OK) {
+		res->problem = rc == DA_ESTATE ? LOGIN_STATE_INVALID :
+		    LOGIN_INTERNAL;
+		goto out;
+	}
+	login_rd(rd, res->rd);
+
+	if (in->code == NULL || in->code[0] == '\0') {
+		res->problem = LOGIN_CODE_MISSING;
+		goto out;
+	}
+	if (strlen(in->code) > CODE_MAX) {
+		DA_ERROR(&res->err, DA_ECODE, "code longer than %d bytes",
+		    CODE_MAX);
+		res->problem = LOGIN_CODE_REJECTED;
+		goto out;
+	}
+	if ((rc = identify(db, in->code, &id, &res->err)) != DA_OK ||
+	    (rc = dt_userid_by_unionid(db, id.unionid, res->userid,
+	    sizeof(res->userid), &res->err)) != DA_OK) {
+		res->problem = problem_of(rc);
+		goto out;
+	}
+	snprintf(res->unionid, sizeof(res->unionid), "%s", id.unionid);
+
+	/* The directory decides. */
+	rc = directory_get_user(db, res->userid, &u, &res->err);
+	if (rc == DA_ENOTFOUND) {
+		policy = config_str(CFG_UNKNOWN_USER);
+		if (strcmp(policy, "admit") == 0)
+			res->problem = admit(db, res->userid, in, res);
+		else if (strcmp(policy, "review") == 0)
+			res->problem = review(db, res->userid, &id, res);
+		else {
+			DA_ERROR(&res->err, DA_ENOTFOUND, "%s is not in the "
+			    "directory (DINGAUTH_UNKNOWN_USER=deny)",
+			    res->userid);
+			res->problem = LOGIN_DENIED;
+		}
+		if (res->problem == LOGIN_OK && in->session_cookie != NULL)
+			session_end(db, in->session_cookie, NULL);
+		goto out;
+	}
+	if (rc != DA_OK) {
+		res->problem = LOGIN_INTERNAL;
+		goto out;
+	}
+	snprintf(res->name, sizeof(res->name), "%s", u.name);
+	if (u.disabled) {
+		DA_ERROR(&res->err, DA_EPERM, "%s is disabled", u.userid);
+		res->problem = LOGIN_DISABLED;
+		goto out;
+	}
+	if (!u.active) {
+		DA_ERROR(&res->err, DA_ENOTMEMBER, "%s has left the company",
+		    u.userid);
+		res->problem = LOGIN_INACTIVE;
+		goto out;
+	}
+	join_ids(u.dept_ids, u.ndept, res->dept_ids, sizeof(res->dept_ids));
+	/* A new id at every login; the one this browser had is ended. */
+	if (in->session_cookie != NULL)
+		session_end(db, in->session_cookie, NULL);
+	if (session_open(db, u.userid, in->remote_addr, in->user_agent,
+	    res->session, &res->err) != DA_OK) {
+		res->problem = LOGIN_INTERNAL;
+		goto out;
+	}
+	res->problem = LOGIN_OK;
+out:
+	if (res->problem == LOGIN_OK)
+		log_msg(LOG_INFO, "login: %s signed in (%s flow)", res->userid,
+		    login_flow_name(login_flow()));
+	else
+		log_msg(res->problem == LOGIN_INTERNAL ||
+		    res->problem == LOGIN_MISCONFIGURED ? LOG_ERR : LOG_INFO,
+		    "login refused: %s%s%s%s%s",
+		    login_problem_info(res->problem)->id,
+		    res->userid[0] ? " for " : "", res->userid,
+		    res->err.msg[0] ? ": " : "", res->err.msg);
+	if (res->problem != LOGIN_OK)
+		res->session[0] = '\0';
+	dir_user_clear(&u);
+}
+
+/* Pages. */
+
+static const char *const csp_strict =
+    "default-src 'self'; script-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+static void
+page_headers(struct req *r, const char *ctype, const char *csp)
+{
+	resp_header(r, "Content-Type", ctype);
+	resp_header(r, "Cache-Control", "no-store");
+	resp_header(r, "X-Content-Type-Options", "nosniff");
+	resp_header(r, "X-Frame-Options", "DENY");
+	/*
+	 * Pages answering /exchange carry the code in their URL: no
+	 * Referer from them. The QR page (the only one with its own CSP)
+	 * shows DingTalk's frame our origin, as a plain embedding would.
+	 */
+	resp_header(r, "Referrer-Policy", csp != NULL ? "strict-origin" :
+	    "no-referrer");
+	resp_header(r, "Content-Security-Policy",
+	    csp != NULL ? csp : csp_strict);
+}
+
+/* Last resort when a template fails: plain text, nothing from input. */
+static void
+plain_500(struct req *r, const char *what)
+{
+	resp_clear(r);
+	resp_status(r, 500);
+	page_headers(r, "text/plain; charset=utf-8", NULL);
+	resp_puts(r, "500 Internal Server Error\n");
+	log_msg(LOG_ERR, "page: %s", what);
+}
+
+void
+login_page(struct req *r, int status, const char *tmpl, const char *title,
+    const struct html_var *vars, size_t nvars, const char *csp)
+{
+	struct buf	 content, page;
+	struct da_error	 err = { 0 };
+	struct html_var	*all;
+	char		*stat;
+
+	buf_init(&content, 256 * 1024);
+	buf_init(&page, 512 * 1024);
+	stat = xasprintf("%s/static", base_path());
+	/* Every template may use {{static}}. */
+	all = xcalloc(nvars + 1, sizeof(*all));
+	if (nvars > 0)
+		memcpy(all, vars, nvars * sizeof(*all));
+	all[nvars].name = "static";
+	all[nvars].value = stat;
+	if (html_render(&content, tmpl, all, nvars + 1, &err) != DA_OK) {
+		plain_500(r, err.msg);
+		goto out;
+	}
+	{
+		const struct html_var	 layout[] = {
+			{ "title", title, 0 },
+			{ "static", stat, 0 },
+			{ "page", tmpl, 0 },
+			{ "content", content.data, 1 },
+		};
+
+		if (html_render(&page, "layout.html", layout,
+		    sizeof(layout) / sizeof(layout[0]), &err) != DA_OK) {
+			plain_500(r, err.msg);
+			goto out;
+		}
+	}
+	resp_status(r, status);
+	page_headers(r, "text/html; charset=utf-8", csp);
+	resp_write(r, page.data, page.len);
+out:
+	free(all);
+	free(stat);
+	buf_free(&content);
+	buf_free(&page);
+}
+
+void
+login_problem_page(struct req *r, enum login_problem p, const char *rd,
+    const char *name, int as_json)
+{
+	const struct login_problem_info	*pi = login_problem_info(p);
+	struct buf			 who;
+	char				*retry, ra[16];
+	json				*doc;
+
+	retry = login_page_path(rd);
+	if (pi->retry_after > 0) {
+		snprintf(ra, sizeof(ra), "%d", pi->retry_after);
+		resp_header(r, "Retry-After", ra);
+	}
+	if (as_json) {
+		doc = json_new_object();
+		json_add_str(doc, "error", pi->id);
+		json_add_str(doc, "message", pi->title);
+		json_add_str(doc, "detail", pi->text);
+		json_add_str(doc, "retry", retry);
+		if (pi->retry_after > 0)
+			json_add_int(doc, "retry_after", pi->retry_after);
+		resp_json(r, pi->status, doc);
+		resp_header(r, "Referrer-Policy", "no-referrer");
+		json_free(doc);
+		free(retry);
+		return;
+	}
+	buf_init(&who, 4096);
+	if (name != NULL && name[0] != '\0') {
+		buf_puts(&who, "<p class=\"who\">DingTalk account: <strong>");
+		html_escape_text(&who, name);
+		buf_puts(&who, "</strong></p>");
+	} else
+		buf_puts(&who, "");
+	{
+		const struct html_var	 vars[] = {
+			{ "title", pi->title, 0 },
+			{ "text", pi->text, 0 },
+			{ "problem", pi->id, 0 },
+			{ "kind", p == LOGIN_WAITING ? "waiting" : "error", 0 },
+			{ "who", who.data, 1 },
+			{ "retry", retry, 0 },
+		};
+
+		login_page(r, pi->status, "error.html", pi->title, vars,
+		    sizeof(vars) / sizeof(vars[0]), NULL);
+	}
+	buf_free(&who);
+	free(retry);
+}
+
+void
+login_config_error(struct req *r, const struct da_error *err, int as_json)
+{
+	json		*doc;
+	char		*retry;
+	const char	*msg = err != NULL && err->msg[0] ? err->msg :
+	    "configuration error";
+
+	log_msg(LOG_ERR, "configuration: %s", msg);
+	if (as_json) {
+		doc = json_new_object();
+		json_add_str(doc, "error", "misconfigured");
+		json_add_str(doc, "message", "Sign-in is not set up correctly");
+		json_add_str(doc, "detail", msg);
+		resp_json(r, 500, doc);
+		json_free(doc);
+		return;
+	}
+	retry = login_page_path(NULL);
+	{
+		const struct html_var	 vars[] = {
+			{ "title", "Sign-in is not set up correctly", 0 },
+			{ "text", msg, 0 },
+			{ "problem", "misconfigured", 0 },
+			{ "kind", "error", 0 },
+			{ "who", "", 1 },
+			{ "retry", retry, 0 },
+		};
+
+		login_page(r, 500, "error.html",
+		    "Sign-in is not set up correctly", vars,
+		    sizeof(vars) / sizeof(vars[0]), NULL);
+	}
+	free(retry);
+}
+
+void
+login_method_not_allowed(struct req *r, const char *allow)
+{
+	resp_clear(r);
+	resp_status(r, 405);
+	resp_header(r, "Allow", allow);
+	page_headers(r, "text/plain; charset=utf-8", NULL);
+	resp_puts(r, "405 Method Not Allowed\n");
+}
+
+void
+login_redirect(struct req *r, const char *location)
+{
+	resp_status(r, 302);
+	resp_header(r, "Location", location);
+	resp_header(r, "Cache-Control", "no-store");
+	resp_header(r, "Referrer-Policy", "no-referrer");
+}

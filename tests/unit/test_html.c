@@ -1,0 +1,257 @@
+/*
+ * The escapers and the template renderer (html.c), and the pure parts of
+ * the login flow (login.c): rd validation and the URLs it builds.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "embedded.h"
+#include "html.h"
+#include "login.h"
+#include "mem.h"
+#include "unit.h"
+
+typedef void	(*escaper)(struct buf *, const char *);
+
+static char *
+esc(escaper fn, const char *s)
+{
+	struct buf	 b;
+
+	buf_init(&b, 0);
+	buf_puts(&b, "");
+	fn(&b, s);
+	return buf_take(&b);
+}
+
+/* in, cut short, control characters as '?': one line per check name. */
+static const char *
+printable(const char *in, char *show, size_t size)
+{
+	size_t	 i;
+
+	snprintf(show, size, "%s", in != NULL ? in : "NULL");
+	for (i = 0; show[i] != '\0'; i++)
+		if ((unsigned char)show[i] < 0x20 || show[i] == 0x7f)
+			show[i] = '?';
+	return show;
+}
+
+static void
+check_escape(escaper fn, const char *name, const char *in, const char *want)
+{
+	char	*got = esc(fn, in), show[64];
+
+	CHECK_STR(got, want, "%s(%s)", name, printable(in, show, sizeof(show)));
+	free(got);
+}
+
+static void
+test_escapers(void)
+{
+	const char	*hostile = "<script>alert(\"x\")</script> O'Hara & \"Q\"";
+
+	check_escape(html_escape_text, "text", "plain 张三", "plain 张三");
+	check_escape(html_escape_text, "text", hostile,
+	    "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; O&#39;Hara "
+	    "&amp; &quot;Q&quot;");
+	check_escape(html_escape_text, "text", "", "");
+	check_escape(html_escape_attr, "attr", "a b=c\"d'e`f<g>",
+	    "a&#x20;b&#x3D;c&#x22;d&#x27;e&#x60;f&#x3C;g&#x3E;");
+	check_escape(html_escape_attr, "attr", "u-1_2.3,4张", "u-1_2.3,4张");
+	check_escape(html_escape_url, "url", "/a b?c=d&e=张",
+	    "%2Fa%20b%3Fc%3Dd%26e%3D%E5%BC%A0");
+	check_escape(html_escape_js, "js", "</script><!--",
+	    "\\u003C\\u002Fscript\\u003E\\u003C!--");
+	check_escape(html_escape_js, "js", "a'b\"c\\d\n",
+	    "a\\u0027b\\u0022c\\u005Cd\\u000A");
+	check_escape(html_escape_js, "js", "x\xe2\x80\xa8y\xe2\x80\xa9z",
+	    "x\\u2028y\\u2029z");
+	check_escape(html_escape_js, "js", "张三", "张三");
+}
+
+static char *
+render(const char *tmpl, const struct html_var *vars, size_t n,
+    enum da_err *rc)
+{
+	struct buf	 b;
+	struct da_error	 err = { 0 };
+
+	buf_init(&b, 0);
+	buf_puts(&b, "");
+	*rc = html_render_text(&b, tmpl, vars, n, &err);
+	return buf_take(&b);
+}
+
+static void
+test_render(void)
+{
+	const struct html_var	 vars[] = {
+		{ "name", "<b>\"Q\"</b>", 0 },
+		{ "url", "/a b&c", 0 },
+		{ "frag", "<em>ok</em>", 1 },
+		{ "empty", NULL, 0 },
+	};
+	const size_t		 n = sizeof(vars) / sizeof(vars[0]);
+	enum da_err		 rc;
+	char			*out;
+
+	out = render("<p title=\"{{name}}\">{{name}}</p>", vars, n, &rc);
+	CHECK_STR(out, "<p title=\"&lt;b&gt;&quot;Q&quot;&lt;/b&gt;\">"
+	    "&lt;b&gt;&quot;Q&quot;&lt;/b&gt;</p>", "slots escape by default");
+	free(out);
+	out = render("<a href=\"/x?rd={{url|url}}\">", vars, n, &rc);
+	CHECK_STR(out, "<a href=\"/x?rd=%2Fa%20b%26c\">", "url filter");
+	free(out);
+	out = render("<i data-x={{name|attr}}>", vars, n, &rc);
+	CHECK_STR(out, "<i data-x=&#x3C;b&#x3E;&#x22;Q&#x22;&#x3C;&#x2F;b&#x3E;>",
+	    "attr filter");
+	free(out);
+	out = render("var s = \"{{name|js}}\";", vars, n, &rc);
+	CHECK_STR(out, "var s = \"\\u003Cb\\u003E\\u0022Q\\u0022\\u003C\\u002Fb"
+	    "\\u003E\";", "js filter");
+	free(out);
+	out = render("[{{frag|raw}}][{{frag}}][{{empty}}]", vars, n, &rc);
+	CHECK_STR(out, "[<em>ok</em>][&lt;em&gt;ok&lt;/em&gt;][]",
+	    "raw only where both sides say so");
+	free(out);
+
+	out = render("before {{name|raw}} after", vars, n, &rc);
+	CHECK(rc == DA_EINPUT && *out == '\0', "|raw on a value not marked raw");
+	free(out);
+	out = render("{{nosuch}}", vars, n, &rc);
+	CHECK(rc == DA_EINPUT && *out == '\0', "unknown slot");
+	free(out);
+	out = render("{{name|bogus}}", vars, n, &rc);
+	CHECK(rc == DA_EINPUT, "unknown filter");
+	free(out);
+	out = render("{{name", vars, n, &rc);
+	CHECK(rc == DA_EINPUT, "unterminated slot");
+	free(out);
+	out = render("{{Name}}", vars, n, &rc);
+	CHECK(rc == DA_EINPUT, "slot names are lowercase");
+	free(out);
+	out = render("no slots { } }} at all", vars, n, &rc);
+	CHECK_STR(out, "no slots { } }} at all", "text without slots");
+	free(out);
+	{
+		struct buf	 b;
+		struct da_error	 err = { 0 };
+
+		buf_init(&b, 0);
+		CHECK(html_render(&b, "no-such.html", vars, n, &err) ==
+		    DA_EINPUT, "unknown template");
+		buf_free(&b);
+	}
+}
+
+static void
+test_templates(void)
+{
+	static const char *const names[] = { "layout.html", "login.html",
+	    "error.html", "account.html" };
+	size_t	 i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		CHECK(embedded_template(names[i]) != NULL, "template %s "
+		    "embedded", names[i]);
+}
+
+static void
+rd(const char *in, const char *want, int kept)
+{
+	char	 out[LOGIN_RD_MAX], show[64];
+	int	 k = login_rd(in, out);
+
+	printable(in, show, sizeof(show));
+	CHECK_STR(out, want, "login_rd(%s)", show);
+	CHECK(k == kept, "login_rd(%s) %s", show, kept ? "kept" : "fell back");
+}
+
+static void
+test_rd(void)
+{
+	char	 big[LOGIN_RD_MAX + 10];
+
+	rd(NULL, "/", 0);
+	rd("", "/", 0);
+	rd("/", "/", 1);
+	rd("/app/x?y=1&z=%2F#f", "/app/x?y=1&z=%2F#f", 1);
+	rd("//evil.example", "/", 0);
+	rd("/\\evil.example", "/", 0);
+	rd("/a\\b", "/", 0);
+	rd("https://evil.example/", "/", 0);
+	rd("javascript:alert(1)", "/", 0);
+	rd("evil", "/", 0);
+	rd("/\t/evil", "/", 0);
+	rd("/a\r\nSet-Cookie: x", "/", 0);
+	rd("/a\x7f", "/", 0);
+	rd("/a b\"<>`", "/a%20b%22%3C%3E%60", 1);
+	rd("/über", "/%C3%BCber", 1);
+	memset(big, 'a', sizeof(big) - 1);
+	big[0] = '/';
+	big[sizeof(big) - 1] = '\0';
+	rd(big, "/", 0);
+}
+
+static void
+test_urls(void)
+{
+	struct da_error	 err = { 0 };
+	char		*url, origin[256];
+
+	config_set(CFG_PUBLIC_URL, "https://erp.example.com", &err);
+	config_set(CFG_APP_ID, "dingoa&sns", &err);
+	config_set(CFG_APP_KEY, "dingkey", &err);
+	config_set(CFG_LOGIN_FLOW, "sns", &err);
+	url = login_redirect_uri();
+	CHECK_STR(url, "https://erp.example.com/dingauth/exchange",
+	    "redirect uri");
+	free(url);
+	CHECK(login_authorize_url("st+1", &url, &err) == DA_OK, "sns URL");
+	CHECK_STR(url, "https://oapi.dingtalk.com/connect/oauth2/sns_authorize"
+	    "?appid=dingoa%26sns&response_type=code&scope=snsapi_login"
+	    "&state=st%2B1&redirect_uri=https%3A%2F%2Ferp.example.com"
+	    "%2Fdingauth%2Fexchange", "sns URL (§c.1)");
+	free(url);
+	config_set(CFG_LOGIN_FLOW, "oauth2", &err);
+	CHECK(login_authorize_url("s", &url, &err) == DA_OK, "oauth2 URL");
+	CHECK_STR(url, "https://login.dingtalk.com/oauth2/auth?redirect_uri="
+	    "https%3A%2F%2Ferp.example.com%2Fdingauth%2Fexchange"
+	    "&response_type=code&client_id=dingkey&scope=openid&state=s"
+	    "&prompt=consent", "oauth2 URL (§d.1)");
+	free(url);
+	login_frame_origin(origin, sizeof(origin));
+	CHECK_STR(origin, "https://login.dingtalk.com", "frame origin");
+	config_set(CFG_LOGIN_URL, "http://127.0.0.1:8123/x", &err);
+	login_frame_origin(origin, sizeof(origin));
+	CHECK_STR(origin, "http://127.0.0.1:8123", "frame origin with port");
+	config_set(CFG_BASE_PATH, "/", &err);
+	url = login_page_path("/a b");
+	CHECK_STR(url, "/login?rd=%2Fa%20b", "login path at the root");
+	free(url);
+	config_set(CFG_BASE_PATH, "/sso", &err);
+	url = login_page_path("/");
+	CHECK_STR(url, "/sso/login", "login path without rd");
+	free(url);
+}
+
+int
+main(void)
+{
+	struct da_error	 err = { 0 };
+
+	setenv("DINGAUTH_CONFIG", "/dev/null", 1);
+	if (config_load(0, &err) != DA_OK) {
+		printf("not ok - config_load: %s\n", err.msg);
+		return 1;
+	}
+	test_escapers();
+	test_render();
+	test_templates();
+	test_rd();
+	test_urls();
+	return unit_done();
+}
