@@ -276,26 +276,8 @@ class Fcgiwrap:
         self.proc = None
 
 
-def stop_group(proc):
-    """Stop a server started with start_new_session=True: the server first,
-    so that it stops its own children instead of respawning them, then
-    whatever is left in its process group."""
-    if proc is None:
-        return
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        pass
+# The server first, then its process group: see harness.kill_tree.
+stop_group = kill_tree
 
 
 def children_of(pid):

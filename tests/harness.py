@@ -254,18 +254,25 @@ def wait_port(port, timeout=10.0):
 
 
 def kill_tree(proc):
-    """Stop a subprocess started with start_new_session=True, and its children."""
-    if proc is None or proc.poll() is not None:
+    """Stop a server started with start_new_session=True: the server first,
+    so that it stops its own children instead of respawning them, then
+    whatever is left in its process group."""
+    if proc is None:
         return
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
     try:
         proc.wait(5)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
+        pass
 
 
 def qs(**kv):
