@@ -1,0 +1,365 @@
+/*
+ * callback.fcgi: DingTalk's encrypted event push (dingtalk-api.md §a, §b).
+ *
+ * POST /dingauth/callback?signature|msg_signature=…&timestamp|timeStamp=…
+ * &nonce=… with {"encrypt":"…"}. The front line, in order: route, method
+ * (405), body size (413), the query and body shapes (400), the signature
+ * over the ciphertext in constant time (403), the timestamp window (400),
+ * decryption and the receiver id (400), the event itself (400). None of
+ * these writes anything. Then the event is stored (a push already stored
+ * writes nothing and is answered the same), the encrypted "success" goes
+ * out and the request is finished (FCGX_Finish_r, or stdout closed under
+ * CGI) before any call to DingTalk: DingTalk allows 1500 ms. Only then
+ * are pending events applied to the directory.
+ *
+ * check_url (sent by register_call_back and the developer console) is
+ * answered and not stored.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "crypto.h"
+#include "db.h"
+#include "envelope.h"
+#include "events.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "req.h"
+
+#define CALLBACK_ROUTE		"callback"
+#define CALLBACK_BODY_MAX	(64u * 1024)	/* DingTalk's pushes are small */
+#define CALLBACK_ENCRYPT_MAX	(CALLBACK_BODY_MAX)
+
+struct callback {
+	struct envelope_key	 key;
+	struct db		*db;
+	int			 broken;	/* configuration did not load */
+};
+
+/* The query parameters of a push; each has two spellings at most. */
+enum qarg {
+	Q_SIGNATURE,
+	Q_TIMESTAMP,
+	Q_NONCE,
+	Q__MAX
+};
+
+enum charset {
+	CS_HEX,			/* [0-9a-fA-F] */
+	CS_DIGITS,		/* [0-9] */
+	CS_PRINTABLE,		/* ASCII '!'..'~' */
+};
+
+static const struct qarg_def {
+	const char	*names[3];	/* first present wins, NULL-ended */
+	size_t		 max;		/* longest accepted value */
+	enum charset	 charset;
+} qargs[Q__MAX] = {
+	[Q_SIGNATURE] = { { "msg_signature", "signature", NULL }, 64, CS_HEX },
+	[Q_TIMESTAMP] = { { "timestamp", "timeStamp", NULL }, 16, CS_DIGITS },
+	[Q_NONCE] = { { "nonce", NULL, NULL }, 128, CS_PRINTABLE },
+};
+
+/* Why a push is refused: status and the short text in the answer. */
+enum refusal {
+	R_ROUTE,
+	R_METHOD,
+	R_TOO_BIG,
+	R_BODY,
+	R_QUERY,
+	R_SIGNATURE,
+	R_STALE,
+	R_ENVELOPE,
+	R_RECEIVER,
+	R_EVENT,
+	R_INTERNAL,
+	R__MAX
+};
+
+static const struct refusal_def {
+	int		 status;
+	const char	*error;
+} refusals[R__MAX] = {
+	[R_ROUTE] = { 404, "callback.fcgi answers only /callback" },
+	[R_METHOD] = { 405, "use POST" },
+	[R_TOO_BIG] = { 413, "body too large" },
+	[R_BODY] = { 400, "body must be a JSON object with an encrypt string" },
+	[R_QUERY] = { 400, "signature, timestamp and nonce are required" },
+	[R_SIGNATURE] = { 403, "bad signature" },
+	[R_STALE] = { 400, "timestamp outside the accepted window" },
+	[R_ENVELOPE] = { 400, "malformed envelope" },
+	[R_RECEIVER] = { 400, "wrong receiver id" },
+	[R_EVENT] = { 400, "malformed event" },
+	[R_INTERNAL] = { 500, "internal error" },
+};
+
+static int
+charset_ok(const char *s, enum charset cs)
+{
+	for (; *s != '\0'; s++) {
+		switch (cs) {
+		case CS_HEX:
+			if (!((*s >= '0' && *s <= '9') ||
+			    (*s >= 'a' && *s <= 'f') ||
+			    (*s >= 'A' && *s <= 'F')))
+				return 0;
+			break;
+		case CS_DIGITS:
+			if (!(*s >= '0' && *s <= '9'))
+				return 0;
+			break;
+		case CS_PRINTABLE:
+			if (*s < '!' || *s > '~')
+				return 0;
+			break;
+		}
+	}
+	return 1;
+}
+
+static void
+refuse(struct req *r, enum refusal why, const char *detail)
+{
+	json	*doc;
+
+	log_msg(why == R_INTERNAL ? LOG_ERR : LOG_WARN, "push refused "
+	    "(%d %s)%s%s", refusals[why].status, refusals[why].error,
+	    detail != NULL ? ": " : "", detail != NULL ? detail : "");
+	resp_clear(r);
+	if (why == R_METHOD)
+		resp_header(r, "Allow", "POST");
+	doc = json_new_object();
+	json_add_str(doc, "error", refusals[why].error);
+	resp_json(r, refusals[why].status, doc);
+	json_free(doc);
+}
+
+/*
+ * The query values, validated by the table. A missing or malformed value
+ * is malformed input, except a signature that is there but cannot be
+ * right: that is a bad signature.
+ */
+static enum refusal
+query_values(const struct req *r, const char *v[Q__MAX], char *what,
+    size_t size)
+{
+	const struct qarg_def	*d;
+	int			 a, i;
+
+	for (a = 0; a < Q__MAX; a++) {
+		d = &qargs[a];
+		v[a] = NULL;
+		for (i = 0; d->names[i] != NULL && v[a] == NULL; i++)
+			v[a] = req_query(r, d->names[i]);
+		if (v[a] == NULL || *v[a] == '\0') {
+			snprintf(what, size, "%s missing", d->names[0]);
+			return R_QUERY;
+		}
+		if (strlen(v[a]) > d->max || !charset_ok(v[a], d->charset)) {
+			snprintf(what, size, "%s malformed", d->names[0]);
+			return a == Q_SIGNATURE ? R_SIGNATURE : R_QUERY;
+		}
+	}
+	return R__MAX;
+}
+
+/*
+ * Is the push's timestamp within DINGAUTH_CALLBACK_WINDOW seconds of
+ * now? DingTalk sends milliseconds (13 digits); seconds are accepted
+ * too. A window of 0 turns the check off.
+ */
+static int
+timestamp_fresh(const char *ts, long long *age)
+{
+	long long	 window = config_int(CFG_CALLBACK_WINDOW), t, now;
+
+	*age = 0;
+	if (window == 0)
+		return 1;
+	t = strtoll(ts, NULL, 10);	/* at most 16 digits: no overflow */
+	if (strlen(ts) >= 12)
+		t /= 1000;
+	now = (long long)time(NULL);
+	*age = now - t;
+	return *age <= window && *age >= -window;
+}
+
+/* The encrypt string of the body, or NULL. */
+static const char *
+body_encrypt(struct req *r)
+{
+	json		*doc = r->json_body;
+	const char	*s;
+
+	if (doc == NULL) {
+		/* Any content type: DingTalk's is JSON, a proxy may differ. */
+		if (r->body == NULL ||
+		    (doc = json_parse(r->body, r->body_len)) == NULL)
+			return NULL;
+		if (!json_is_object(doc)) {
+			json_free(doc);
+			return NULL;
+		}
+		r->json_body = doc;	/* freed with r */
+	}
+	if ((s = json_as_str(json_get(doc, "encrypt"))) == NULL ||
+	    *s == '\0' || strlen(s) > CALLBACK_ENCRYPT_MAX)
+		return NULL;
+	return s;
+}
+
+static enum refusal
+envelope_refusal(enum da_err code)
+{
+	switch (code) {
+	case DA_ESIG:
+		return R_SIGNATURE;
+	case DA_ERECEIVER:
+		return R_RECEIVER;
+	case DA_EB64:
+	case DA_EPAD:
+	case DA_ELEN:
+	case DA_EINPUT:
+		return R_ENVELOPE;
+	default:
+		return R_INTERNAL;
+	}
+}
+
+static void
+handle(struct req *r, void *arg)
+{
+	struct callback	*cb = arg;
+	struct da_error	 err;
+	struct event	 ev;
+	struct events_run run;
+	const char	*q[Q__MAX], *encrypt;
+	const char	*token, *receiver;
+	char		*msg = NULL, *reply = NULL, what[64], key[80];
+	size_t		 msglen = 0;
+	long long	 age, id = 0;
+	enum refusal	 why;
+	enum da_err	 rc;
+	int		 stored = 0;
+
+	memset(&ev, 0, sizeof(ev));
+	da_error_clear(&err);
+	if (cb->broken) {
+		refuse(r, R_INTERNAL, "the configuration did not load");
+		goto out;
+	}
+	if (strcmp(r->route, CALLBACK_ROUTE) != 0) {
+		refuse(r, R_ROUTE, NULL);
+		goto out;
+	}
+	if (r->method != REQ_POST) {
+		refuse(r, R_METHOD, r->method_name);
+		goto out;
+	}
+	if (r->body_status == REQ_BODY_TOO_BIG) {
+		refuse(r, R_TOO_BIG, NULL);
+		goto out;
+	}
+	if ((why = query_values(r, q, what, sizeof(what))) != R__MAX) {
+		refuse(r, why, what);
+		goto out;
+	}
+	if (r->body_status == REQ_BODY_BAD || r->body_status ==
+	    REQ_BODY_NONE || (encrypt = body_encrypt(r)) == NULL) {
+		refuse(r, R_BODY, NULL);
+		goto out;
+	}
+
+	/* The signature authenticates everything else: first, alone. */
+	token = config_str(CFG_TOKEN);
+	receiver = config_str(CFG_CALLBACK_RECEIVER);
+	if (envelope_verify(token, q[Q_TIMESTAMP], q[Q_NONCE], encrypt,
+	    q[Q_SIGNATURE], &err) != DA_OK) {
+		refuse(r, R_SIGNATURE, NULL);
+		goto out;
+	}
+	if (!timestamp_fresh(q[Q_TIMESTAMP], &age)) {
+		snprintf(what, sizeof(what), "%lld s old", age);
+		refuse(r, R_STALE, what);
+		goto out;
+	}
+	if ((rc = envelope_decrypt(&cb->key, receiver, encrypt, &msg, &msglen,
+	    &err)) != DA_OK) {
+		refuse(r, envelope_refusal(rc), err.msg);
+		goto out;
+	}
+	if (events_parse(msg, msglen, &ev, &err) != DA_OK) {
+		refuse(r, R_EVENT, err.msg);
+		goto out;
+	}
+
+	if (ev.kind != EVENT_CHECK_URL) {
+		if (cb->db == NULL && db_open(config_str(CFG_DB), &cb->db,
+		    &err) != DA_OK) {
+			refuse(r, R_INTERNAL, err.msg);
+			goto out;
+		}
+		snprintf(key, sizeof(key), "sig:%s", q[Q_SIGNATURE]);
+		if (events_store(cb->db, &ev, msg, msglen, key, &stored, &id,
+		    &err) != DA_OK) {
+			refuse(r, R_INTERNAL, err.msg);
+			goto out;
+		}
+		log_msg(LOG_INFO, "%s event %s as %lld", ev.type,
+		    stored ? "stored" : "already stored", id);
+	}
+	if (envelope_reply(token, &cb->key, receiver, "success", NULL, NULL,
+	    NULL, &reply, &err) != DA_OK) {
+		refuse(r, R_INTERNAL, err.msg);
+		goto out;
+	}
+	resp_status(r, 200);
+	resp_header(r, "Content-Type", "application/json");
+	resp_header(r, "Cache-Control", "no-store");
+	resp_puts(r, reply);
+
+	/* DingTalk has its answer; now the slow part. */
+	resp_send(r);
+	if (ev.kind == EVENT_CHECK_URL)
+		goto out;
+	if (events_apply_pending(cb->db, EVENT_APPLY_MAX, 0, &run,
+	    &err) != DA_OK)
+		log_msg(LOG_ERR, "applying events: %s", err.msg);
+	else if (run.failed > 0)
+		log_msg(LOG_WARN, "%d event(s) failed, %lld pending: %s",
+		    run.failed, run.pending, run.first_error.msg);
+out:
+	event_clear(&ev);
+	if (msg != NULL) {
+		crypto_cleanse(msg, msglen);
+		free(msg);
+	}
+	free(reply);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct callback	 cb;
+	struct da_error	 err;
+	int		 level, rc;
+
+	memset(&cb, 0, sizeof(cb));
+	da_error_clear(&err);
+	log_init("callback");
+	if (config_load(CFG_NEED_CALLBACK | CFG_NEED_DB, &err) != DA_OK ||
+	    envelope_key(config_str(CFG_AES_TOKEN), &cb.key, &err) != DA_OK) {
+		/* Keep answering 500, so DingTalk retries once it is fixed. */
+		log_msg(LOG_ERR, "%s", err.msg);
+		cb.broken = 1;
+	} else if ((level = log_level_parse(config_str(CFG_LOG_LEVEL))) >= 0)
+		log_set_level(level);
+	rc = req_serve(handle, &cb, CALLBACK_BODY_MAX);
+	db_close(cb.db);
+	crypto_cleanse(&cb.key, sizeof(cb.key));
+	return rc;
+}

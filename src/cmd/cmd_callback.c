@@ -1,0 +1,644 @@
+/*
+ * dingauth callback register|update|show|delete|failed: the legacy
+ * callback registration (dingtalk-api.md §g).
+ *
+ * register/update send DINGTALK_TOKEN, DINGTALK_AES_TOKEN, the public
+ * callback URL (DINGAUTH_CALLBACK_URL, by default DINGAUTH_PUBLIC_URL +
+ * DINGAUTH_BASE_PATH + "/callback") and the address-book tags. DingTalk
+ * answers only after it has posted check_url to that URL and got the
+ * encrypted "success" back, so callback.fcgi must already be deployed
+ * there with the same token and key. show never prints the token or the
+ * key DingTalk holds: it says whether they match ours. failed turns
+ * DingTalk's list of pushes it could not deliver into pending events.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "config.h"
+#include "crypto.h"
+#include "db.h"
+#include "dingtalk.h"
+#include "events.h"
+#include "json.h"
+#include "mem.h"
+
+#define FAILED_PAGES_MAX	100	/* 200 entries each */
+#define TAGS_MAX		64
+
+enum opt {
+	OPT_URL,
+	OPT_TAGS,
+	OPT_JSON,
+	OPT_APPLY,
+	OPT__MAX
+};
+
+#define OPT_BIT(o)	(1u << (o))
+#define OPT_VAL		0x100
+
+static const struct option_def {
+	const char	*name;
+	int		 has_arg;
+} option_defs[OPT__MAX] = {
+	[OPT_URL] = { "url", required_argument },
+	[OPT_TAGS] = { "tags", required_argument },
+	[OPT_JSON] = { "json", no_argument },
+	[OPT_APPLY] = { "apply", no_argument },
+};
+
+enum sub {
+	SUB_REGISTER,
+	SUB_UPDATE,
+	SUB_SHOW,
+	SUB_DELETE,
+	SUB_FAILED,
+	SUB__MAX
+};
+
+struct opts {
+	const char	*v[OPT__MAX];	/* value, or "" for flags given */
+};
+
+static int	callback_register(const struct opts *, int);
+static int	callback_show(const struct opts *, int);
+static int	callback_delete(const struct opts *, int);
+static int	callback_failed(const struct opts *, int);
+
+static const struct subcommand {
+	const char	*name;
+	int		(*run)(const struct opts *, int);
+	int		 arg;		/* passed to run */
+	unsigned	 opts;		/* OPT_BIT()s accepted */
+	unsigned	 needs;		/* CFG_NEED_* */
+	const char	*usage;
+} subs[SUB__MAX] = {
+	[SUB_REGISTER] = { "register", callback_register, 0,
+	    OPT_BIT(OPT_URL) | OPT_BIT(OPT_TAGS),
+	    CFG_NEED_DIRECTORY | CFG_NEED_CALLBACK,
+	    "usage: dingauth callback register [--url URL] [--tags TAG,...]\n\n"
+	    "Registers the callback with DingTalk (register_call_back): the\n"
+	    "configured DINGTALK_TOKEN and DINGTALK_AES_TOKEN, the URL (default\n"
+	    "DINGAUTH_CALLBACK_URL, else DINGAUTH_PUBLIC_URL + "
+	    "DINGAUTH_BASE_PATH +\n\"/callback\") and the address-book tags "
+	    "(default: all nine). DingTalk\nposts check_url to the URL "
+	    "first, so callback.fcgi must already answer\nthere with this "
+	    "configuration. Only one URL per app: use 'update' to\nchange "
+	    "it.\n" },
+	[SUB_UPDATE] = { "update", callback_register, 1,
+	    OPT_BIT(OPT_URL) | OPT_BIT(OPT_TAGS),
+	    CFG_NEED_DIRECTORY | CFG_NEED_CALLBACK,
+	    "usage: dingauth callback update [--url URL] [--tags TAG,...]\n\n"
+	    "Replaces the registration (update_call_back) with the same "
+	    "values\nas 'register': token, key, URL and tags. DingTalk "
+	    "posts check_url\nto the URL first.\n" },
+	[SUB_SHOW] = { "show", callback_show, 0, OPT_BIT(OPT_JSON),
+	    CFG_NEED_DIRECTORY,
+	    "usage: dingauth callback show [--json]\n\n"
+	    "Shows what DingTalk has registered (get_call_back): the URL, the\n"
+	    "tags, and whether its token and key match DINGTALK_TOKEN and\n"
+	    "DINGTALK_AES_TOKEN (neither is printed). Exit 1 when nothing is\n"
+	    "registered.\n" },
+	[SUB_DELETE] = { "delete", callback_delete, 0, 0, CFG_NEED_DIRECTORY,
+	    "usage: dingauth callback delete\n\n"
+	    "Removes the registration (delete_call_back): DingTalk stops "
+	    "pushing.\n" },
+	[SUB_FAILED] = { "failed", callback_failed, 0,
+	    OPT_BIT(OPT_JSON) | OPT_BIT(OPT_APPLY),
+	    CFG_NEED_DIRECTORY | CFG_NEED_DB,
+	    "usage: dingauth callback failed [--apply] [--json]\n\n"
+	    "Fetches the pushes DingTalk could not deliver "
+	    "(get_call_back_failed_result,\nall pages). Entries carrying user "
+	    "or department ids become pending\nevents ('dingauth events "
+	    "list --pending'; --apply applies them now,\nlike 'dingauth "
+	    "events retry'). For entries without ids it says that a\nfull "
+	    "sync ('dingauth sync') is needed. DingTalk hands each entry out\n"
+	    "once.\n" },
+};
+
+static void
+group_usage(FILE *f)
+{
+	fprintf(f, "usage: dingauth callback register|update|show|delete|"
+	    "failed [options]\n\n"
+	    "  register  register this site's callback URL with DingTalk\n"
+	    "  update    replace the registration (URL, tags, token, key)\n"
+	    "  show      what DingTalk has registered\n"
+	    "  delete    remove the registration\n"
+	    "  failed    turn pushes DingTalk could not deliver into pending "
+	    "events\n\n"
+	    "'dingauth callback SUBCOMMAND --help' describes each one.\n");
+}
+
+static int
+parse_opts(const struct subcommand *sub, int argc, char **argv,
+    struct opts *o)
+{
+	struct option	 opts[OPT__MAX + 1];
+	size_t		 n = 0;
+	int		 i, c;
+
+	memset(o, 0, sizeof(*o));
+	memset(opts, 0, sizeof(opts));
+	for (i = 0; i < OPT__MAX; i++) {
+		if (!(sub->opts & OPT_BIT(i)))
+			continue;
+		opts[n].name = option_defs[i].name;
+		opts[n].has_arg = option_defs[i].has_arg;
+		opts[n].val = OPT_VAL + i;
+		n++;
+	}
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		if (c == ':')
+			return cmd_usage("callback %s: %s needs a value "
+			    "(see --help)", sub->name, argv[optind - 1]);
+		if (c < OPT_VAL || c >= OPT_VAL + OPT__MAX)
+			return cmd_usage("callback %s: unknown option %s "
+			    "(see --help)", sub->name, argv[optind - 1]);
+		o->v[c - OPT_VAL] = optarg != NULL ? optarg : "";
+	}
+	if (optind < argc)
+		return cmd_usage("callback %s: unexpected argument '%s' "
+		    "(see --help)", sub->name, argv[optind]);
+	return EXIT_OK;
+}
+
+/* What an error from DingTalk's callback calls means for an operator. */
+static int
+callback_error(const char *what, const struct da_error *err)
+{
+	const char	*hint = "";
+
+	switch (err->api_code) {
+	case 71006:
+		hint = "\nA callback is already registered for this app: use "
+		    "'dingauth callback update'.";
+		break;
+	case 71007:
+		hint = "\nNo callback is registered for this app.";
+		break;
+	case 71008:
+		hint = "\nDingTalk does not allow one of the tags.";
+		break;
+	case 71009:
+	case 71011:
+	case 71012:
+	case 71013:
+		hint = "\nDingTalk posted check_url to the URL and did not get "
+		    "the encrypted\n\"success\" back: callback.fcgi must "
+		    "answer at that URL, reachable from\nthe internet, with "
+		    "this DINGTALK_TOKEN, DINGTALK_AES_TOKEN and\n"
+		    "DINGAUTH_CALLBACK_RECEIVER (the CorpId).";
+		break;
+	}
+	return cmd_fail("%s: %s%s", what, err->msg, hint);
+}
+
+/* Split a comma-separated tag list into tags[] (pointers into copy). */
+static int
+split_tags(char *copy, const char **tags, size_t max)
+{
+	char	*p = copy, *t;
+	size_t	 n = 0;
+
+	while ((t = strsep(&p, ",")) != NULL) {
+		if (*t == '\0')
+			continue;
+		if (n + 1 >= max)
+			return -1;
+		tags[n++] = t;
+	}
+	tags[n] = NULL;
+	return n > 0 ? 0 : -1;
+}
+
+static int
+callback_register(const struct opts *o, int update)
+{
+	struct da_error	 err;
+	struct db	*db = NULL;
+	const char	*tags[TAGS_MAX], *url;
+	const char *const *use = dt_addressbook_tags;
+	char		*copy = NULL;
+	int		 rc;
+
+	da_error_clear(&err);
+	if ((rc = cmd_open(subs[SUB_REGISTER].needs, &db)) != EXIT_OK)
+		goto out;
+	url = o->v[OPT_URL] != NULL ? o->v[OPT_URL] :
+	    config_str(CFG_CALLBACK_URL);
+	if (*url == '\0') {
+		rc = cmd_usage("no callback URL: give --url or set %s (or %s)",
+		    config_name(CFG_CALLBACK_URL), config_name(CFG_PUBLIC_URL));
+		goto out;
+	}
+	if (o->v[OPT_URL] != NULL &&
+	    config_check(CFG_CALLBACK_URL, url, &err) != DA_OK) {
+		rc = cmd_usage("--url: %s", err.msg);
+		goto out;
+	}
+	if (o->v[OPT_TAGS] != NULL) {
+		copy = xstrdup(o->v[OPT_TAGS]);
+		if (split_tags(copy, tags, TAGS_MAX) == -1) {
+			rc = cmd_usage("--tags: give 1 to %d comma-separated "
+			    "tags", TAGS_MAX - 1);
+			goto out;
+		}
+		use = tags;
+	}
+	if (strcmp(config_str(CFG_CALLBACK_RECEIVER),
+	    config_str(CFG_CORP_ID)) != 0)
+		fprintf(stderr, "dingauth: warning: %s is not the CorpId, but "
+		    "register_call_back pushes\ncarry the CorpId as receiver "
+		    "id: callback.fcgi will refuse them.\n",
+		    config_name(CFG_CALLBACK_RECEIVER));
+	if (dt_callback_register(db, update, use, config_str(CFG_TOKEN),
+	    config_str(CFG_AES_TOKEN), url, &err) != DA_OK) {
+		rc = callback_error(update ? "update_call_back" :
+		    "register_call_back", &err);
+		goto out;
+	}
+	printf("callback %s: %s\n", update ? "updated" : "registered", url);
+	rc = EXIT_OK;
+out:
+	free(copy);
+	db_close(db);
+	return rc;
+}
+
+/* Does DingTalk's copy of a secret match ours? Never prints either. */
+static const char *
+secret_match(const json *answer, const char *key, enum cfg_key ours)
+{
+	const char	*theirs;
+
+	if (!config_is_set(ours))
+		return "unknown";
+	if (json_get_str(answer, key, &theirs) != JSON_OK)
+		return "missing";
+	return crypto_str_equal(theirs, config_str(ours)) ? "match" :
+	    "differ";
+}
+
+static int
+callback_show(const struct opts *o, int arg)
+{
+	struct da_error	 err;
+	struct db	*db = NULL;
+	json		*answer = NULL, *tags = NULL, *out = NULL, *list;
+	const char	*url = "", *s;
+	char		*text;
+	size_t		 i;
+	int		 rc;
+
+	da_error_clear(&err);
+	if ((rc = cmd_open(subs[SUB_SHOW].needs, &db)) != EXIT_OK)
+		goto out;
+	if (dt_callback_get(db, &answer, &err) != DA_OK) {
+		if (err.api_code == 71007) {
+			if (o->v[OPT_JSON] != NULL)
+				puts("{\"registered\":false}");
+			rc = cmd_fail("no callback is registered with "
+			    "DingTalk");
+		} else
+			rc = callback_error("get_call_back", &err);
+		goto out;
+	}
+	json_get_str(answer, "url", &url);
+	json_get_array(answer, "call_back_tag", &tags);
+	if (o->v[OPT_JSON] != NULL) {
+		out = json_new_object();
+		json_add_bool(out, "registered", 1);
+		json_add_str(out, "url", url);
+		list = json_new_array();
+		for (i = 0; i < json_array_size(tags); i++)
+			if ((s = json_as_str(json_array_item(tags, i))) != NULL)
+				json_append_str(list, s);
+		json_add(out, "tags", list);
+		json_add_str(out, "token", secret_match(answer, "token",
+		    CFG_TOKEN));
+		json_add_str(out, "aes_key", secret_match(answer, "aes_key",
+		    CFG_AES_TOKEN));
+		json_add_bool(out, "url_matches",
+		    strcmp(url, config_str(CFG_CALLBACK_URL)) == 0);
+		text = json_print(out);
+		puts(text);
+		free(text);
+	} else {
+		printf("url:     %s%s\n", url,
+		    strcmp(url, config_str(CFG_CALLBACK_URL)) == 0 ? "" :
+		    "  (not DINGAUTH_CALLBACK_URL)");
+		printf("tags:   ");
+		for (i = 0; i < json_array_size(tags); i++)
+			if ((s = json_as_str(json_array_item(tags, i))) != NULL)
+				printf(" %s", s);
+		printf("\ntoken:   %s DINGTALK_TOKEN\n", secret_match(answer,
+		    "token", CFG_TOKEN));
+		printf("aes_key: %s DINGTALK_AES_TOKEN\n", secret_match(answer,
+		    "aes_key", CFG_AES_TOKEN));
+	}
+	rc = EXIT_OK;
+out:
+	json_free(out);
+	json_free(answer);
+	db_close(db);
+	return rc;
+}
+
+static int
+callback_delete(const struct opts *o, int arg)
+{
+	struct da_error	 err;
+	struct db	*db = NULL;
+	int		 rc;
+
+	da_error_clear(&err);
+	if ((rc = cmd_open(subs[SUB_DELETE].needs, &db)) != EXIT_OK)
+		goto out;
+	if (dt_callback_delete(db, &err) != DA_OK) {
+		rc = callback_error("delete_call_back", &err);
+		goto out;
+	}
+	printf("callback registration deleted\n");
+	rc = EXIT_OK;
+out:
+	db_close(db);
+	return rc;
+}
+
+/* What `callback failed` found. */
+struct failed_count {
+	int	 fetched;
+	int	 added;
+	int	 duplicates;
+	int	 without_ids;	/* address-book entries without ids */
+	int	 ignored;	/* entries of other tags */
+	json	*tags_without_ids;	/* array of strings, each once */
+	json	*tags_ignored;
+};
+
+static const char *const keys_users[] = { "userid", "UserId", "userId",
+	NULL };
+static const char *const keys_depts[] = { "deptid", "DeptId", "deptId",
+	NULL };
+
+/* A deep copy of j (json.h has no duplicate: print and parse). */
+static json *
+json_copy(const json *j)
+{
+	char	*text = json_print(j);
+	json	*copy;
+
+	copy = json_parse(text, strlen(text));
+	free(text);
+	if (copy == NULL)
+		abort();	/* we printed it: cannot happen */
+	return copy;
+}
+
+/* Append tag to list unless it is there already. */
+static void
+add_tag(json *list, const char *tag)
+{
+	size_t	 i;
+
+	for (i = 0; i < json_array_size(list); i++)
+		if (strcmp(json_as_str(json_array_item(list, i)), tag) == 0)
+			return;
+	json_append_str(list, tag);
+}
+
+static int
+addressbook_tag(const char *tag)
+{
+	const char *const	*t;
+
+	for (t = dt_addressbook_tags; *t != NULL; t++)
+		if (strcmp(*t, tag) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * An entry that does not become an event: an address-book one without
+ * ids means our directory may have missed a change only a full sync
+ * finds; any other tag is not ours to apply.
+ */
+static void
+note_unused(struct failed_count *c, const char *tag)
+{
+	if (addressbook_tag(tag)) {
+		c->without_ids++;
+		add_tag(c->tags_without_ids, tag);
+	} else {
+		c->ignored++;
+		add_tag(c->tags_ignored, tag);
+	}
+}
+
+/*
+ * One entry of failed_list, either shape of §g: the ids in an object
+ * named after the tag (2020+), or flat in the entry (2016). An entry
+ * with ids becomes the legacy push it stands for and is stored.
+ */
+static int
+failed_entry(struct db *db, const json *item, struct failed_count *c)
+{
+	struct da_error	 err;
+	struct event	 ev;
+	const json	*data = item, *users, *depts;
+	json		*push = NULL, *nested;
+	const char	*tag;
+	char		*text = NULL, key[EVENT_KEY_MAX], hex[65], *basis;
+	char		 ts[32];
+	long long	 when = 0, id = 0;
+	int		 rc = EXIT_OK, stored = 0;
+
+	memset(&ev, 0, sizeof(ev));
+	da_error_clear(&err);
+	c->fetched++;
+	if ((tag = json_as_str(json_get(item, "call_back_tag"))) == NULL ||
+	    *tag == '\0') {
+		note_unused(c, "(no tag)");
+		goto out;
+	}
+	if (json_get_object(item, tag, &nested) == JSON_OK)
+		data = nested;
+	users = json_get_any(data, keys_users);
+	depts = json_get_any(data, keys_depts);
+	json_get_int(item, "event_time", &when);
+	push = json_new_object();
+	json_add_str(push, "EventType", tag);
+	if (users != NULL)
+		json_add(push, "UserId", json_copy(users));
+	if (depts != NULL)
+		json_add(push, "DeptId", json_copy(depts));
+	if (when > 0) {
+		snprintf(ts, sizeof(ts), "%lld", when);
+		json_add_str(push, "TimeStamp", ts);
+	}
+	json_add_str(push, "source", "get_call_back_failed_result");
+	text = json_print(push);
+	if ((users == NULL && depts == NULL) ||
+	    events_parse(text, strlen(text), &ev, &err) != DA_OK ||
+	    ev.kind == EVENT_OTHER || ev.kind == EVENT_CHECK_URL) {
+		note_unused(c, tag);
+		goto out;
+	}
+	/* The same entry fetched twice is stored once. */
+	basis = json_print(item);
+	crypto_sha256_hex(basis, strlen(basis), hex);
+	free(basis);
+	snprintf(key, sizeof(key), "failed:%s", hex);
+	if (events_store(db, &ev, text, strlen(text), key, &stored, &id,
+	    &err) != DA_OK) {
+		rc = cmd_fail("storing a failed %s push: %s", tag, err.msg);
+		goto out;
+	}
+	if (stored)
+		c->added++;
+	else
+		c->duplicates++;
+out:
+	event_clear(&ev);
+	free(text);
+	json_free(push);
+	return rc;
+}
+
+static void
+print_tags(const char *what, const json *tags)
+{
+	size_t	 i;
+
+	printf("%s: ", what);
+	for (i = 0; i < json_array_size(tags); i++)
+		printf("%s%s", i ? ", " : "", json_as_str(json_array_item(tags,
+		    i)));
+	printf("\n");
+}
+
+static int
+callback_failed(const struct opts *o, int arg)
+{
+	struct failed_count	 c;
+	struct events_run	 run;
+	struct da_error		 err;
+	struct db		*db = NULL;
+	json			*answer = NULL, *list, *out = NULL;
+	char			*text;
+	size_t			 i;
+	int			 rc, page, more = 1;
+
+	memset(&c, 0, sizeof(c));
+	memset(&run, 0, sizeof(run));
+	da_error_clear(&err);
+	c.tags_without_ids = json_new_array();
+	c.tags_ignored = json_new_array();
+	if ((rc = cmd_open(subs[SUB_FAILED].needs, &db)) != EXIT_OK)
+		goto out;
+	for (page = 0; more && page < FAILED_PAGES_MAX; page++) {
+		json_free(answer);
+		answer = NULL;
+		if (dt_callback_failed(db, &answer, &err) != DA_OK) {
+			rc = callback_error("get_call_back_failed_result",
+			    &err);
+			goto out;
+		}
+		if (json_get_array(answer, "failed_list", &list) == JSON_OK)
+			for (i = 0; i < json_array_size(list); i++)
+				if ((rc = failed_entry(db, json_array_item(list,
+				    i), &c)) != EXIT_OK)
+					goto out;
+		if (json_get_bool(answer, "has_more", &more) != JSON_OK)
+			more = 0;
+	}
+	if (o->v[OPT_APPLY] != NULL &&
+	    events_apply_pending(db, 0, 1, &run, &err) != DA_OK) {
+		rc = cmd_fail("applying events: %s", err.msg);
+		goto out;
+	}
+	if (o->v[OPT_JSON] != NULL) {
+		out = json_new_object();
+		json_add_int(out, "fetched", c.fetched);
+		json_add_int(out, "added", c.added);
+		json_add_int(out, "duplicates", c.duplicates);
+		json_add_int(out, "without_ids", c.without_ids);
+		json_add_bool(out, "sync_needed", c.without_ids > 0);
+		json_add(out, "tags_without_ids", c.tags_without_ids);
+		c.tags_without_ids = NULL;
+		json_add_int(out, "ignored", c.ignored);
+		json_add(out, "tags_ignored", c.tags_ignored);
+		c.tags_ignored = NULL;
+		if (o->v[OPT_APPLY] != NULL) {
+			json_add_int(out, "applied", run.applied);
+			json_add_int(out, "failed", run.failed);
+			json_add_int(out, "pending", run.pending);
+		}
+		text = json_print(out);
+		puts(text);
+		free(text);
+	} else {
+		printf("%d failed push(es) fetched: %d new pending event(s), "
+		    "%d already stored, %d without ids, %d ignored\n",
+		    c.fetched, c.added, c.duplicates, c.without_ids, c.ignored);
+		if (c.without_ids > 0) {
+			print_tags("address-book entries without user or "
+			    "department ids", c.tags_without_ids);
+			printf("a full sync is needed: run 'dingauth sync'\n");
+		}
+		if (c.ignored > 0)
+			print_tags("not address-book events, ignored",
+			    c.tags_ignored);
+		if (o->v[OPT_APPLY] != NULL)
+			printf("applied %d, failed %d, %lld pending\n",
+			    run.applied, run.failed, run.pending);
+		else if (c.added > 0)
+			printf("run 'dingauth events retry' to apply them\n");
+	}
+	rc = run.failed > 0 ? EXIT_FAIL : EXIT_OK;
+out:
+	json_free(c.tags_without_ids);
+	json_free(c.tags_ignored);
+	json_free(out);
+	json_free(answer);
+	db_close(db);
+	return rc;
+}
+
+int
+cmd_callback(int argc, char **argv)
+{
+	struct opts	 o;
+	size_t		 i;
+	int		 rc;
+
+	if (argc < 2) {
+		group_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		group_usage(stdout);
+		return EXIT_OK;
+	}
+	for (i = 0; i < SUB__MAX; i++) {
+		if (strcmp(argv[1], subs[i].name) != 0)
+			continue;
+		if (cmd_wants_help(argc - 1, argv + 1)) {
+			fputs(subs[i].usage, stdout);
+			return EXIT_OK;
+		}
+		if ((rc = parse_opts(&subs[i], argc - 1, argv + 1, &o)) !=
+		    EXIT_OK)
+			return rc;
+		return subs[i].run(&o, subs[i].arg);
+	}
+	cmd_usage("callback: unknown subcommand '%s'", argv[1]);
+	group_usage(stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,319 @@
+/*
+ * Unit tests of events.c without DingTalk: parsing both payload
+ * spellings and every refusal, storing with dedupe, listing, and applying
+ * the events that need no DingTalk call (user_leave_org, org_dept_remove)
+ * or fail for want of one (the run stops, the error is kept).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "db.h"
+#include "dingtalk.h"
+#include "directory.h"
+#include "events.h"
+#include "session.h"
+#include "unit.h"
+
+static long long
+count(struct db *db, const char *sql)
+{
+	sqlite3_stmt	*st;
+	long long	 n = -1;
+
+	if (sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+static void
+remove_dir(const char *dir)
+{
+	static const char *const files[] = {
+		"t.db", "t.db-wal", "t.db-shm", "t.db.events-lock", NULL
+	};
+	char	 path[160];
+	size_t	 i;
+
+	for (i = 0; files[i] != NULL; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	if (rmdir(dir) == -1)
+		printf("# could not remove %s\n", dir);
+}
+
+static int
+parses(const char *text, struct event *ev)
+{
+	struct da_error	 err;
+
+	da_error_clear(&err);
+	return events_parse(text, strlen(text), ev, &err) == DA_OK;
+}
+
+/* Refused with a message that mentions want. */
+static int
+refused(const char *text, size_t len, const char *want)
+{
+	struct da_error	 err;
+	struct event	 ev;
+	int		 ok;
+
+	da_error_clear(&err);
+	ok = events_parse(text, len, &ev, &err) == DA_EINPUT &&
+	    err.code == DA_EINPUT && strstr(err.msg, want) != NULL &&
+	    ev.userids == NULL && ev.dept_ids == NULL;
+	if (!ok)
+		printf("#   %s -> %s\n", text, err.msg);
+	return ok;
+}
+
+static int
+store(struct db *db, const char *text, const char *key, int *stored)
+{
+	struct da_error	 err;
+	struct event	 ev;
+	int		 rc;
+
+	da_error_clear(&err);
+	if (events_parse(text, strlen(text), &ev, &err) != DA_OK)
+		return -1;
+	rc = events_store(db, &ev, text, strlen(text), key, stored, NULL,
+	    &err) == DA_OK ? 0 : -1;
+	event_clear(&ev);
+	return rc;
+}
+
+static int
+list_counter(const struct event_row *row, void *arg)
+{
+	int	*n = arg;
+
+	(*n)++;
+	return 0;
+}
+
+static int
+list_first(const struct event_row *row, void *arg)
+{
+	long long	*id = arg;
+
+	*id = row->id;
+	return 1;
+}
+
+int
+main(void)
+{
+	struct da_error		 err;
+	struct event		 ev;
+	struct events_run	 run;
+	struct db		*db = NULL;
+	struct dt_user		 u;
+	struct dt_dept		 d;
+	char			 dir[] = "/tmp/dingauth-events-XXXXXX";
+	char			 path[128], sid[SESSION_ID_LEN + 1], big[1200];
+	long long		 n, id;
+	int			 stored, listed;
+
+	da_error_clear(&err);
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+	setenv("DINGAUTH_CONFIG", "/dev/null", 1);
+	config_load(0, &err);
+
+	/* Parsing: both spellings. */
+	CHECK(parses("{\"EventType\":\"user_add_org\",\"TimeStamp\":"
+	    "\"1645077203219\",\"UserId\":[\"a\",\"b\"],\"CorpId\":\"ding1\"}",
+	    &ev) && ev.kind == EVENT_USER_ADD && ev.nuser == 2 &&
+	    strcmp(ev.userids[1], "b") == 0 && ev.time_ms == 1645077203219LL &&
+	    ev.event_id[0] == '\0', "legacy user event");
+	event_clear(&ev);
+	CHECK(parses("{\"EventType\":\"user_modify_org\",\"timeStamp\":"
+	    "1685501863357,\"userId\":[\"015x\"],\"eventId\":\"c7c7\","
+	    "\"BizId\":\"b1\"}", &ev) && ev.kind == EVENT_USER_MODIFY &&
+	    ev.nuser == 1 && ev.time_ms == 1685501863357LL &&
+	    strcmp(ev.event_id, "c7c7") == 0, "console user event (eventId wins)");
+	event_clear(&ev);
+	CHECK(parses("{\"EventType\":\"org_admin_add\",\"BizId\":12345,"
+	    "\"UserId\":\"solo\"}", &ev) && ev.nuser == 1 &&
+	    strcmp(ev.userids[0], "solo") == 0 &&
+	    strcmp(ev.event_id, "12345") == 0, "one userid as a string, "
+	    "numeric BizId");
+	event_clear(&ev);
+	CHECK(parses("{\"EventType\":\"org_dept_create\",\"DeptId\":"
+	    "[600582447]}", &ev) && ev.kind == EVENT_DEPT_CREATE &&
+	    ev.ndept == 1 && ev.dept_ids[0] == 600582447, "legacy dept event");
+	event_clear(&ev);
+	CHECK(parses("{\"EventType\":\"org_dept_remove\",\"deptId\":"
+	    "[\"7\",8]}", &ev) && ev.kind == EVENT_DEPT_REMOVE &&
+	    ev.ndept == 2 && ev.dept_ids[0] == 7 && ev.dept_ids[1] == 8,
+	    "console dept event, ids as strings and numbers");
+	event_clear(&ev);
+	CHECK(parses("{\"EventType\":\"check_url\"}", &ev) &&
+	    ev.kind == EVENT_CHECK_URL, "check_url");
+	event_clear(&ev);
+	CHECK(parses("{\"EventType\":\"bpms_task_change\",\"corpId\":\"x\","
+	    "\"title\":\"\xe8\xaf\xb7\xe5\x81\x87\"}", &ev) &&
+	    ev.kind == EVENT_OTHER && strcmp(ev.type, "bpms_task_change") == 0,
+	    "another type, UTF-8 text");
+	event_clear(&ev);
+	CHECK(strcmp(event_kind_name(EVENT_USER_LEAVE), "user_leave_org") == 0 &&
+	    strcmp(event_kind_name(EVENT__MAX), "") == 0, "kind names");
+
+	/* Parsing: refusals. */
+	CHECK(refused("", 0, "empty"), "empty");
+	CHECK(refused("{\"EventType\":\"x\xff\"}", 17, "UTF-8"), "not UTF-8");
+	CHECK(refused("{\"EventType\":\"\xc0\xaf\"}", 18, "UTF-8"),
+	    "overlong UTF-8");
+	CHECK(refused("{\"EventType\":\"\xed\xa0\x80\"}", 19, "UTF-8"),
+	    "UTF-16 surrogate in UTF-8");
+	CHECK(refused("{\"EventType\":\"a\"}\0{}", 20, "UTF-8"), "NUL byte");
+	CHECK(refused("nope", 4, "JSON object"), "not JSON");
+	CHECK(refused("[1]", 3, "JSON object"), "an array");
+	CHECK(refused("{\"UserId\":[\"a\"]}", 16, "EventType"), "no EventType");
+	CHECK(refused("{\"EventType\":\"a b\"}", 19, "EventType"),
+	    "EventType with a space");
+	CHECK(refused("{\"EventType\":\"user_add_org\"}", 28, "UserId"),
+	    "user event without ids");
+	CHECK(refused("{\"EventType\":\"user_add_org\",\"UserId\":[]}", 40,
+	    "empty"), "empty id list");
+	CHECK(refused("{\"EventType\":\"user_add_org\",\"UserId\":[\"a\",3]}",
+	    45, "UserId[1]"), "a number among userids");
+	CHECK(refused("{\"EventType\":\"user_add_org\",\"UserId\":{}}", 40,
+	    "neither"), "ids as an object");
+	CHECK(refused("{\"EventType\":\"org_dept_remove\",\"DeptId\":[-1]}",
+	    45, "DeptId[0]"), "negative dept id");
+	CHECK(refused("{\"EventType\":\"org_dept_remove\",\"DeptId\":[1.5]}",
+	    46, "DeptId[0]"), "fractional dept id");
+	CHECK(refused("{\"EventType\":\"org_dept_remove\"}", 31, "DeptId"),
+	    "dept event without ids");
+	CHECK(refused("{\"EventType\":\"org_change\",\"TimeStamp\":true}", 43,
+	    "TimeStamp"), "TimeStamp a boolean");
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "{\"EventType\":\"a\",\"eventId\":\"", 28);
+	memcpy(big + 28 + 300, "\"}", 3);
+	CHECK(refused(big, strlen(big), "eventId"), "eventId too long");
+	CHECK(parses("{\"EventType\":\"org_dept_remove\",\"DeptId\":7}", &ev) &&
+	    ev.ndept == 1, "one dept id as a number");
+	event_clear(&ev);
+
+	/* Storing. */
+	CHECK(db_open(path, &db, &err) == DA_OK, "open (%s)", err.msg);
+	CHECK(store(db, "{\"EventType\":\"user_leave_org\",\"UserId\":"
+	    "[\"u1\"]}", "sig:aaa", &stored) == 0 && stored == 1,
+	    "a new event is stored");
+	CHECK(store(db, "{\"EventType\":\"user_leave_org\",\"UserId\":"
+	    "[\"u1\"]}", "sig:aaa", &stored) == 0 && stored == 0,
+	    "the same key is not stored twice");
+	CHECK(store(db, "{\"EventType\":\"org_change\",\"eventId\":\"e1\"}",
+	    "sig:bbb", &stored) == 0 && stored == 1 &&
+	    count(db, "SELECT count(*) FROM events WHERE dedupe_key = "
+	    "'event:e1' AND state = 'ignored'") == 1,
+	    "eventId is the key; another type is ignored");
+	CHECK(store(db, "{\"EventType\":\"org_change\",\"eventId\":\"e1\"}",
+	    "sig:ccc", &stored) == 0 && stored == 0,
+	    "the same eventId under another signature is a duplicate");
+	CHECK(parses("{\"EventType\":\"check_url\"}", &ev) &&
+	    events_store(db, &ev, "{}", 2, "sig:ddd", &stored, &id, &err) ==
+	    DA_EINPUT && stored == 0, "check_url is not stored");
+	event_clear(&ev);
+	CHECK(parses("{\"EventType\":\"org_change\"}", &ev) &&
+	    events_store(db, &ev, "{}", 2, NULL, &stored, &id, &err) ==
+	    DA_EINPUT, "no key at all is refused");
+	event_clear(&ev);
+	CHECK(count(db, "SELECT count(*) FROM events") == 2, "two rows");
+	CHECK(events_count_pending(db, &n, &err) == DA_OK && n == 1,
+	    "one pending");
+
+	/* Applying what needs no DingTalk: a leaver, a removed department. */
+	memset(&u, 0, sizeof(u));
+	snprintf(u.userid, sizeof(u.userid), "u1");
+	snprintf(u.name, sizeof(u.name), "One");
+	u.dept_ids = calloc(2, sizeof(long long));
+	u.dept_ids[0] = 5;
+	u.dept_ids[1] = 6;
+	u.ndept = 2;
+	u.active = 1;
+	memset(&d, 0, sizeof(d));
+	d.dept_id = 5;
+	d.parent_id = 1;
+	snprintf(d.name, sizeof(d.name), "Five");
+	CHECK(directory_upsert_user(db, &u, "sync", NULL, &err) == DA_OK &&
+	    directory_upsert_dept(db, &d, &err) == DA_OK &&
+	    session_open(db, "u1", "127.0.0.1", "ua", sid, &err) == DA_OK,
+	    "a user with a session");
+	dt_user_clear(&u);
+	CHECK(events_apply_pending(db, 0, 1, &run, &err) == DA_OK &&
+	    run.applied == 1 && run.failed == 0 && run.pending == 0,
+	    "user_leave_org applied (%d applied, %d failed)", run.applied,
+	    run.failed);
+	CHECK(count(db, "SELECT active FROM users WHERE userid = 'u1'") == 0 &&
+	    count(db, "SELECT count(*) FROM sessions") == 0,
+	    "the leaver is inactive and signed out");
+	CHECK(count(db, "SELECT attempts FROM events WHERE dedupe_key = "
+	    "'sig:aaa' AND state = 'applied' AND applied_at > 0 AND "
+	    "last_error IS NULL") == 1, "bookkeeping of an applied event");
+	CHECK(store(db, "{\"EventType\":\"org_dept_remove\",\"DeptId\":[5]}",
+	    "sig:eee", &stored) == 0 &&
+	    events_apply_pending(db, 0, 1, &run, &err) == DA_OK &&
+	    run.applied == 1 &&
+	    count(db, "SELECT count(*) FROM departments") == 0 &&
+	    count(db, "SELECT count(*) FROM user_depts") == 1,
+	    "org_dept_remove removes the department and its memberships");
+
+	/* Applying what needs DingTalk, with no app configured: stops. */
+	CHECK(store(db, "{\"EventType\":\"user_add_org\",\"UserId\":[\"u2\"]}",
+	    "sig:fff", &stored) == 0 &&
+	    store(db, "{\"EventType\":\"user_leave_org\",\"UserId\":[\"u1\"]}",
+	    "sig:ggg", &stored) == 0, "two more events");
+	CHECK(events_apply_pending(db, 0, 1, &run, &err) == DA_OK &&
+	    run.applied == 0 && run.failed == 1 && run.pending == 2 &&
+	    run.first_error.code == DA_ECONFIG,
+	    "a configuration error stops the run (%s)", run.first_error.msg);
+	CHECK(count(db, "SELECT count(*) FROM events WHERE state = 'pending' "
+	    "AND attempts = 1 AND last_error LIKE 'ECONFIG: user u2: %'") == 1 &&
+	    count(db, "SELECT count(*) FROM events WHERE state = 'pending' "
+	    "AND attempts = 0") == 1,
+	    "the first keeps its error, the second was not tried");
+	CHECK(events_apply_pending(db, 1, 0, &run, &err) == DA_OK &&
+	    run.failed == 1 && count(db, "SELECT max(attempts) FROM events "
+	    "WHERE state = 'pending'") == 2, "max bounds a run");
+
+	/* A payload that is not an event (not written by us) is set aside. */
+	sqlite3_exec(db_handle(db), "DELETE FROM events WHERE state = "
+	    "'pending'; INSERT INTO events (dedupe_key, event_type, payload, "
+	    "received_at) VALUES ('x', 'user_add_org', 'garbage', 1)", NULL,
+	    NULL, NULL);
+	CHECK(events_apply_pending(db, 0, 0, &run, &err) == DA_OK &&
+	    run.pending == 0 && count(db, "SELECT count(*) FROM events WHERE "
+	    "dedupe_key = 'x' AND state = 'ignored' AND last_error LIKE "
+	    "'EINPUT%'") == 1, "an unparsable stored event is ignored");
+
+	/* Listing. */
+	listed = 0;
+	CHECK(events_each(db, 0, 0, list_counter, &listed, &err) == DA_OK &&
+	    listed == (int)count(db, "SELECT count(*) FROM events"),
+	    "list all (%d)", listed);
+	listed = 0;
+	CHECK(events_each(db, 0, 2, list_counter, &listed, &err) == DA_OK &&
+	    listed == 2, "list with a limit");
+	id = 0;
+	CHECK(events_each(db, 0, 2, list_first, &id, &err) == DA_OK &&
+	    id == count(db, "SELECT max(id) - 1 FROM events"),
+	    "the newest events, oldest first");
+	listed = 0;
+	CHECK(events_each(db, 1, 0, list_counter, &listed, &err) == DA_OK &&
+	    listed == 0, "list pending: none");
+
+	db_close(db);
+	remove_dir(dir);
+	return unit_done();
+}
