@@ -48,7 +48,7 @@ int		 db_schema_version(struct db *db);
 /* Highest migration number compiled in. */
 int		 db_schema_latest(void);
 
-/* Current time in seconds (overridable for tests by DINGAUTH_NOW). */
+/* Current time in seconds. */
 long long	 db_now(void);
 
 /* Bind text (NULL binds NULL). */

@@ -2132,6 +2132,7 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128    # many concurrent test clients, not 5
 
     def __init__(self, address, app):
         super().__init__(address, Handler)
