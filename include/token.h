@@ -8,10 +8,15 @@
 /*
  * The access-token cache in SQLite, shared by every process. A token is
  * used until expires_at - TOKEN_EARLY seconds. When it is missing or
- * stale, token_cache_get takes the database write lock (BEGIN IMMEDIATE),
- * looks again (another process may have just refreshed it), and only if
- * it is still stale calls fetch while holding the lock, so however many
- * processes need it at once exactly one asks DingTalk.
+ * stale, token_cache_get takes the database write lock (BEGIN IMMEDIATE)
+ * for a moment, looks again (another process may have just refreshed it)
+ * and, if it is still stale and nobody holds the lease (table
+ * token_leases), takes the lease and lets go of the lock. Only the lease
+ * holder asks DingTalk, without holding the write lock, so however many
+ * processes need the token at once exactly one calls gettoken, and other
+ * writers (a callback storing an event) never wait on DingTalk. The
+ * others poll the cache until the token appears; a holder that died is
+ * forgotten when its lease expires.
  */
 #define TOKEN_EARLY	300
 #define TOKEN_MAX	512

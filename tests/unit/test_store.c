@@ -36,6 +36,29 @@ failing_fetch(void *arg, char *token, size_t size, long long *expires_in,
 	return DA_ERROR(err, DA_EHTTP, "down");
 }
 
+/* A fetch during which another connection writes: it must not wait. */
+static int	writer_ok;
+
+static enum da_err
+writing_fetch(void *arg, char *token, size_t size, long long *expires_in,
+    struct da_error *err)
+{
+	sqlite3	*other = NULL;
+
+	fetch_calls++;
+	if (sqlite3_open((const char *)arg, &other) == SQLITE_OK) {
+		sqlite3_busy_timeout(other, 100);
+		writer_ok = sqlite3_exec(other, "BEGIN IMMEDIATE; INSERT INTO "
+		    "departments (dept_id, name, updated_at) VALUES "
+		    "(999, 'w', 0); DELETE FROM departments WHERE dept_id = 999;"
+		    " COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+	}
+	sqlite3_close(other);
+	snprintf(token, size, "tok-w");
+	*expires_in = 7200;
+	return DA_OK;
+}
+
 static long long
 count(struct db *db, const char *sql)
 {
@@ -152,6 +175,34 @@ main(void)
 	    strcmp(ti[0].kind, "sns") == 0 && strstr(ti[0].fingerprint,
 	    "tok") == NULL && strlen(ti[0].fingerprint) == 12,
 	    "list shows a fingerprint, not the token");
+
+	/* The lease: DingTalk is asked without holding the write lock. */
+	token_cache_drop(db, "appk", NULL, &err);
+	fetch_calls = writer_ok = 0;
+	CHECK(token_cache_get(db, TOKEN_CORP, "appk", writing_fetch, path, tok,
+	    sizeof(tok), &fetched, &err) == DA_OK && writer_ok &&
+	    strcmp(tok, "tok-w") == 0,
+	    "another writer is not blocked while a token is fetched");
+	CHECK(count(db, "SELECT count(*) FROM token_leases") == 0,
+	    "the lease is released after the fetch");
+	token_cache_drop(db, "appk", NULL, &err);
+	exec(db, "INSERT INTO token_leases VALUES ('appk', 1, "
+	    "strftime('%s','now') - 1)");
+	fetch_calls = 0;
+	CHECK(token_cache_get(db, TOKEN_CORP, "appk", fake_fetch, &ttl, tok,
+	    sizeof(tok), &fetched, &err) == DA_OK && fetched &&
+	    fetch_calls == 1, "an expired lease (its holder died) is taken over");
+	token_cache_drop(db, "appk", NULL, &err);
+	exec(db, "INSERT INTO token_leases VALUES ('appk', 1, "
+	    "strftime('%s','now') + 2)");
+	fetch_calls = 0;
+	CHECK(token_cache_get(db, TOKEN_CORP, "appk", fake_fetch, &ttl, tok,
+	    sizeof(tok), &fetched, &err) == DA_OK && fetch_calls == 1,
+	    "a live lease is waited for, then taken over when it expires");
+	CHECK(token_cache_get(db, TOKEN_SNS, "snsx", failing_fetch, NULL, tok,
+	    sizeof(tok), &fetched, &err) == DA_EHTTP &&
+	    count(db, "SELECT count(*) FROM token_leases") == 0,
+	    "a failed fetch releases its lease");
 
 	/* Directory. */
 	d.dept_id = 1; d.parent_id = 0; snprintf(d.name, sizeof(d.name), "Co");
