@@ -39,7 +39,6 @@
 #include "req.h"
 #include "session.h"
 
-#define SESSION_COOKIE	"dingauth_session"
 #define RULE_MAX	256		/* ids or names per rule list */
 #define RD_MAX		2048		/* longest REQUEST_URI kept as rd */
 

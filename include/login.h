@@ -140,8 +140,8 @@ void		 login_exchange(struct db *db, const struct login_input *in,
 struct req;
 struct html_var;
 
-#define LOGIN_COOKIE_SESSION	"dingauth_session"
-#define LOGIN_COOKIE_STATE	"dingauth_state"
+#define LOGIN_COOKIE_SESSION	SESSION_COOKIE
+#define LOGIN_COOKIE_STATE	STATE_COOKIE
 
 void		 login_page(struct req *r, int status, const char *tmpl,
 		    const char *title, const struct html_var *vars,

@@ -21,6 +21,8 @@
  */
 struct db;
 
+#define SESSION_COOKIE	"dingauth_session"	/* CONTRACT.md */
+#define STATE_COOKIE	"dingauth_state"
 #define SESSION_ID_LEN	64		/* hex characters */
 #define STATE_LEN	43		/* base64url characters */
 #define STATE_TTL	600

@@ -86,7 +86,7 @@ check_database(struct db *db)
 	long long	 users = 0, active = 0, depts = 0, age;
 	static const char *const sql_sync =
 	    "SELECT started_at, finished_at, outcome FROM sync_runs"
-	    " ORDER BY id DESC LIMIT 1";
+	    " WHERE outcome <> 'dry-run' ORDER BY id DESC LIMIT 1";
 	static const char *const sql_ok_sync =
 	    "SELECT max(finished_at) FROM sync_runs WHERE outcome = 'ok'";
 	static const char *const sql_pending =
