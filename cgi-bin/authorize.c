@@ -467,18 +467,30 @@ deny_error(struct req *r, const char *message)
 	page_foot(r);
 }
 
+/*
+ * 200 with the grant's fields, Variable-* (the authorizer: status and
+ * those only, nothing else may leak) or X-Auth-Request-* (not cached);
+ * an error page if a field was refused.
+ */
+static void
+grant(struct req *r, const struct session_user *u, int variables)
+{
+	resp_status(r, 200);
+	if (!variables)
+		resp_header(r, "Cache-Control", "no-store");
+	if (put_fields(r, u, variables) == -1) {
+		resp_clear(r);
+		deny_error(r, "The account's data cannot be passed on.");
+	}
+}
+
 static void
 answer_authorize(struct req *r, struct authz *az, enum verdict v,
     const struct session_user *u)
 {
 	switch (v) {
 	case V_GRANT:
-		/* Status and Variable-* only: nothing else may leak. */
-		resp_status(r, 200);
-		if (put_fields(r, u, 1) == -1) {
-			resp_clear(r);
-			deny_error(r, "The account's data cannot be passed on.");
-		}
+		grant(r, u, 1);
 		break;
 	case V_NOSESSION:
 		deny_login(r, login_url(r, 1));
@@ -500,12 +512,7 @@ answer_auth(struct req *r, struct authz *az, enum verdict v,
 
 	switch (v) {
 	case V_GRANT:
-		resp_status(r, 200);
-		resp_header(r, "Cache-Control", "no-store");
-		if (put_fields(r, u, 0) == -1) {
-			resp_clear(r);
-			deny_error(r, "The account's data cannot be passed on.");
-		}
+		grant(r, u, 0);
 		break;
 	case V_NOSESSION:
 		/* nginx reads the target from here: Location would be lost. */
@@ -604,19 +611,18 @@ main(int argc, char *argv[])
 {
 	struct authz	 az;
 	struct da_error	 err;
-	int		 level, rc;
+	int		 rc;
 
 	memset(&az, 0, sizeof(az));
 	log_init("authorize");
-	if (config_load(CFG_NEED_DB, &err) != DA_OK ||
+	if (config_start(CFG_NEED_DB, &err) != DA_OK ||
 	    rule_load(&az.rule, &err) == -1) {
 		/* Keep answering, so a browser gets a page, not a 503. */
 		log_msg(LOG_ERR, "%s", err.msg);
 		az.broken = 1;
 		snprintf(az.broken_msg, sizeof(az.broken_msg),
 		    "dingauth is not configured correctly: %s", err.msg);
-	} else if ((level = log_level_parse(config_str(CFG_LOG_LEVEL))) >= 0)
-		log_set_level(level);
+	}
 	rc = req_serve(handle, &az, 0);
 	db_close(az.db);
 	rule_free(&az.rule);

@@ -346,18 +346,17 @@ main(int argc, char *argv[])
 {
 	struct callback	 cb;
 	struct da_error	 err;
-	int		 level, rc;
+	int		 rc;
 
 	memset(&cb, 0, sizeof(cb));
 	da_error_clear(&err);
 	log_init("callback");
-	if (config_load(CFG_NEED_CALLBACK | CFG_NEED_DB, &err) != DA_OK ||
+	if (config_start(CFG_NEED_CALLBACK | CFG_NEED_DB, &err) != DA_OK ||
 	    envelope_key(config_str(CFG_AES_TOKEN), &cb.key, &err) != DA_OK) {
 		/* Keep answering 500, so DingTalk retries once it is fixed. */
 		log_msg(LOG_ERR, "%s", err.msg);
 		cb.broken = 1;
-	} else if ((level = log_level_parse(config_str(CFG_LOG_LEVEL))) >= 0)
-		log_set_level(level);
+	}
 	rc = req_serve(handle, &cb, CALLBACK_BODY_MAX);
 	db_close(cb.db);
 	crypto_cleanse(&cb.key, sizeof(cb.key));

@@ -91,9 +91,7 @@ handle(struct req *r, void *arg)
 		return;
 	}
 	if (strcmp(r->route, "exchange") != 0) {
-		resp_status(r, 404);
-		resp_header(r, "Content-Type", "text/plain; charset=utf-8");
-		resp_puts(r, "404 Not Found\n");
+		login_not_found(r);
 		return;
 	}
 	/* Not HEAD: a prefetch must not burn a single-use code. */
@@ -136,18 +134,12 @@ int
 main(int argc, char *argv[])
 {
 	struct ctx	 c;
-	int		 lvl, rc;
+	int		 rc;
 
 	memset(&c, 0, sizeof(c));
 	log_init("exchange.fcgi");
-	if (config_load(CFG_NEED_EXCHANGE, &c.broken_err) != DA_OK)
+	if (login_start(CFG_NEED_EXCHANGE, &c.db, &c.broken_err) != DA_OK)
 		c.broken = 1;
-	else {
-		if ((lvl = log_level_parse(config_str(CFG_LOG_LEVEL))) >= 0)
-			log_set_level((enum log_level)lvl);
-		if (db_open(config_str(CFG_DB), &c.db, &c.broken_err) != DA_OK)
-			c.broken = 1;
-	}
 	rc = req_serve(handle, &c, BODY_MAX);
 	db_close(c.db);
 	return rc;

@@ -76,6 +76,12 @@ enum cfg_type {
  */
 enum da_err	 config_load(unsigned needs, struct da_error *err);
 
+/*
+ * A program starting: config_load, then the log level of
+ * DINGAUTH_LOG_LEVEL (log_set_level) once the configuration is good.
+ */
+enum da_err	 config_start(unsigned needs, struct da_error *err);
+
 /* Value of key: never NULL; "" when unset with no default. */
 const char	*config_str(enum cfg_key key);
 long long	 config_int(enum cfg_key key);

@@ -12,7 +12,8 @@
  * peer and host verification on (CA file from DINGAUTH_CA_FILE if set),
  * connect and total timeouts from the configuration, no redirects, a
  * cap on the response size. Every URL that reaches a log line goes
- * through http_redact() first.
+ * through http_redact() first. The defaults live in one place
+ * (http_setup, http_internal.h), shared with http_multi.h.
  */
 
 #define HTTP_RESPONSE_MAX	(4u * 1024 * 1024)

@@ -157,9 +157,19 @@ void		 login_problem_page(struct req *r, enum login_problem p,
 /* 500 naming the configuration problem (err->msg never holds secrets). */
 void		 login_config_error(struct req *r, const struct da_error *err,
 		    int as_json);
+/* 404, plain text: a route this program does not serve. */
+void		 login_not_found(struct req *r);
 /* 405 with Allow. */
 void		 login_method_not_allowed(struct req *r, const char *allow);
 /* 302 to a path or URL we built ourselves. */
 void		 login_redirect(struct req *r, const char *location);
+
+/*
+ * Start-up of login.fcgi and exchange.fcgi: config_start(needs), then the
+ * database. DA_OK with *db open (db_close), or err filled: the program
+ * keeps serving and answers every request with login_config_error.
+ */
+enum da_err	 login_start(unsigned needs, struct db **db,
+		    struct da_error *err);
 
 #endif

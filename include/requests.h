@@ -1,6 +1,8 @@
 #ifndef DINGAUTH_REQUESTS_H
 #define DINGAUTH_REQUESTS_H
 
+#include <stddef.h>
+
 #include "err.h"
 
 /*
@@ -24,5 +26,50 @@ enum requests_outcome {
 enum da_err	 requests_record(struct db *db, const char *userid,
 		    const char *unionid, const char *name,
 		    enum requests_outcome *outcome, struct da_error *err);
+
+/* One request, for `dingauth requests list`. */
+struct request_row {
+	long long	 id;
+	const char	*userid;
+	const char	*unionid;
+	const char	*name;
+	const char	*status;	/* pending|approved|rejected */
+	long long	 attempts;
+	long long	 created_at;
+	long long	 updated_at;	/* the last attempt */
+	long long	 decided_at;	/* 0 while pending */
+};
+
+/*
+ * Call fn for every pending request (all: every request), oldest first.
+ * The row's strings are valid during the call only. fn returns non-zero
+ * to stop.
+ */
+enum da_err	 requests_each(struct db *db, int all,
+		    int (*fn)(const struct request_row *row, void *arg),
+		    void *arg, struct da_error *err);
+
+/*
+ * The userid and status of request id, copied into userid and status
+ * (truncated to their sizes); DA_ENOTFOUND when there is no such request.
+ */
+enum da_err	 requests_get(struct db *db, long long id, char *userid,
+		    size_t userid_size, char *status, size_t status_size,
+		    struct da_error *err);
+
+/*
+ * Reject request id if it is still pending: *changed is 1 if it was, 0
+ * if it was decided already (nothing written).
+ */
+enum da_err	 requests_reject(struct db *db, long long id, int *changed,
+		    struct da_error *err);
+
+/*
+ * Approve the pending request of userid, whom an operator has just added
+ * to the directory; *n is the number approved (0 or 1). Runs inside the
+ * caller's transaction, if any.
+ */
+enum da_err	 requests_approve_user(struct db *db, const char *userid,
+		    int *n, struct da_error *err);
 
 #endif

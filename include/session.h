@@ -57,6 +57,32 @@ enum da_err	session_end(struct db *db, const char *id,
 enum da_err	session_end_user(struct db *db, const char *userid, int *n,
 		    struct da_error *err);
 
+/* End every session of every user; *n ended (may be NULL). */
+enum da_err	session_end_all(struct db *db, int *n, struct da_error *err);
+
+/* One live session, for `dingauth sessions list`. */
+struct session_row {
+	const char	*ref;		/* hex of the first 6 bytes of the
+					   stored hash: never the id */
+	const char	*userid;
+	const char	*name;		/* the user's, "" if unknown */
+	long long	 created_at;
+	long long	 last_seen;
+	long long	 expires_at;
+	const char	*remote_addr;
+	const char	*user_agent;
+};
+
+/*
+ * Call fn for every live session (before its end, used within
+ * DINGAUTH_SESSION_IDLE) of userid, or of everyone when userid is NULL,
+ * oldest first. The row's strings are valid during the call only. fn
+ * returns non-zero to stop.
+ */
+enum da_err	session_each(struct db *db, const char *userid,
+		    int (*fn)(const struct session_row *row, void *arg),
+		    void *arg, struct da_error *err);
+
 /* Create a login state remembering rd (already validated). */
 enum da_err	state_create(struct db *db, const char *rd,
 		    char state[STATE_LEN + 1], struct da_error *err);

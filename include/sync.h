@@ -80,6 +80,17 @@ struct sync_stats {
 enum da_err	 sync_run(struct db *db, const struct sync_options *opt,
 		    struct sync_stats *st, struct da_error *err);
 
+/* What the recorded runs say, for `dingauth doctor`. */
+struct sync_history {
+	int		 ran;		/* a run other than a dry run is recorded */
+	long long	 last_started;	/* the last such run's start */
+	char		 last_outcome[32]; /* and its outcome, "running" too */
+	long long	 last_ok;	/* end of the last "ok" run, 0 if none */
+};
+
+enum da_err	 sync_history(struct db *db, struct sync_history *h,
+		    struct da_error *err);
+
 /* "ok", "partial", "refused", "failed", "dry-run" (sync_runs.outcome). */
 const char	*sync_outcome_name(enum sync_outcome outcome);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "log.h"
 #include "mem.h"
 
 #define CFG_DEFAULT_FILE	"/etc/dingauth.conf"
@@ -408,6 +409,19 @@ config_load(unsigned needs, struct da_error *err)
 	if (ints[CFG_SESSION_IDLE] > ints[CFG_SESSION_TTL])
 		return DA_ERROR(err, DA_ECONFIG, "DINGAUTH_SESSION_IDLE: "
 		    "longer than DINGAUTH_SESSION_TTL");
+	return DA_OK;
+}
+
+enum da_err
+config_start(unsigned needs, struct da_error *err)
+{
+	enum da_err	 rc;
+	int		 level;
+
+	if ((rc = config_load(needs, err)) != DA_OK)
+		return rc;
+	if ((level = log_level_parse(config_str(CFG_LOG_LEVEL))) >= 0)
+		log_set_level((enum log_level)level);
 	return DA_OK;
 }
 

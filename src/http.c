@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "http_internal.h"
 #include "log.h"
 #include "mem.h"
 
@@ -95,6 +96,96 @@ header_cb(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+static struct curl_slist *
+slist_add(struct curl_slist *list, const char *s)
+{
+	struct curl_slist	*tmp;
+
+	if ((tmp = curl_slist_append(list, s)) == NULL)
+		abort();
+	return tmp;
+}
+
+const char *
+http_method(const struct http_request *req)
+{
+	return req->method != NULL && strcmp(req->method, "POST") == 0 ?
+	    "POST" : "GET";
+}
+
+long
+http_timeout_ms(const struct http_request *req)
+{
+	long	 timeout;
+
+	timeout = req->timeout_ms > 0 ? req->timeout_ms :
+	    (long)config_int(CFG_HTTP_TIMEOUT);
+	return timeout > 0 ? timeout : 10000;
+}
+
+struct curl_slist *
+http_setup(CURL *h, const struct http_request *req, long timeout_ms,
+    char errbuf[CURL_ERROR_SIZE], struct buf *answer)
+{
+	struct curl_slist	*headers = NULL;
+	const char *const	*hd;
+	char			 ctype[128];
+
+	curl_easy_reset(h);
+	curl_easy_setopt(h, CURLOPT_URL, req->url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (config_is_set(CFG_CA_FILE))
+		curl_easy_setopt(h, CURLOPT_CAINFO, config_str(CFG_CA_FILE));
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+	    config_int(CFG_HTTP_CONNECT_TIMEOUT) > 0 ?
+	    (long)config_int(CFG_HTTP_CONNECT_TIMEOUT) : 3000L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE,
+	    (curl_off_t)HTTP_RESPONSE_MAX);
+	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "dingauth/1");
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, answer);
+	if (strcmp(http_method(req), "POST") == 0) {
+		snprintf(ctype, sizeof(ctype), "Content-Type: %s",
+		    req->content_type != NULL ? req->content_type :
+		    "application/json");
+		headers = slist_add(headers, ctype);
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS,
+		    req->body != NULL ? req->body : "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)(req->body != NULL ? req->body_len : 0));
+	}
+	/* No "Expect: 100-continue" round trip for larger bodies. */
+	headers = slist_add(headers, "Expect:");
+	for (hd = req->headers; hd != NULL && *hd != NULL; hd++)
+		headers = slist_add(headers, *hd);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	return headers;
+}
+
+enum da_err
+http_transfer_error(CURLcode cc, const char *method, const char *safe,
+    long timeout_ms, const struct buf *answer, const char *errbuf,
+    struct da_error *err)
+{
+	if (cc == CURLE_OPERATION_TIMEDOUT)
+		return DA_ERROR(err, DA_ETIMEOUT, "%s %s: timed out after "
+		    "%ld ms", method, safe, timeout_ms);
+	if (answer->overflow || cc == CURLE_FILESIZE_EXCEEDED)
+		return DA_ERROR(err, DA_ETOOBIG, "%s %s: answer larger than "
+		    "%u bytes", method, safe, HTTP_RESPONSE_MAX);
+	return DA_ERROR(err, DA_EHTTP, "%s %s: %s", method, safe,
+	    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
+}
+
 static enum da_err
 http_init(struct da_error *err)
 {
@@ -114,98 +205,37 @@ enum da_err
 http_do(const struct http_request *req, struct http_response *resp,
     struct da_error *err)
 {
-	struct curl_slist	*headers = NULL, *tmp;
+	struct curl_slist	*headers = NULL;
 	struct buf		 body;
 	char			 errbuf[CURL_ERROR_SIZE] = "";
-	char			 safe[512], ctype[128];
-	const char *const	*h;
+	char			 safe[512];
+	const char		*method = http_method(req);
 	CURLcode		 cc;
 	long			 timeout, status = 0, nconn = 0;
 	enum da_err		 rc = DA_OK;
-	int			 post;
 
 	memset(resp, 0, sizeof(*resp));
 	buf_init(&body, HTTP_RESPONSE_MAX);
 	if ((rc = http_init(err)) != DA_OK)
 		goto out;
 	http_redact(req->url, safe, sizeof(safe));
-	post = req->method != NULL && strcmp(req->method, "POST") == 0;
-
-	curl_easy_reset(curl);
-	curl_easy_setopt(curl, CURLOPT_URL, req->url);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (config_is_set(CFG_CA_FILE))
-		curl_easy_setopt(curl, CURLOPT_CAINFO,
-		    config_str(CFG_CA_FILE));
-	timeout = req->timeout_ms > 0 ? req->timeout_ms :
-	    (long)config_int(CFG_HTTP_TIMEOUT);
-	if (timeout <= 0)
-		timeout = 10000;
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-	    config_int(CFG_HTTP_CONNECT_TIMEOUT) > 0 ?
-	    (long)config_int(CFG_HTTP_CONNECT_TIMEOUT) : 3000L);
-	curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE,
-	    (curl_off_t)HTTP_RESPONSE_MAX);
-	curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "dingauth/1");
-	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+	timeout = http_timeout_ms(req);
+	headers = http_setup(curl, req, timeout, errbuf, &body);
 	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &resp->date);
-
-	if (post) {
-		snprintf(ctype, sizeof(ctype), "Content-Type: %s",
-		    req->content_type != NULL ? req->content_type :
-		    "application/json");
-		if ((tmp = curl_slist_append(headers, ctype)) == NULL)
-			abort();
-		headers = tmp;
-		curl_easy_setopt(curl, CURLOPT_POST, 1L);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDS,
-		    req->body != NULL ? req->body : "");
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
-		    (curl_off_t)(req->body != NULL ? req->body_len : 0));
-	}
-	/* No "Expect: 100-continue" round trip for larger bodies. */
-	if ((tmp = curl_slist_append(headers, "Expect:")) == NULL)
-		abort();
-	headers = tmp;
-	for (h = req->headers; h != NULL && *h != NULL; h++) {
-		if ((tmp = curl_slist_append(headers, *h)) == NULL)
-			abort();
-		headers = tmp;
-	}
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 
 	cc = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &nconn);
 	connections += nconn;
 	if (cc != CURLE_OK) {
-		if (cc == CURLE_OPERATION_TIMEDOUT)
-			rc = DA_ERROR(err, DA_ETIMEOUT, "%s %s: timed out "
-			    "after %ld ms", post ? "POST" : "GET", safe,
-			    timeout);
-		else if (body.overflow || cc == CURLE_FILESIZE_EXCEEDED)
-			rc = DA_ERROR(err, DA_ETOOBIG, "%s %s: answer larger "
-			    "than %u bytes", post ? "POST" : "GET", safe,
-			    HTTP_RESPONSE_MAX);
-		else
-			rc = DA_ERROR(err, DA_EHTTP, "%s %s: %s",
-			    post ? "POST" : "GET", safe,
-			    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
+		rc = http_transfer_error(cc, method, safe, timeout, &body,
+		    errbuf, err);
 		log_msg(LOG_WARN, "%s", err != NULL ? err->msg : safe);
 		goto out;
 	}
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	log_msg(LOG_DEBUG, "%s %s -> %ld (%zu bytes)", post ? "POST" : "GET",
-	    safe, status, body.len);
+	log_msg(LOG_DEBUG, "%s %s -> %ld (%zu bytes)", method, safe, status,
+	    body.len);
 	resp->status = status;
 	resp->len = body.len;
 	resp->body = buf_take(&body);

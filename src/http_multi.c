@@ -5,7 +5,7 @@
 
 #include <curl/curl.h>
 
-#include "config.h"
+#include "http_internal.h"
 #include "http_multi.h"
 #include "log.h"
 #include "mem.h"
@@ -45,18 +45,6 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static size_t
-write_cb(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct buf	*b = arg;
-	size_t		 n = size * nmemb;
-
-	/* Returning less than n makes curl fail with CURLE_WRITE_ERROR. */
-	if (buf_append(b, data, n) == -1)
-		return 0;
-	return n;
 }
 
 enum da_err
@@ -139,71 +127,14 @@ http_multi_free(struct http_multi *m)
 	free(m);
 }
 
-static struct curl_slist *
-slist_add(struct curl_slist *list, const char *s)
-{
-	struct curl_slist	*tmp;
-
-	if ((tmp = curl_slist_append(list, s)) == NULL)
-		abort();
-	return tmp;
-}
-
-/* The same defaults as http_do() in http.c. */
-static void
-setup_easy(struct xfer *x, int post, const char *content_type,
-    const char *const *headers)
-{
-	CURL		*c = x->easy;
-	const char *const *h;
-	char		 ctype[128];
-
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, x->url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (config_is_set(CFG_CA_FILE))
-		curl_easy_setopt(c, CURLOPT_CAINFO, config_str(CFG_CA_FILE));
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, x->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-	    config_int(CFG_HTTP_CONNECT_TIMEOUT) > 0 ?
-	    (long)config_int(CFG_HTTP_CONNECT_TIMEOUT) : 3000L);
-	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
-	    (curl_off_t)HTTP_RESPONSE_MAX);
-	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "dingauth/1");
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &x->answer);
-	curl_easy_setopt(c, CURLOPT_PRIVATE, x);
-	if (post) {
-		snprintf(ctype, sizeof(ctype), "Content-Type: %s",
-		    content_type != NULL ? content_type : "application/json");
-		x->headers = slist_add(x->headers, ctype);
-		curl_easy_setopt(c, CURLOPT_POST, 1L);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS,
-		    x->body != NULL ? x->body : "");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-		    (curl_off_t)x->body_len);
-	}
-	/* No "Expect: 100-continue" round trip for larger bodies. */
-	x->headers = slist_add(x->headers, "Expect:");
-	for (h = headers; h != NULL && *h != NULL; h++)
-		x->headers = slist_add(x->headers, *h);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->headers);
-}
-
 enum da_err
 http_multi_add(struct http_multi *m, const struct http_request *req,
     void *tag, struct da_error *err)
 {
-	struct xfer	*x = NULL;
-	CURLMcode	 mc;
-	int		 i, post;
+	struct http_request	 copy;
+	struct xfer		*x = NULL;
+	CURLMcode		 mc;
+	int			 i;
 
 	for (i = 0; i < m->nslots && x == NULL; i++)
 		if (!m->slots[i].busy)
@@ -213,8 +144,7 @@ http_multi_add(struct http_multi *m, const struct http_request *req,
 		    m->nslots);
 	if (x->easy == NULL && (x->easy = curl_easy_init()) == NULL)
 		return DA_ERROR(err, DA_EHTTP, "curl_easy_init failed");
-	post = req->method != NULL && strcmp(req->method, "POST") == 0;
-	x->method = post ? "POST" : "GET";
+	x->method = http_method(req);
 	x->tag = tag;
 	x->url = xstrdup(req->url);
 	http_redact(req->url, x->safe, sizeof(x->safe));
@@ -224,13 +154,17 @@ http_multi_add(struct http_multi *m, const struct http_request *req,
 		x->body[req->body_len] = '\0';
 		x->body_len = req->body_len;
 	}
-	x->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms :
-	    (long)config_int(CFG_HTTP_TIMEOUT);
-	if (x->timeout_ms <= 0)
-		x->timeout_ms = 10000;
+	x->timeout_ms = http_timeout_ms(req);
 	x->errbuf[0] = '\0';
 	buf_init(&x->answer, HTTP_RESPONSE_MAX);
-	setup_easy(x, post, req->content_type, req->headers);
+	/* The transfer outlives req: it runs on the slot's copies. */
+	copy = *req;
+	copy.url = x->url;
+	copy.body = x->body;
+	copy.body_len = x->body_len;
+	x->headers = http_setup(x->easy, &copy, x->timeout_ms, x->errbuf,
+	    &x->answer);
+	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
 	if ((mc = curl_multi_add_handle(m->multi, x->easy)) != CURLM_OK) {
 		slot_release(m, x);
 		return DA_ERROR(err, DA_EHTTP, "curl_multi_add_handle: %s",
@@ -267,18 +201,8 @@ finish(struct http_multi *m, struct xfer *x, CURLcode cc,
 	curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &nconn);
 	m->connections += nconn;
 	if (cc != CURLE_OK) {
-		if (cc == CURLE_OPERATION_TIMEDOUT)
-			res->rc = DA_ERROR(&res->err, DA_ETIMEOUT,
-			    "%s %s: timed out after %ld ms", x->method,
-			    x->safe, x->timeout_ms);
-		else if (x->answer.overflow || cc == CURLE_FILESIZE_EXCEEDED)
-			res->rc = DA_ERROR(&res->err, DA_ETOOBIG,
-			    "%s %s: answer larger than %u bytes", x->method,
-			    x->safe, HTTP_RESPONSE_MAX);
-		else
-			res->rc = DA_ERROR(&res->err, DA_EHTTP, "%s %s: %s",
-			    x->method, x->safe, x->errbuf[0] != '\0' ?
-			    x->errbuf : curl_easy_strerror(cc));
+		res->rc = http_transfer_error(cc, x->method, x->safe,
+		    x->timeout_ms, &x->answer, x->errbuf, &res->err);
 		log_msg(LOG_DEBUG, "%s", res->err.msg);
 	} else {
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);

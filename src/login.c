@@ -671,6 +671,14 @@ login_config_error(struct req *r, const struct da_error *err, int as_json)
 }
 
 void
+login_not_found(struct req *r)
+{
+	resp_status(r, 404);
+	resp_header(r, "Content-Type", "text/plain; charset=utf-8");
+	resp_puts(r, "404 Not Found\n");
+}
+
+void
 login_method_not_allowed(struct req *r, const char *allow)
 {
 	resp_clear(r);
@@ -687,4 +695,15 @@ login_redirect(struct req *r, const char *location)
 	resp_header(r, "Location", location);
 	resp_header(r, "Cache-Control", "no-store");
 	resp_header(r, "Referrer-Policy", "no-referrer");
+}
+
+enum da_err
+login_start(unsigned needs, struct db **db, struct da_error *err)
+{
+	enum da_err	 rc;
+
+	*db = NULL;
+	if ((rc = config_start(needs, err)) != DA_OK)
+		return rc;
+	return db_open(config_str(CFG_DB), db, err);
 }

@@ -24,6 +24,23 @@ static const char *const sql_delete =
     "DELETE FROM sessions WHERE id_hash = ?1";
 static const char *const sql_delete_user =
     "DELETE FROM sessions WHERE userid = ?1";
+static const char *const sql_delete_all =
+    "DELETE FROM sessions";
+/* Live: before the absolute end and used within the idle time. */
+static const char *const sql_list =
+    "SELECT lower(hex(substr(s.id_hash, 1, 6))), s.userid,"
+    " COALESCE(u.name, ''), s.created_at, s.last_seen, s.expires_at,"
+    " s.remote_addr, s.user_agent FROM sessions s"
+    " LEFT JOIN users u ON u.userid = s.userid"
+    " WHERE s.expires_at > ?1 AND s.last_seen > ?2"
+    " ORDER BY s.created_at, s.userid";
+static const char *const sql_list_user =
+    "SELECT lower(hex(substr(s.id_hash, 1, 6))), s.userid,"
+    " COALESCE(u.name, ''), s.created_at, s.last_seen, s.expires_at,"
+    " s.remote_addr, s.user_agent FROM sessions s"
+    " LEFT JOIN users u ON u.userid = s.userid"
+    " WHERE s.expires_at > ?1 AND s.last_seen > ?2 AND s.userid = ?3"
+    " ORDER BY s.created_at";
 static const char *const sql_state_insert =
     "INSERT INTO login_states (state_hash, rd, created_at, expires_at)"
     " VALUES (?1, ?2, ?3, ?4)";
@@ -178,8 +195,9 @@ session_end(struct db *db, const char *id, struct da_error *err)
 	return delete_hash(db, hash, err);
 }
 
-enum da_err
-session_end_user(struct db *db, const char *userid, int *n,
+/* Delete the sessions sql picks (by userid if not NULL); *n deleted. */
+static enum da_err
+delete_sessions(struct db *db, const char *sql, const char *userid, int *n,
     struct da_error *err)
 {
 	sqlite3_stmt	*st;
@@ -187,13 +205,63 @@ session_end_user(struct db *db, const char *userid, int *n,
 
 	if (n != NULL)
 		*n = 0;
-	if ((st = db_stmt(db, sql_delete_user, err)) == NULL)
+	if ((st = db_stmt(db, sql, err)) == NULL)
 		return DA_EDB;
-	db_bind_text(st, 1, userid);
+	if (userid != NULL)
+		db_bind_text(st, 1, userid);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = db_error(db, err, "session end");
 	else if (n != NULL)
 		*n = sqlite3_changes(db_handle(db));
+	sqlite3_reset(st);
+	return rc;
+}
+
+enum da_err
+session_end_user(struct db *db, const char *userid, int *n,
+    struct da_error *err)
+{
+	return delete_sessions(db, sql_delete_user, userid, n, err);
+}
+
+enum da_err
+session_end_all(struct db *db, int *n, struct da_error *err)
+{
+	return delete_sessions(db, sql_delete_all, NULL, n, err);
+}
+
+enum da_err
+session_each(struct db *db, const char *userid,
+    int (*fn)(const struct session_row *, void *), void *arg,
+    struct da_error *err)
+{
+	struct session_row	 row;
+	sqlite3_stmt		*st;
+	long long		 now = db_now();
+	enum da_err		 rc = DA_OK;
+	int			 step;
+
+	if ((st = db_stmt(db, userid != NULL ? sql_list_user : sql_list,
+	    err)) == NULL)
+		return DA_EDB;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, now - config_int(CFG_SESSION_IDLE));
+	if (userid != NULL)
+		db_bind_text(st, 3, userid);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		row.ref = db_column_text(st, 0);
+		row.userid = db_column_text(st, 1);
+		row.name = db_column_text(st, 2);
+		row.created_at = sqlite3_column_int64(st, 3);
+		row.last_seen = sqlite3_column_int64(st, 4);
+		row.expires_at = sqlite3_column_int64(st, 5);
+		row.remote_addr = db_column_text(st, 6);
+		row.user_agent = db_column_text(st, 7);
+		if (fn(&row, arg) != 0)
+			break;
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		rc = db_error(db, err, "sessions");
 	sqlite3_reset(st);
 	return rc;
 }

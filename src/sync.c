@@ -131,6 +131,12 @@ static const char *const sql_run_finish =
     "UPDATE sync_runs SET finished_at = ?2, outcome = ?3, departments = ?4,"
     " users = ?5, added = ?6, updated = ?7, deactivated = ?8,"
     " reactivated = ?9, requests = ?10, error = ?11 WHERE id = ?1";
+static const char *const sql_run_last =
+    "SELECT started_at, outcome FROM sync_runs"
+    " WHERE outcome <> 'dry-run' ORDER BY id DESC LIMIT 1";
+static const char *const sql_run_last_ok =
+    "SELECT coalesce(max(finished_at), 0) FROM sync_runs"
+    " WHERE outcome = 'ok'";
 
 static const char *const sql_active_count =
     "SELECT count(*) FROM main.users WHERE active = 1";
@@ -235,6 +241,36 @@ struct sync_ctx {
 	long long		 pages_done;
 	long long		 users_seen;
 };
+
+enum da_err
+sync_history(struct db *db, struct sync_history *h, struct da_error *err)
+{
+	sqlite3_stmt	*st;
+	enum da_err	 rc = DA_OK;
+	int		 step;
+
+	memset(h, 0, sizeof(*h));
+	if ((st = db_stmt(db, sql_run_last, err)) == NULL)
+		return DA_EDB;
+	if ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		h->ran = 1;
+		h->last_started = sqlite3_column_int64(st, 0);
+		snprintf(h->last_outcome, sizeof(h->last_outcome), "%s",
+		    db_column_text(st, 1));
+	} else if (step != SQLITE_DONE)
+		rc = db_error(db, err, "sync_runs");
+	sqlite3_reset(st);
+	if (rc != DA_OK)
+		return rc;
+	if ((st = db_stmt(db, sql_run_last_ok, err)) == NULL)
+		return DA_EDB;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		h->last_ok = sqlite3_column_int64(st, 0);
+	else
+		rc = db_error(db, err, "sync_runs");
+	sqlite3_reset(st);
+	return rc;
+}
 
 const char *
 sync_outcome_name(enum sync_outcome outcome)

@@ -11,7 +11,6 @@
  * key DingTalk holds: it says whether they match ours. failed turns
  * DingTalk's list of pushes it could not deliver into pending events.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,27 +27,6 @@
 #define FAILED_PAGES_MAX	100	/* 200 entries each */
 #define TAGS_MAX		64
 
-enum opt {
-	OPT_URL,
-	OPT_TAGS,
-	OPT_JSON,
-	OPT_APPLY,
-	OPT__MAX
-};
-
-#define OPT_BIT(o)	(1u << (o))
-#define OPT_VAL		0x100
-
-static const struct option_def {
-	const char	*name;
-	int		 has_arg;
-} option_defs[OPT__MAX] = {
-	[OPT_URL] = { "url", required_argument },
-	[OPT_TAGS] = { "tags", required_argument },
-	[OPT_JSON] = { "json", no_argument },
-	[OPT_APPLY] = { "apply", no_argument },
-};
-
 enum sub {
 	SUB_REGISTER,
 	SUB_UPDATE,
@@ -58,26 +36,19 @@ enum sub {
 	SUB__MAX
 };
 
-struct opts {
-	const char	*v[OPT__MAX];	/* value, or "" for flags given */
-};
+static int	callback_register(const struct cmd_sub *,
+		    const struct cmd_args *);
+static int	callback_show(const struct cmd_sub *, const struct cmd_args *);
+static int	callback_delete(const struct cmd_sub *,
+		    const struct cmd_args *);
+static int	callback_failed(const struct cmd_sub *,
+		    const struct cmd_args *);
 
-static int	callback_register(const struct opts *, int);
-static int	callback_show(const struct opts *, int);
-static int	callback_delete(const struct opts *, int);
-static int	callback_failed(const struct opts *, int);
-
-static const struct subcommand {
-	const char	*name;
-	int		(*run)(const struct opts *, int);
-	int		 arg;		/* passed to run */
-	unsigned	 opts;		/* OPT_BIT()s accepted */
-	unsigned	 needs;		/* CFG_NEED_* */
-	const char	*usage;
-} subs[SUB__MAX] = {
-	[SUB_REGISTER] = { "register", callback_register, 0,
-	    OPT_BIT(OPT_URL) | OPT_BIT(OPT_TAGS),
-	    CFG_NEED_DIRECTORY | CFG_NEED_CALLBACK,
+/* arg: 1 for update_call_back. */
+static const struct cmd_sub subs[SUB__MAX] = {
+	[SUB_REGISTER] = { "register", callback_register,
+	    CMD_OPT(OPT_URL) | CMD_OPT(OPT_TAGS), 0,
+	    CFG_NEED_DIRECTORY | CFG_NEED_CALLBACK, 0,
 	    "usage: dingauth callback register [--url URL] [--tags TAG,...]\n\n"
 	    "Registers the callback with DingTalk (register_call_back): the\n"
 	    "configured DINGTALK_TOKEN and DINGTALK_AES_TOKEN, the URL (default\n"
@@ -87,27 +58,28 @@ static const struct subcommand {
 	    "first, so callback.fcgi must already answer\nthere with this "
 	    "configuration. Only one URL per app: use 'update' to\nchange "
 	    "it.\n" },
-	[SUB_UPDATE] = { "update", callback_register, 1,
-	    OPT_BIT(OPT_URL) | OPT_BIT(OPT_TAGS),
-	    CFG_NEED_DIRECTORY | CFG_NEED_CALLBACK,
+	[SUB_UPDATE] = { "update", callback_register,
+	    CMD_OPT(OPT_URL) | CMD_OPT(OPT_TAGS), 0,
+	    CFG_NEED_DIRECTORY | CFG_NEED_CALLBACK, 1,
 	    "usage: dingauth callback update [--url URL] [--tags TAG,...]\n\n"
 	    "Replaces the registration (update_call_back) with the same "
 	    "values\nas 'register': token, key, URL and tags. DingTalk "
 	    "posts check_url\nto the URL first.\n" },
-	[SUB_SHOW] = { "show", callback_show, 0, OPT_BIT(OPT_JSON),
-	    CFG_NEED_DIRECTORY,
+	[SUB_SHOW] = { "show", callback_show, CMD_OPT(OPT_JSON), 0,
+	    CFG_NEED_DIRECTORY, 0,
 	    "usage: dingauth callback show [--json]\n\n"
 	    "Shows what DingTalk has registered (get_call_back): the URL, the\n"
 	    "tags, and whether its token and key match DINGTALK_TOKEN and\n"
 	    "DINGTALK_AES_TOKEN (neither is printed). Exit 1 when nothing is\n"
 	    "registered.\n" },
 	[SUB_DELETE] = { "delete", callback_delete, 0, 0, CFG_NEED_DIRECTORY,
+	    0,
 	    "usage: dingauth callback delete\n\n"
 	    "Removes the registration (delete_call_back): DingTalk stops "
 	    "pushing.\n" },
-	[SUB_FAILED] = { "failed", callback_failed, 0,
-	    OPT_BIT(OPT_JSON) | OPT_BIT(OPT_APPLY),
-	    CFG_NEED_DIRECTORY | CFG_NEED_DB,
+	[SUB_FAILED] = { "failed", callback_failed,
+	    CMD_OPT(OPT_JSON) | CMD_OPT(OPT_APPLY), 0,
+	    CFG_NEED_DIRECTORY | CFG_NEED_DB, 0,
 	    "usage: dingauth callback failed [--apply] [--json]\n\n"
 	    "Fetches the pushes DingTalk could not deliver "
 	    "(get_call_back_failed_result,\nall pages). Entries carrying user "
@@ -118,54 +90,20 @@ static const struct subcommand {
 	    "once.\n" },
 };
 
-static void
-group_usage(FILE *f)
-{
-	fprintf(f, "usage: dingauth callback register|update|show|delete|"
-	    "failed [options]\n\n"
+static const struct cmd_group group = {
+	.name = "callback",
+	.usage = "usage: dingauth callback register|update|show|delete|failed "
+	    "[options]\n\n"
 	    "  register  register this site's callback URL with DingTalk\n"
 	    "  update    replace the registration (URL, tags, token, key)\n"
 	    "  show      what DingTalk has registered\n"
 	    "  delete    remove the registration\n"
 	    "  failed    turn pushes DingTalk could not deliver into pending "
 	    "events\n\n"
-	    "'dingauth callback SUBCOMMAND --help' describes each one.\n");
-}
-
-static int
-parse_opts(const struct subcommand *sub, int argc, char **argv,
-    struct opts *o)
-{
-	struct option	 opts[OPT__MAX + 1];
-	size_t		 n = 0;
-	int		 i, c;
-
-	memset(o, 0, sizeof(*o));
-	memset(opts, 0, sizeof(opts));
-	for (i = 0; i < OPT__MAX; i++) {
-		if (!(sub->opts & OPT_BIT(i)))
-			continue;
-		opts[n].name = option_defs[i].name;
-		opts[n].has_arg = option_defs[i].has_arg;
-		opts[n].val = OPT_VAL + i;
-		n++;
-	}
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (c == ':')
-			return cmd_usage("callback %s: %s needs a value "
-			    "(see --help)", sub->name, argv[optind - 1]);
-		if (c < OPT_VAL || c >= OPT_VAL + OPT__MAX)
-			return cmd_usage("callback %s: unknown option %s "
-			    "(see --help)", sub->name, argv[optind - 1]);
-		o->v[c - OPT_VAL] = optarg != NULL ? optarg : "";
-	}
-	if (optind < argc)
-		return cmd_usage("callback %s: unexpected argument '%s' "
-		    "(see --help)", sub->name, argv[optind]);
-	return EXIT_OK;
-}
+	    "'dingauth callback SUBCOMMAND --help' describes each one.\n",
+	.subs = subs,
+	.nsubs = SUB__MAX,
+};
 
 /* What an error from DingTalk's callback calls means for an operator. */
 static int
@@ -217,32 +155,32 @@ split_tags(char *copy, const char **tags, size_t max)
 }
 
 static int
-callback_register(const struct opts *o, int update)
+callback_register(const struct cmd_sub *sub, const struct cmd_args *a)
 {
 	struct da_error	 err;
 	struct db	*db = NULL;
 	const char	*tags[TAGS_MAX], *url;
 	const char *const *use = dt_addressbook_tags;
 	char		*copy = NULL;
-	int		 rc;
+	int		 rc, update = sub->arg;
 
 	da_error_clear(&err);
-	if ((rc = cmd_open(subs[SUB_REGISTER].needs, &db)) != EXIT_OK)
+	if ((rc = cmd_open(sub->needs, &db)) != EXIT_OK)
 		goto out;
-	url = o->v[OPT_URL] != NULL ? o->v[OPT_URL] :
+	url = a->opt[OPT_URL] != NULL ? a->opt[OPT_URL] :
 	    config_str(CFG_CALLBACK_URL);
 	if (*url == '\0') {
 		rc = cmd_usage("no callback URL: give --url or set %s (or %s)",
 		    config_name(CFG_CALLBACK_URL), config_name(CFG_PUBLIC_URL));
 		goto out;
 	}
-	if (o->v[OPT_URL] != NULL &&
+	if (a->opt[OPT_URL] != NULL &&
 	    config_check(CFG_CALLBACK_URL, url, &err) != DA_OK) {
 		rc = cmd_usage("--url: %s", err.msg);
 		goto out;
 	}
-	if (o->v[OPT_TAGS] != NULL) {
-		copy = xstrdup(o->v[OPT_TAGS]);
+	if (a->opt[OPT_TAGS] != NULL) {
+		copy = xstrdup(a->opt[OPT_TAGS]);
 		if (split_tags(copy, tags, TAGS_MAX) == -1) {
 			rc = cmd_usage("--tags: give 1 to %d comma-separated "
 			    "tags", TAGS_MAX - 1);
@@ -285,22 +223,21 @@ secret_match(const json *answer, const char *key, enum cfg_key ours)
 }
 
 static int
-callback_show(const struct opts *o, int arg)
+callback_show(const struct cmd_sub *sub, const struct cmd_args *a)
 {
 	struct da_error	 err;
 	struct db	*db = NULL;
 	json		*answer = NULL, *tags = NULL, *out = NULL, *list;
 	const char	*url = "", *s;
-	char		*text;
 	size_t		 i;
 	int		 rc;
 
 	da_error_clear(&err);
-	if ((rc = cmd_open(subs[SUB_SHOW].needs, &db)) != EXIT_OK)
+	if ((rc = cmd_open(sub->needs, &db)) != EXIT_OK)
 		goto out;
 	if (dt_callback_get(db, &answer, &err) != DA_OK) {
 		if (err.api_code == 71007) {
-			if (o->v[OPT_JSON] != NULL)
+			if (a->opt[OPT_JSON] != NULL)
 				puts("{\"registered\":false}");
 			rc = cmd_fail("no callback is registered with "
 			    "DingTalk");
@@ -310,7 +247,7 @@ callback_show(const struct opts *o, int arg)
 	}
 	json_get_str(answer, "url", &url);
 	json_get_array(answer, "call_back_tag", &tags);
-	if (o->v[OPT_JSON] != NULL) {
+	if (a->opt[OPT_JSON] != NULL) {
 		out = json_new_object();
 		json_add_bool(out, "registered", 1);
 		json_add_str(out, "url", url);
@@ -325,9 +262,7 @@ callback_show(const struct opts *o, int arg)
 		    CFG_AES_TOKEN));
 		json_add_bool(out, "url_matches",
 		    strcmp(url, config_str(CFG_CALLBACK_URL)) == 0);
-		text = json_print(out);
-		puts(text);
-		free(text);
+		cmd_print_json(out);
 	} else {
 		printf("url:     %s%s\n", url,
 		    strcmp(url, config_str(CFG_CALLBACK_URL)) == 0 ? "" :
@@ -350,14 +285,14 @@ out:
 }
 
 static int
-callback_delete(const struct opts *o, int arg)
+callback_delete(const struct cmd_sub *sub, const struct cmd_args *a)
 {
 	struct da_error	 err;
 	struct db	*db = NULL;
 	int		 rc;
 
 	da_error_clear(&err);
-	if ((rc = cmd_open(subs[SUB_DELETE].needs, &db)) != EXIT_OK)
+	if ((rc = cmd_open(sub->needs, &db)) != EXIT_OK)
 		goto out;
 	if (dt_callback_delete(db, &err) != DA_OK) {
 		rc = callback_error("delete_call_back", &err);
@@ -523,14 +458,13 @@ print_tags(const char *what, const json *tags)
 }
 
 static int
-callback_failed(const struct opts *o, int arg)
+callback_failed(const struct cmd_sub *sub, const struct cmd_args *a)
 {
 	struct failed_count	 c;
 	struct events_run	 run;
 	struct da_error		 err;
 	struct db		*db = NULL;
 	json			*answer = NULL, *list, *out = NULL;
-	char			*text;
 	size_t			 i;
 	int			 rc, page, more = 1;
 
@@ -539,7 +473,7 @@ callback_failed(const struct opts *o, int arg)
 	da_error_clear(&err);
 	c.tags_without_ids = json_new_array();
 	c.tags_ignored = json_new_array();
-	if ((rc = cmd_open(subs[SUB_FAILED].needs, &db)) != EXIT_OK)
+	if ((rc = cmd_open(sub->needs, &db)) != EXIT_OK)
 		goto out;
 	for (page = 0; more && page < FAILED_PAGES_MAX; page++) {
 		json_free(answer);
@@ -557,12 +491,12 @@ callback_failed(const struct opts *o, int arg)
 		if (json_get_bool(answer, "has_more", &more) != JSON_OK)
 			more = 0;
 	}
-	if (o->v[OPT_APPLY] != NULL &&
+	if (a->opt[OPT_APPLY] != NULL &&
 	    events_apply_pending(db, 0, 1, &run, &err) != DA_OK) {
 		rc = cmd_fail("applying events: %s", err.msg);
 		goto out;
 	}
-	if (o->v[OPT_JSON] != NULL) {
+	if (a->opt[OPT_JSON] != NULL) {
 		out = json_new_object();
 		json_add_int(out, "fetched", c.fetched);
 		json_add_int(out, "added", c.added);
@@ -574,14 +508,12 @@ callback_failed(const struct opts *o, int arg)
 		json_add_int(out, "ignored", c.ignored);
 		json_add(out, "tags_ignored", c.tags_ignored);
 		c.tags_ignored = NULL;
-		if (o->v[OPT_APPLY] != NULL) {
+		if (a->opt[OPT_APPLY] != NULL) {
 			json_add_int(out, "applied", run.applied);
 			json_add_int(out, "failed", run.failed);
 			json_add_int(out, "pending", run.pending);
 		}
-		text = json_print(out);
-		puts(text);
-		free(text);
+		cmd_print_json(out);
 	} else {
 		printf("%d failed push(es) fetched: %d new pending event(s), "
 		    "%d already stored, %d without ids, %d ignored\n",
@@ -594,7 +526,7 @@ callback_failed(const struct opts *o, int arg)
 		if (c.ignored > 0)
 			print_tags("not address-book events, ignored",
 			    c.tags_ignored);
-		if (o->v[OPT_APPLY] != NULL)
+		if (a->opt[OPT_APPLY] != NULL)
 			printf("applied %d, failed %d, %lld pending\n",
 			    run.applied, run.failed, run.pending);
 		else if (c.added > 0)
@@ -613,32 +545,5 @@ out:
 int
 cmd_callback(int argc, char **argv)
 {
-	struct opts	 o;
-	size_t		 i;
-	int		 rc;
-
-	if (argc < 2) {
-		group_usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		group_usage(stdout);
-		return EXIT_OK;
-	}
-	for (i = 0; i < SUB__MAX; i++) {
-		if (strcmp(argv[1], subs[i].name) != 0)
-			continue;
-		if (cmd_wants_help(argc - 1, argv + 1)) {
-			fputs(subs[i].usage, stdout);
-			return EXIT_OK;
-		}
-		if ((rc = parse_opts(&subs[i], argc - 1, argv + 1, &o)) !=
-		    EXIT_OK)
-			return rc;
-		return subs[i].run(&o, subs[i].arg);
-	}
-	cmd_usage("callback: unknown subcommand '%s'", argv[1]);
-	group_usage(stderr);
-	return EXIT_USAGE;
+	return cmd_dispatch(&group, argc, argv);
 }

@@ -4,7 +4,6 @@
  * Token, EncodingAESKey and receiver default to the configuration, which
  * is only consulted (and its errors only reported) when one is needed.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,36 +21,6 @@
 #define CRYPTO_STDIN_MAX	(1024u * 1024)	/* --body - and plaintext */
 #define CRYPTO_RANDOM_LEN	16
 
-enum arg {
-	ARG_TOKEN,
-	ARG_AES_KEY,
-	ARG_RECEIVER,
-	ARG_SIGNATURE,
-	ARG_TIMESTAMP,
-	ARG_NONCE,
-	ARG_ENCRYPT,
-	ARG_QUERY,
-	ARG_BODY,
-	ARG_RANDOM,
-	ARG__MAX
-};
-
-#define ARG_BIT(a)	(1u << (a))
-#define ARG_OPTVAL	0x100	/* getopt_long value of ARG_x is this + x */
-
-static const char *const arg_names[ARG__MAX] = {
-	[ARG_TOKEN] = "token",
-	[ARG_AES_KEY] = "aes-key",
-	[ARG_RECEIVER] = "receiver",
-	[ARG_SIGNATURE] = "signature",
-	[ARG_TIMESTAMP] = "timestamp",
-	[ARG_NONCE] = "nonce",
-	[ARG_ENCRYPT] = "encrypt",
-	[ARG_QUERY] = "query",
-	[ARG_BODY] = "body",
-	[ARG_RANDOM] = "random",
-};
-
 enum sub {
 	SUB_DECRYPT,
 	SUB_ENCRYPT,
@@ -59,21 +28,16 @@ enum sub {
 	SUB__MAX
 };
 
-static int	crypto_decrypt(int, char **);
-static int	crypto_encrypt(int, char **);
-static int	crypto_sign(int, char **);
+static int	crypto_decrypt(const struct cmd_sub *, const struct cmd_args *);
+static int	crypto_encrypt(const struct cmd_sub *, const struct cmd_args *);
+static int	crypto_sign(const struct cmd_sub *, const struct cmd_args *);
 
-static const struct subcommand {
-	const char	*name;
-	int		(*run)(int, char **);
-	unsigned	 args;		/* ARG_BIT()s accepted */
-	const char	*usage;
-} subs[SUB__MAX] = {
+static const struct cmd_sub subs[SUB__MAX] = {
 	[SUB_DECRYPT] = { "decrypt", crypto_decrypt,
-	    ARG_BIT(ARG_TOKEN) | ARG_BIT(ARG_AES_KEY) | ARG_BIT(ARG_RECEIVER) |
-	    ARG_BIT(ARG_SIGNATURE) | ARG_BIT(ARG_TIMESTAMP) |
-	    ARG_BIT(ARG_NONCE) | ARG_BIT(ARG_ENCRYPT) | ARG_BIT(ARG_QUERY) |
-	    ARG_BIT(ARG_BODY),
+	    CMD_OPT(OPT_TOKEN) | CMD_OPT(OPT_AES_KEY) | CMD_OPT(OPT_RECEIVER) |
+	    CMD_OPT(OPT_SIGNATURE) | CMD_OPT(OPT_TIMESTAMP) |
+	    CMD_OPT(OPT_NONCE) | CMD_OPT(OPT_ENCRYPT) | CMD_OPT(OPT_QUERY) |
+	    CMD_OPT(OPT_BODY), 0, 0, 0,
 	    "usage: dingauth crypto decrypt [--token T] [--aes-key K] "
 	    "[--receiver R]\n"
 	    "           (--signature S --timestamp TS --nonce N --encrypt E |\n"
@@ -87,8 +51,9 @@ static const struct subcommand {
 	    "DINGAUTH_CALLBACK_RECEIVER.\nExit 0 ok, 1 a check failed, 2 "
 	    "usage.\n" },
 	[SUB_ENCRYPT] = { "encrypt", crypto_encrypt,
-	    ARG_BIT(ARG_TOKEN) | ARG_BIT(ARG_AES_KEY) | ARG_BIT(ARG_RECEIVER) |
-	    ARG_BIT(ARG_TIMESTAMP) | ARG_BIT(ARG_NONCE) | ARG_BIT(ARG_RANDOM),
+	    CMD_OPT(OPT_TOKEN) | CMD_OPT(OPT_AES_KEY) | CMD_OPT(OPT_RECEIVER) |
+	    CMD_OPT(OPT_TIMESTAMP) | CMD_OPT(OPT_NONCE) | CMD_OPT(OPT_RANDOM),
+	    CMD_OPERANDS_ANY, 0, 0,
 	    "usage: dingauth crypto encrypt [--token T] [--aes-key K] "
 	    "[--receiver R]\n"
 	    "           [--timestamp TS] [--nonce N] [--random R16] "
@@ -99,13 +64,25 @@ static const struct subcommand {
 	    "--nonce\n(default: 16 random characters) and --random (the "
 	    "16-byte prefix)\nmake the output reproducible.\n" },
 	[SUB_SIGN] = { "sign", crypto_sign,
-	    ARG_BIT(ARG_TOKEN) | ARG_BIT(ARG_TIMESTAMP) | ARG_BIT(ARG_NONCE) |
-	    ARG_BIT(ARG_ENCRYPT),
+	    CMD_OPT(OPT_TOKEN) | CMD_OPT(OPT_TIMESTAMP) | CMD_OPT(OPT_NONCE) |
+	    CMD_OPT(OPT_ENCRYPT), CMD_OPERANDS_ANY, 0, 0,
 	    "usage: dingauth crypto sign [--token T] --timestamp TS "
 	    "--nonce N --encrypt E\n"
 	    "       dingauth crypto sign A B C D\n\n"
 	    "Prints the callback signature: the SHA-1 hex of the four values\n"
 	    "sorted and concatenated. The token defaults to DINGTALK_TOKEN.\n" },
+};
+
+static const struct cmd_group group = {
+	.name = "crypto",
+	.usage = "usage: dingauth crypto decrypt|encrypt|sign [options]\n\n"
+	    "  decrypt  check and decrypt a callback push, print the "
+	    "plaintext\n"
+	    "  encrypt  print the encrypted reply JSON for a plaintext\n"
+	    "  sign     print the signature of four values\n\n"
+	    "'dingauth crypto SUBCOMMAND --help' describes each one.\n",
+	.subs = subs,
+	.nsubs = SUB__MAX,
 };
 
 /* Configuration read once, on the first value taken from it. */
@@ -115,68 +92,17 @@ struct defaults {
 	struct da_error	 err;
 };
 
-static void
-group_usage(FILE *f)
-{
-	fprintf(f, "usage: dingauth crypto decrypt|encrypt|sign [options]\n\n"
-	    "  decrypt  check and decrypt a callback push, print the "
-	    "plaintext\n"
-	    "  encrypt  print the encrypted reply JSON for a plaintext\n"
-	    "  sign     print the signature of four values\n\n"
-	    "'dingauth crypto SUBCOMMAND --help' describes each one.\n");
-}
-
 /*
- * Parse the options of sub into vals[]; positional arguments are left
- * from *first on. EXIT_OK or EXIT_USAGE (message printed).
- */
-static int
-parse_args(const struct subcommand *sub, int argc, char **argv,
-    const char *vals[ARG__MAX], int *first)
-{
-	struct option	 opts[ARG__MAX + 1];
-	size_t		 n = 0;
-	int		 a, c;
-
-	memset(opts, 0, sizeof(opts));
-	for (a = 0; a < ARG__MAX; a++) {
-		vals[a] = NULL;
-		if (!(sub->args & ARG_BIT(a)))
-			continue;
-		opts[n].name = arg_names[a];
-		opts[n].has_arg = required_argument;
-		opts[n].flag = NULL;
-		opts[n].val = ARG_OPTVAL + a;
-		n++;
-	}
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (c == ':')
-			return cmd_usage("crypto %s: %s needs a value "
-			    "(see --help)", sub->name, argv[optind - 1]);
-		if (c < ARG_OPTVAL || c >= ARG_OPTVAL + ARG__MAX)
-			return cmd_usage("crypto %s: unknown option %s "
-			    "(see --help)", sub->name, argv[optind - 1]);
-		a = c - ARG_OPTVAL;
-		if (vals[a] != NULL)
-			return cmd_usage("crypto %s: --%s given twice",
-			    sub->name, arg_names[a]);
-		vals[a] = optarg;
-	}
-	*first = optind;
-	return EXIT_OK;
-}
-
-/*
- * The value of an option, or of key in the configuration when the
+ * The value of option a, or of key in the configuration when the
  * option was not given. EXIT_FAIL when the configuration cannot be
  * loaded, EXIT_USAGE when neither has a value.
  */
 static int
-setting(struct defaults *d, const char *given, enum arg a, enum cfg_key key,
-    const char **out)
+setting(struct defaults *d, const struct cmd_args *args, enum cmd_opt a,
+    enum cfg_key key, const char **out)
 {
+	const char	*given = args->opt[a];
+
 	*out = given;
 	if (given != NULL)
 		return EXIT_OK;
@@ -186,16 +112,30 @@ setting(struct defaults *d, const char *given, enum arg a, enum cfg_key key,
 	}
 	if (d->rc != DA_OK)
 		return cmd_fail("configuration (needed for --%s): %s",
-		    arg_names[a], d->err.msg);
+		    cmd_option_name(a), d->err.msg);
 	if (*(*out = config_str(key)) == '\0') {
 		if (key == CFG_CALLBACK_RECEIVER)
 			return cmd_usage("no receiver id: give --%s or set "
-			    "%s or %s", arg_names[a], config_name(key),
+			    "%s or %s", cmd_option_name(a), config_name(key),
 			    config_name(CFG_CORP_ID));
 		return cmd_usage("no value for --%s: give it or set %s",
-		    arg_names[a], config_name(key));
+		    cmd_option_name(a), config_name(key));
 	}
 	return EXIT_OK;
+}
+
+/* Token, EncodingAESKey and receiver id, as setting() finds them. */
+static int
+envelope_settings(struct defaults *d, const struct cmd_args *args,
+    const char **token, const char **aeskey, const char **receiver)
+{
+	int	 rc;
+
+	if ((rc = setting(d, args, OPT_TOKEN, CFG_TOKEN, token)) != EXIT_OK ||
+	    (rc = setting(d, args, OPT_AES_KEY, CFG_AES_TOKEN, aeskey)) !=
+	    EXIT_OK)
+		return rc;
+	return setting(d, args, OPT_RECEIVER, CFG_CALLBACK_RECEIVER, receiver);
 }
 
 /* Standard input up to CRYPTO_STDIN_MAX bytes into b. */
@@ -268,10 +208,9 @@ body_encrypt(const char *body, size_t len, char **encrypt)
 }
 
 static int
-crypto_decrypt(int argc, char **argv)
+crypto_decrypt(const struct cmd_sub *sub, const struct cmd_args *args)
 {
-	const struct subcommand	*sub = &subs[SUB_DECRYPT];
-	const char		*vals[ARG__MAX];
+	const char *const	*vals = args->opt;
 	const char		*token, *aeskey, *receiver;
 	const char		*sig, *ts, *nonce, *enc, *q;
 	struct defaults		 d = { 0 };
@@ -282,51 +221,41 @@ crypto_decrypt(int argc, char **argv)
 	char			*benc = NULL, *msg = NULL;
 	size_t			 msglen = 0;
 	enum da_err		 e;
-	int			 first, rc, a;
+	int			 rc, a;
 
 	memset(&key, 0, sizeof(key));
-	if ((rc = parse_args(sub, argc, argv, vals, &first)) != EXIT_OK)
-		goto out;
-	if (first < argc) {
-		rc = cmd_usage("crypto decrypt: unexpected argument '%s' "
-		    "(see --help)", argv[first]);
-		goto out;
-	}
-	if (vals[ARG_QUERY] != NULL || vals[ARG_BODY] != NULL) {
-		for (a = ARG_SIGNATURE; a <= ARG_ENCRYPT; a++)
+	if (vals[OPT_QUERY] != NULL || vals[OPT_BODY] != NULL) {
+		for (a = OPT_SIGNATURE; a <= OPT_ENCRYPT; a++)
 			if (vals[a] != NULL) {
 				rc = cmd_usage("crypto decrypt: --%s does not "
-				    "go with --query/--body", arg_names[a]);
+				    "go with --query/--body",
+				    cmd_option_name(a));
 				goto out;
 			}
-		if (vals[ARG_QUERY] == NULL || vals[ARG_BODY] == NULL) {
+		if (vals[OPT_QUERY] == NULL || vals[OPT_BODY] == NULL) {
 			rc = cmd_usage("crypto decrypt: --query and --body "
 			    "go together");
 			goto out;
 		}
 	} else {
-		for (a = ARG_SIGNATURE; a <= ARG_ENCRYPT; a++)
+		for (a = OPT_SIGNATURE; a <= OPT_ENCRYPT; a++)
 			if (vals[a] == NULL) {
 				rc = cmd_usage("crypto decrypt: --%s is "
 				    "required (or --query and --body)",
-				    arg_names[a]);
+				    cmd_option_name(a));
 				goto out;
 			}
 	}
-	if ((rc = setting(&d, vals[ARG_TOKEN], ARG_TOKEN, CFG_TOKEN,
-	    &token)) != EXIT_OK ||
-	    (rc = setting(&d, vals[ARG_AES_KEY], ARG_AES_KEY, CFG_AES_TOKEN,
-	    &aeskey)) != EXIT_OK ||
-	    (rc = setting(&d, vals[ARG_RECEIVER], ARG_RECEIVER,
-	    CFG_CALLBACK_RECEIVER, &receiver)) != EXIT_OK)
+	if ((rc = envelope_settings(&d, args, &token, &aeskey, &receiver)) !=
+	    EXIT_OK)
 		goto out;
 
-	sig = vals[ARG_SIGNATURE];
-	ts = vals[ARG_TIMESTAMP];
-	nonce = vals[ARG_NONCE];
-	enc = vals[ARG_ENCRYPT];
-	if (vals[ARG_QUERY] != NULL) {
-		q = vals[ARG_QUERY];
+	sig = vals[OPT_SIGNATURE];
+	ts = vals[OPT_TIMESTAMP];
+	nonce = vals[OPT_NONCE];
+	enc = vals[OPT_ENCRYPT];
+	if (vals[OPT_QUERY] != NULL) {
+		q = vals[OPT_QUERY];
 		if (*q == '?')
 			q++;
 		if ((qsig = query_param(q, "msg_signature")) == NULL)
@@ -344,13 +273,13 @@ crypto_decrypt(int argc, char **argv)
 		sig = qsig;
 		ts = qts;
 		nonce = qnonce;
-		if (strcmp(vals[ARG_BODY], "-") == 0) {
+		if (strcmp(vals[OPT_BODY], "-") == 0) {
 			if ((rc = read_stdin(&in, "--body")) != EXIT_OK)
 				goto out;
 			rc = body_encrypt(in.data, in.len, &benc);
 		} else
-			rc = body_encrypt(vals[ARG_BODY],
-			    strlen(vals[ARG_BODY]), &benc);
+			rc = body_encrypt(vals[OPT_BODY],
+			    strlen(vals[OPT_BODY]), &benc);
 		if (rc != EXIT_OK)
 			goto out;
 		enc = benc;
@@ -383,48 +312,41 @@ out:
 }
 
 static int
-crypto_encrypt(int argc, char **argv)
+crypto_encrypt(const struct cmd_sub *sub, const struct cmd_args *args)
 {
-	const struct subcommand	*sub = &subs[SUB_ENCRYPT];
-	const char		*vals[ARG__MAX];
+	const char *const	*vals = args->opt;
 	const char		*token, *aeskey, *receiver, *plain;
 	struct defaults		 d = { 0 };
 	struct envelope_key	 key;
 	struct da_error		 err = { 0 };
 	struct buf		 in = { 0 };
-	char			*json = NULL;
+	char			*reply = NULL;
 	enum da_err		 e;
-	int			 first, rc;
+	int			 rc;
 
 	memset(&key, 0, sizeof(key));
-	if ((rc = parse_args(sub, argc, argv, vals, &first)) != EXIT_OK)
-		goto out;
-	if (argc - first > 1) {
+	if (args->argc > 1) {
 		rc = cmd_usage("crypto encrypt: one PLAINTEXT at most "
 		    "(quote it)");
 		goto out;
 	}
-	if (vals[ARG_RANDOM] != NULL &&
-	    strlen(vals[ARG_RANDOM]) != CRYPTO_RANDOM_LEN) {
+	if (vals[OPT_RANDOM] != NULL &&
+	    strlen(vals[OPT_RANDOM]) != CRYPTO_RANDOM_LEN) {
 		rc = cmd_usage("crypto encrypt: --random must be exactly %d "
 		    "bytes", CRYPTO_RANDOM_LEN);
 		goto out;
 	}
-	if ((vals[ARG_TIMESTAMP] != NULL && *vals[ARG_TIMESTAMP] == '\0') ||
-	    (vals[ARG_NONCE] != NULL && *vals[ARG_NONCE] == '\0')) {
+	if ((vals[OPT_TIMESTAMP] != NULL && *vals[OPT_TIMESTAMP] == '\0') ||
+	    (vals[OPT_NONCE] != NULL && *vals[OPT_NONCE] == '\0')) {
 		rc = cmd_usage("crypto encrypt: --timestamp and --nonce must "
 		    "not be empty");
 		goto out;
 	}
-	if ((rc = setting(&d, vals[ARG_TOKEN], ARG_TOKEN, CFG_TOKEN,
-	    &token)) != EXIT_OK ||
-	    (rc = setting(&d, vals[ARG_AES_KEY], ARG_AES_KEY, CFG_AES_TOKEN,
-	    &aeskey)) != EXIT_OK ||
-	    (rc = setting(&d, vals[ARG_RECEIVER], ARG_RECEIVER,
-	    CFG_CALLBACK_RECEIVER, &receiver)) != EXIT_OK)
+	if ((rc = envelope_settings(&d, args, &token, &aeskey, &receiver)) !=
+	    EXIT_OK)
 		goto out;
-	if (first < argc)
-		plain = argv[first];
+	if (args->argc == 1)
+		plain = args->argv[0];
 	else if (isatty(STDIN_FILENO))
 		plain = "success";
 	else {
@@ -439,56 +361,53 @@ crypto_encrypt(int argc, char **argv)
 	}
 	if ((e = envelope_key(aeskey, &key, &err)) != DA_OK ||
 	    (e = envelope_reply(token, &key, receiver, plain,
-	    vals[ARG_TIMESTAMP], vals[ARG_NONCE], vals[ARG_RANDOM], &json,
+	    vals[OPT_TIMESTAMP], vals[OPT_NONCE], vals[OPT_RANDOM], &reply,
 	    &err)) != DA_OK) {
 		rc = cmd_fail("%s: %s", da_strerror(e), err.msg);
 		goto out;
 	}
-	if (printf("%s\n", json) < 0 || fflush(stdout) == EOF) {
+	if (printf("%s\n", reply) < 0 || fflush(stdout) == EOF) {
 		rc = cmd_fail("writing the reply failed");
 		goto out;
 	}
 	rc = EXIT_OK;
 out:
 	crypto_cleanse(&key, sizeof(key));
-	free(json);
+	free(reply);
 	buf_free(&in);
 	return rc;
 }
 
 static int
-crypto_sign(int argc, char **argv)
+crypto_sign(const struct cmd_sub *sub, const struct cmd_args *args)
 {
-	const struct subcommand	*sub = &subs[SUB_SIGN];
-	const char		*vals[ARG__MAX];
+	const char *const	*vals = args->opt;
+	char *const		*argv = args->argv;
 	const char		*token;
 	struct defaults		 d = { 0 };
 	char			 sig[CRYPTO_SHA1_HEX_LEN + 1];
-	int			 first, rc, a;
+	int			 rc, a;
 
-	if ((rc = parse_args(sub, argc, argv, vals, &first)) != EXIT_OK)
-		return rc;
-	if (argc - first == 4) {
-		for (a = 0; a < ARG__MAX; a++)
+	if (args->argc == 4) {
+		for (a = 0; a < OPT__MAX; a++)
 			if (vals[a] != NULL)
 				return cmd_usage("crypto sign: give four "
 				    "values or options, not both");
-		envelope_sign(argv[first], argv[first + 1], argv[first + 2],
-		    argv[first + 3], sig);
-	} else if (argc - first == 0) {
-		for (a = ARG_TIMESTAMP; a <= ARG_ENCRYPT; a++)
+		envelope_sign(argv[0], argv[1], argv[2], argv[3], sig);
+	} else if (args->argc == 0) {
+		for (a = OPT_TIMESTAMP; a <= OPT_ENCRYPT; a++)
 			if (vals[a] == NULL)
 				return cmd_usage("crypto sign: --%s is "
 				    "required (or give four values)",
-				    arg_names[a]);
-		if ((rc = setting(&d, vals[ARG_TOKEN], ARG_TOKEN, CFG_TOKEN,
-		    &token)) != EXIT_OK)
+				    cmd_option_name(a));
+		if ((rc = setting(&d, args, OPT_TOKEN, CFG_TOKEN, &token)) !=
+		    EXIT_OK)
 			return rc;
-		envelope_sign(token, vals[ARG_TIMESTAMP], vals[ARG_NONCE],
-		    vals[ARG_ENCRYPT], sig);
+		envelope_sign(token, vals[OPT_TIMESTAMP], vals[OPT_NONCE],
+		    vals[OPT_ENCRYPT], sig);
 	} else
 		return cmd_usage("crypto sign: takes four values, not %d "
-		    "(see --help)", argc - first);
+		    "(see --help)", args->argc);
 	if (printf("%s\n", sig) < 0 || fflush(stdout) == EOF)
 		return cmd_fail("writing the signature failed");
 	return EXIT_OK;
@@ -497,27 +416,5 @@ crypto_sign(int argc, char **argv)
 int
 cmd_crypto(int argc, char **argv)
 {
-	size_t	 i;
-
-	if (argc < 2) {
-		group_usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		group_usage(stdout);
-		return EXIT_OK;
-	}
-	for (i = 0; i < SUB__MAX; i++) {
-		if (strcmp(argv[1], subs[i].name) != 0)
-			continue;
-		if (cmd_wants_help(argc - 1, argv + 1)) {
-			fputs(subs[i].usage, stdout);
-			return EXIT_OK;
-		}
-		return subs[i].run(argc - 1, argv + 1);
-	}
-	cmd_usage("crypto: unknown subcommand '%s'", argv[1]);
-	group_usage(stderr);
-	return EXIT_USAGE;
+	return cmd_dispatch(&group, argc, argv);
 }

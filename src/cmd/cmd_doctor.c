@@ -13,6 +13,8 @@
 #include "db.h"
 #include "dingtalk.h"
 #include "directory.h"
+#include "events.h"
+#include "sync.h"
 #include "token.h"
 
 #define CLOCK_SKEW_WARN	60
@@ -81,16 +83,9 @@ check_config(void)
 static void
 check_database(struct db *db)
 {
-	struct da_error	 err = { 0 };
-	sqlite3_stmt	*st;
-	long long	 users = 0, active = 0, depts = 0, age;
-	static const char *const sql_sync =
-	    "SELECT started_at, finished_at, outcome FROM sync_runs"
-	    " WHERE outcome <> 'dry-run' ORDER BY id DESC LIMIT 1";
-	static const char *const sql_ok_sync =
-	    "SELECT max(finished_at) FROM sync_runs WHERE outcome = 'ok'";
-	static const char *const sql_pending =
-	    "SELECT count(*) FROM events WHERE state = 'pending'";
+	struct sync_history	 h;
+	struct da_error		 err = { 0 };
+	long long		 users = 0, active = 0, depts = 0, age, n;
 
 	report("ok", "database", "%s, schema version %d (latest %d)",
 	    config_str(CFG_DB), db_schema_version(db), db_schema_latest());
@@ -101,36 +96,23 @@ check_database(struct db *db)
 	report(users ? "ok" : "warn", "directory", "%lld users (%lld active), "
 	    "%lld departments%s", users, active, depts,
 	    users ? "" : ": run 'dingauth sync'");
-	if ((st = db_stmt(db, sql_sync, &err)) != NULL) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			report(strcmp(db_column_text(st, 2), "ok") == 0 ?
-			    "ok" : "warn", "sync", "last run started %lld s "
-			    "ago: %s", db_now() - sqlite3_column_int64(st, 0),
-			    db_column_text(st, 2));
+	if (sync_history(db, &h, &err) == DA_OK) {
+		if (h.ran)
+			report(strcmp(h.last_outcome, "ok") == 0 ? "ok" :
+			    "warn", "sync", "last run started %lld s ago: %s",
+			    db_now() - h.last_started, h.last_outcome);
 		else
 			report("warn", "sync", "no directory sync has run yet");
-		sqlite3_reset(st);
-	}
-	if ((st = db_stmt(db, sql_ok_sync, &err)) != NULL) {
-		if (sqlite3_step(st) == SQLITE_ROW &&
-		    sqlite3_column_type(st, 0) != SQLITE_NULL) {
-			age = db_now() - sqlite3_column_int64(st, 0);
+		if (h.last_ok > 0) {
+			age = db_now() - h.last_ok;
 			report(age > 2 * 86400 ? "warn" : "ok", "sync",
 			    "directory age: %lld h %lld min (last complete "
 			    "sync)", age / 3600, age % 3600 / 60);
 		}
-		sqlite3_reset(st);
 	}
-	if ((st = db_stmt(db, sql_pending, &err)) != NULL) {
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			long long	 n = sqlite3_column_int64(st, 0);
-
-			report(n ? "warn" : "ok", "events", "%lld pending "
-			    "callback event(s)%s", n, n ?
-			    ": 'dingauth events retry'" : "");
-		}
-		sqlite3_reset(st);
-	}
+	if (events_count_pending(db, &n, &err) == DA_OK)
+		report(n ? "warn" : "ok", "events", "%lld pending callback "
+		    "event(s)%s", n, n ? ": 'dingauth events retry'" : "");
 }
 
 static void
@@ -178,20 +160,12 @@ check_dingtalk(struct db *db)
 	}
 }
 
-int
-cmd_doctor(int argc, char **argv)
+static int
+doctor(const struct cmd_sub *sub, const struct cmd_args *a)
 {
 	struct da_error	 err = { 0 };
 	struct db	*db = NULL;
 
-	if (cmd_wants_help(argc, argv)) {
-		printf("usage: dingauth doctor\n\nChecks the configuration, "
-		    "the database, DingTalk reachability and permissions,\n"
-		    "and the clock. Exit 1 if any check failed.\n");
-		return EXIT_OK;
-	}
-	if (argc != 1)
-		return cmd_usage("doctor: unexpected argument");
 	if (config_load(0, &err) != DA_OK) {
 		report("FAIL", "config", "%s", err.msg);
 		return EXIT_FAIL;
@@ -207,4 +181,23 @@ cmd_doctor(int argc, char **argv)
 	db_close(db);
 	printf("%d failed, %d warnings\n", failures, warnings);
 	return failures ? EXIT_FAIL : EXIT_OK;
+}
+
+static const struct cmd_sub doctor_sub = {
+	.run = doctor,
+};
+
+static const struct cmd_group group = {
+	.name = "doctor",
+	.usage = "usage: dingauth doctor\n\nChecks the configuration, "
+	    "the database, DingTalk reachability and permissions,\n"
+	    "and the clock. Exit 1 if any check failed.\n",
+	.subs = &doctor_sub,
+	.nsubs = 1,
+};
+
+int
+cmd_doctor(int argc, char **argv)
+{
+	return cmd_run(&group, &doctor_sub, argc, argv);
 }

@@ -6,11 +6,9 @@
  * with the error that kept them); retry applies the pending ones now, in
  * order, stopping at the first failure that says DingTalk is unreachable.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cmd.h"
 #include "config.h"
@@ -21,56 +19,27 @@
 #define LIST_DEFAULT	100	/* events shown without --limit */
 #define IDS_SHOWN	5	/* ids listed per event in text output */
 
-enum opt {
-	OPT_PENDING,
-	OPT_JSON,
-	OPT_LIMIT,
-	OPT__MAX
-};
-
-#define OPT_BIT(o)	(1u << (o))
-#define OPT_VAL		0x100
-
-static const struct option_def {
-	const char	*name;
-	int		 has_arg;
-} option_defs[OPT__MAX] = {
-	[OPT_PENDING] = { "pending", no_argument },
-	[OPT_JSON] = { "json", no_argument },
-	[OPT_LIMIT] = { "limit", required_argument },
-};
-
-struct opts {
-	const char	*v[OPT__MAX];	/* value, or "" for flags given */
-};
-
 enum sub {
 	SUB_LIST,
 	SUB_RETRY,
 	SUB__MAX
 };
 
-static int	events_list(const struct opts *);
-static int	events_retry(const struct opts *);
+static int	events_list(const struct cmd_sub *, const struct cmd_args *);
+static int	events_retry(const struct cmd_sub *, const struct cmd_args *);
 
-static const struct subcommand {
-	const char	*name;
-	int		(*run)(const struct opts *);
-	unsigned	 opts;
-	unsigned	 needs;
-	const char	*usage;
-} subs[SUB__MAX] = {
+static const struct cmd_sub subs[SUB__MAX] = {
 	[SUB_LIST] = { "list", events_list,
-	    OPT_BIT(OPT_PENDING) | OPT_BIT(OPT_JSON) | OPT_BIT(OPT_LIMIT),
-	    CFG_NEED_DB,
+	    CMD_OPT(OPT_PENDING) | CMD_OPT(OPT_JSON) | CMD_OPT(OPT_LIMIT), 0,
+	    CFG_NEED_DB, 0,
 	    "usage: dingauth events list [--pending] [--limit N] [--json]\n\n"
 	    "Lists stored callback events, oldest first: the newest N (default "
 	    "100,\n0 for all). --pending shows only events not applied yet, "
 	    "with the\nerror that kept each one. --json prints an array of "
 	    "objects (id, type,\nstate, received_at, applied_at, attempts, "
 	    "last_error, dedupe_key,\npayload).\n" },
-	[SUB_RETRY] = { "retry", events_retry, OPT_BIT(OPT_JSON),
-	    CFG_NEED_DIRECTORY | CFG_NEED_DB,
+	[SUB_RETRY] = { "retry", events_retry, CMD_OPT(OPT_JSON), 0,
+	    CFG_NEED_DIRECTORY | CFG_NEED_DB, 0,
 	    "usage: dingauth events retry [--json]\n\n"
 	    "Applies the pending events now, oldest first (waiting for a\n"
 	    "callback process that is applying them). A failure that says\n"
@@ -79,61 +48,15 @@ static const struct subcommand {
 	    "applied.\n" },
 };
 
-static void
-group_usage(FILE *f)
-{
-	fprintf(f, "usage: dingauth events list|retry [options]\n\n"
+static const struct cmd_group group = {
+	.name = "events",
+	.usage = "usage: dingauth events list|retry [options]\n\n"
 	    "  list   show stored callback events (--pending, --json)\n"
 	    "  retry  apply the pending events now\n\n"
-	    "'dingauth events SUBCOMMAND --help' describes each one.\n");
-}
-
-static int
-parse_opts(const struct subcommand *sub, int argc, char **argv,
-    struct opts *o)
-{
-	struct option	 opts[OPT__MAX + 1];
-	size_t		 n = 0;
-	int		 i, c;
-
-	memset(o, 0, sizeof(*o));
-	memset(opts, 0, sizeof(opts));
-	for (i = 0; i < OPT__MAX; i++) {
-		if (!(sub->opts & OPT_BIT(i)))
-			continue;
-		opts[n].name = option_defs[i].name;
-		opts[n].has_arg = option_defs[i].has_arg;
-		opts[n].val = OPT_VAL + i;
-		n++;
-	}
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (c == ':')
-			return cmd_usage("events %s: %s needs a value "
-			    "(see --help)", sub->name, argv[optind - 1]);
-		if (c < OPT_VAL || c >= OPT_VAL + OPT__MAX)
-			return cmd_usage("events %s: unknown option %s "
-			    "(see --help)", sub->name, argv[optind - 1]);
-		o->v[c - OPT_VAL] = optarg != NULL ? optarg : "";
-	}
-	if (optind < argc)
-		return cmd_usage("events %s: unexpected argument '%s' "
-		    "(see --help)", sub->name, argv[optind]);
-	return EXIT_OK;
-}
-
-static void
-utc(long long t, char *out, size_t size)
-{
-	time_t		 tt = (time_t)t;
-	struct tm	 tm;
-
-	if (t <= 0 || gmtime_r(&tt, &tm) == NULL)
-		snprintf(out, size, "-");
-	else
-		strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
+	    "'dingauth events SUBCOMMAND --help' describes each one.\n",
+	.subs = subs,
+	.nsubs = SUB__MAX,
+};
 
 /* "u001,u002" or "dept 2,3" from a payload, at most IDS_SHOWN ids. */
 static void
@@ -176,10 +99,10 @@ print_text(const struct event_row *row, void *arg)
 {
 	char	 received[32], ids[400];
 
-	utc(row->received_at, received, sizeof(received));
 	payload_ids(row->payload, ids, sizeof(ids));
 	printf("%-6lld %-8s %-17s %s %3d  %s\n", row->id, row->state,
-	    row->type, received, row->attempts, ids);
+	    row->type, cmd_time(row->received_at, received, sizeof(received)),
+	    row->attempts, ids);
 	if (row->last_error[0] != '\0')
 		printf("       error: %s\n", row->last_error);
 	return 0;
@@ -214,34 +137,32 @@ add_json(const struct event_row *row, void *arg)
 }
 
 static int
-events_list(const struct opts *o)
+events_list(const struct cmd_sub *sub, const struct cmd_args *a)
 {
 	struct da_error	 err;
 	struct db	*db = NULL;
 	json		*list = NULL;
 	long long	 limit = LIST_DEFAULT;
-	char		*end, *text;
-	int		 rc, pending = o->v[OPT_PENDING] != NULL;
+	char		*end;
+	int		 rc, pending = a->opt[OPT_PENDING] != NULL;
 
 	da_error_clear(&err);
-	if (o->v[OPT_LIMIT] != NULL) {
-		limit = strtoll(o->v[OPT_LIMIT], &end, 10);
-		if (*o->v[OPT_LIMIT] == '\0' || *end != '\0' || limit < 0)
+	if (a->opt[OPT_LIMIT] != NULL) {
+		limit = strtoll(a->opt[OPT_LIMIT], &end, 10);
+		if (*a->opt[OPT_LIMIT] == '\0' || *end != '\0' || limit < 0)
 			return cmd_usage("events list: --limit takes a number "
 			    ">= 0");
 	}
-	if ((rc = cmd_open(subs[SUB_LIST].needs, &db)) != EXIT_OK)
+	if ((rc = cmd_open(sub->needs, &db)) != EXIT_OK)
 		goto out;
-	if (o->v[OPT_JSON] != NULL) {
+	if (a->opt[OPT_JSON] != NULL) {
 		list = json_new_array();
 		if (events_each(db, pending, limit, add_json, list, &err) !=
 		    DA_OK) {
 			rc = cmd_fail("listing events: %s", err.msg);
 			goto out;
 		}
-		text = json_print(list);
-		puts(text);
-		free(text);
+		cmd_print_json(list);
 	} else {
 		printf("%-6s %-8s %-17s %-20s %3s  %s\n", "ID", "STATE", "TYPE",
 		    "RECEIVED", "TRY", "IDS");
@@ -259,33 +180,30 @@ out:
 }
 
 static int
-events_retry(const struct opts *o)
+events_retry(const struct cmd_sub *sub, const struct cmd_args *a)
 {
 	struct events_run	 run;
 	struct da_error		 err;
 	struct db		*db = NULL;
 	json			*out = NULL;
-	char			*text;
 	int			 rc;
 
 	da_error_clear(&err);
 	memset(&run, 0, sizeof(run));
-	if ((rc = cmd_open(subs[SUB_RETRY].needs, &db)) != EXIT_OK)
+	if ((rc = cmd_open(sub->needs, &db)) != EXIT_OK)
 		goto out;
 	if (events_apply_pending(db, 0, 1, &run, &err) != DA_OK) {
 		rc = cmd_fail("applying events: %s", err.msg);
 		goto out;
 	}
-	if (o->v[OPT_JSON] != NULL) {
+	if (a->opt[OPT_JSON] != NULL) {
 		out = json_new_object();
 		json_add_int(out, "applied", run.applied);
 		json_add_int(out, "failed", run.failed);
 		json_add_int(out, "pending", run.pending);
 		if (run.failed > 0)
 			json_add_str(out, "error", run.first_error.msg);
-		text = json_print(out);
-		puts(text);
-		free(text);
+		cmd_print_json(out);
 	} else {
 		printf("applied %d event(s), %d failed, %lld still pending\n",
 		    run.applied, run.failed, run.pending);
@@ -304,32 +222,5 @@ out:
 int
 cmd_events(int argc, char **argv)
 {
-	struct opts	 o;
-	size_t		 i;
-	int		 rc;
-
-	if (argc < 2) {
-		group_usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		group_usage(stdout);
-		return EXIT_OK;
-	}
-	for (i = 0; i < SUB__MAX; i++) {
-		if (strcmp(argv[1], subs[i].name) != 0)
-			continue;
-		if (cmd_wants_help(argc - 1, argv + 1)) {
-			fputs(subs[i].usage, stdout);
-			return EXIT_OK;
-		}
-		if ((rc = parse_opts(&subs[i], argc - 1, argv + 1, &o)) !=
-		    EXIT_OK)
-			return rc;
-		return subs[i].run(&o);
-	}
-	cmd_usage("events: unknown subcommand '%s'", argv[1]);
-	group_usage(stderr);
-	return EXIT_USAGE;
+	return cmd_dispatch(&group, argc, argv);
 }

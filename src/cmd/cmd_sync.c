@@ -2,7 +2,6 @@
  * dingauth sync [--dry-run] [--force] [--json]: copy the company directory
  * from DingTalk (sync.h does the work; this file parses and reports).
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +13,17 @@
 #include "json.h"
 #include "sync.h"
 
-static void
-usage(FILE *f)
-{
-	fprintf(f, "usage: dingauth sync [--dry-run] [--force] [--json]\n\n"
+static int	sync_command(const struct cmd_sub *, const struct cmd_args *);
+
+static const struct cmd_sub sync_sub = {
+	.run = sync_command,
+	.opts = CMD_OPT(OPT_DRY_RUN) | CMD_OPT(OPT_FORCE) | CMD_OPT(OPT_JSON),
+	.needs = CFG_NEED_DIRECTORY,
+};
+
+static const struct cmd_group group = {
+	.name = "sync",
+	.usage = "usage: dingauth sync [--dry-run] [--force] [--json]\n\n"
 	    "Copy the company directory (departments and members) from "
 	    "DingTalk.\nThe new directory replaces the old one in a single "
 	    "transaction at the end:\na failed or interrupted run changes "
@@ -30,14 +36,15 @@ usage(FILE *f)
 	    "  --json     print the summary as one JSON object\n\n"
 	    "Settings: DINGAUTH_SYNC_QPS (requests per second per API), "
 	    "DINGAUTH_SYNC_CONCURRENCY,\nDINGAUTH_SYNC_MAX_DEACTIVATE. Exit "
-	    "status: 0 done, 1 failed, partial or refused,\n2 usage.\n");
-}
+	    "status: 0 done, 1 failed, partial or refused,\n2 usage.\n",
+	.subs = &sync_sub,
+	.nsubs = 1,
+};
 
 static void
 print_json(const struct sync_stats *st, int dry_run)
 {
 	json		*o, *arr;
-	char		*text;
 	long long	 i;
 
 	o = json_new_object();
@@ -75,9 +82,7 @@ print_json(const struct sync_stats *st, int dry_run)
 	    (long long)(st->fetch_seconds * 1000));
 	json_add_int(o, "apply_milliseconds",
 	    (long long)((st->seconds - st->fetch_seconds) * 1000));
-	text = json_print(o);
-	printf("%s\n", text);
-	free(text);
+	cmd_print_json(o);
 	json_free(o);
 }
 
@@ -114,52 +119,19 @@ print_failed_ids(const struct sync_stats *st)
 		fprintf(stderr, ")");
 }
 
-int
-cmd_sync(int argc, char **argv)
+static int
+sync_command(const struct cmd_sub *sub, const struct cmd_args *a)
 {
-	static const struct option longopts[] = {
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
 	struct sync_options	 opt;
 	struct sync_stats	 st;
 	struct da_error		 err = { 0 };
 	struct db		*db = NULL;
-	int			 ch, as_json = 0, rc;
+	int			 as_json = a->opt[OPT_JSON] != NULL, rc;
 
 	memset(&opt, 0, sizeof(opt));
-	if (cmd_wants_help(argc, argv)) {
-		usage(stdout);
-		return EXIT_OK;
-	}
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'n':
-			opt.dry_run = 1;
-			break;
-		case 'f':
-			opt.force = 1;
-			break;
-		case 'j':
-			as_json = 1;
-			break;
-		default:
-			usage(stderr);
-			return cmd_usage("sync: unknown option '%s'",
-			    argv[optind - 1]);
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return cmd_usage("sync: unexpected argument '%s'",
-		    argv[optind]);
-	}
-	if ((rc = cmd_open(CFG_NEED_DIRECTORY, &db)) != EXIT_OK)
+	opt.dry_run = a->opt[OPT_DRY_RUN] != NULL;
+	opt.force = a->opt[OPT_FORCE] != NULL;
+	if ((rc = cmd_open(sub->needs, &db)) != EXIT_OK)
 		return rc;
 	opt.progress = isatty(STDERR_FILENO);
 	opt.plan = opt.dry_run && !as_json ? stdout : NULL;
@@ -215,4 +187,10 @@ cmd_sync(int argc, char **argv)
 		break;
 	}
 	return rc;
+}
+
+int
+cmd_sync(int argc, char **argv)
+{
+	return cmd_run(&group, &sync_sub, argc, argv);
 }

@@ -15,40 +15,50 @@
 
 #define TOKENS_MAX	16
 
-static void
-usage(FILE *f)
-{
-	fprintf(f, "usage: dingauth token show [--json]\n"
+enum sub {
+	SUB_SHOW,
+	SUB_REFRESH,
+	SUB__MAX
+};
+
+static int	token_show(const struct cmd_sub *, const struct cmd_args *);
+static int	token_refresh(const struct cmd_sub *, const struct cmd_args *);
+
+static const struct cmd_sub subs[SUB__MAX] = {
+	[SUB_SHOW] = { "show", token_show, CMD_OPT(OPT_JSON), 0, 0, 0, NULL },
+	[SUB_REFRESH] = { "refresh", token_refresh, 0, 1, 0, 0, NULL },
+};
+
+static const struct cmd_group group = {
+	.name = "token",
+	.usage = "usage: dingauth token show [--json]\n"
 	    "       dingauth token refresh [corp|sns|all]\n\n"
 	    "show     the cached DingTalk access tokens: app, kind, expiry\n"
 	    "         (a fingerprint, never the token itself)\n"
-	    "refresh  drop the cached token(s) and fetch new ones now\n");
-}
+	    "refresh  drop the cached token(s) and fetch new ones now\n",
+	.subs = subs,
+	.nsubs = SUB__MAX,
+};
 
 static int
-token_show(int argc, char **argv)
+token_show(const struct cmd_sub *sub, const struct cmd_args *a)
 {
 	struct token_info	 t[TOKENS_MAX];
 	struct da_error		 err = { 0 };
 	struct db		*db = NULL;
 	json			*arr, *o;
-	char			*text;
 	size_t			 n, i;
 	long long		 now;
-	int			 rc, as_json = 0;
+	int			 rc;
 
-	if (argc == 2 && strcmp(argv[1], "--json") == 0)
-		as_json = 1;
-	else if (argc != 1)
-		return cmd_usage("token show: unexpected argument");
-	if ((rc = cmd_open(0, &db)) != EXIT_OK)
+	if ((rc = cmd_open(sub->needs, &db)) != EXIT_OK)
 		return rc;
 	if (token_cache_list(db, t, TOKENS_MAX, &n, &err) != DA_OK) {
 		db_close(db);
 		return cmd_fail("%s", err.msg);
 	}
 	now = db_now();
-	if (as_json) {
+	if (a->opt[OPT_JSON] != NULL) {
 		arr = json_new_array();
 		for (i = 0; i < n; i++) {
 			o = json_new_object();
@@ -62,9 +72,7 @@ token_show(int argc, char **argv)
 			json_add_str(o, "fingerprint", t[i].fingerprint);
 			json_append(arr, o);
 		}
-		text = json_print(arr);
-		printf("%s\n", text);
-		free(text);
+		cmd_print_json(arr);
 		json_free(arr);
 	} else if (n == 0)
 		printf("no cached tokens\n");
@@ -106,19 +114,17 @@ refresh_one(struct db *db, enum token_kind kind)
 }
 
 static int
-token_refresh(int argc, char **argv)
+token_refresh(const struct cmd_sub *sub, const struct cmd_args *a)
 {
 	struct db	*db = NULL;
-	const char	*which = argc > 1 ? argv[1] : "all";
+	const char	*which = a->argc > 0 ? a->argv[0] : "all";
 	int		 rc, corp, sns;
 
-	if (argc > 2)
-		return cmd_usage("token refresh: too many arguments");
 	corp = strcmp(which, "corp") == 0 || strcmp(which, "all") == 0;
 	sns = strcmp(which, "sns") == 0 || strcmp(which, "all") == 0;
 	if (!corp && !sns)
 		return cmd_usage("token refresh: expected corp, sns or all");
-	if ((rc = cmd_open(0, &db)) != EXIT_OK)
+	if ((rc = cmd_open(sub->needs, &db)) != EXIT_OK)
 		return rc;
 	if (corp)
 		rc = refresh_one(db, TOKEN_CORP);
@@ -133,18 +139,5 @@ token_refresh(int argc, char **argv)
 int
 cmd_token(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (cmd_wants_help(argc, argv)) {
-		usage(stdout);
-		return EXIT_OK;
-	}
-	if (strcmp(argv[1], "show") == 0)
-		return token_show(argc - 1, argv + 1);
-	if (strcmp(argv[1], "refresh") == 0)
-		return token_refresh(argc - 1, argv + 1);
-	usage(stderr);
-	return EXIT_USAGE;
+	return cmd_dispatch(&group, argc, argv);
 }

@@ -1,16 +1,50 @@
 /*
  * dingauth COMMAND [options]: the operator's command.
  */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd.h"
 #include "config.h"
 #include "db.h"
 #include "http.h"
 #include "log.h"
+
+#define OPT_VAL	0x100	/* getopt_long value of option o is this + o */
+
+_Static_assert(OPT__MAX <= 32, "masks of options are unsigned long");
+
+static const struct option_def {
+	const char	*name;
+	int		 value;		/* takes a value */
+	int		 once;		/* given twice is a usage error */
+} option_defs[OPT__MAX] = {
+	[OPT_JSON] = { "json", 0, 0 },
+	[OPT_ALL] = { "all", 0, 0 },
+	[OPT_ACTIVE] = { "active", 0, 0 },
+	[OPT_USER] = { "user", 1, 0 },
+	[OPT_PENDING] = { "pending", 0, 0 },
+	[OPT_LIMIT] = { "limit", 1, 0 },
+	[OPT_DRY_RUN] = { "dry-run", 0, 0 },
+	[OPT_FORCE] = { "force", 0, 0 },
+	[OPT_URL] = { "url", 1, 0 },
+	[OPT_TAGS] = { "tags", 1, 0 },
+	[OPT_APPLY] = { "apply", 0, 0 },
+	[OPT_TOKEN] = { "token", 1, 1 },
+	[OPT_AES_KEY] = { "aes-key", 1, 1 },
+	[OPT_RECEIVER] = { "receiver", 1, 1 },
+	[OPT_SIGNATURE] = { "signature", 1, 1 },
+	[OPT_TIMESTAMP] = { "timestamp", 1, 1 },
+	[OPT_NONCE] = { "nonce", 1, 1 },
+	[OPT_ENCRYPT] = { "encrypt", 1, 1 },
+	[OPT_QUERY] = { "query", 1, 1 },
+	[OPT_BODY] = { "body", 1, 1 },
+	[OPT_RANDOM] = { "random", 1, 1 },
+};
 
 static const struct command {
 	const char	*name;
@@ -42,16 +76,25 @@ usage(FILE *f)
 	    "(default /etc/dingauth.conf) and environment variables.\n");
 }
 
+static void	say(const char *, va_list) __attribute__((format(printf, 1, 0)));
+
+/* "dingauth: message" on stderr. */
+static void
+say(const char *fmt, va_list ap)
+{
+	fputs("dingauth: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputs("\n", stderr);
+}
+
 int
 cmd_usage(const char *fmt, ...)
 {
 	va_list	 ap;
 
-	fputs("dingauth: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	say(fmt, ap);
 	va_end(ap);
-	fputs("\n", stderr);
 	return EXIT_USAGE;
 }
 
@@ -60,11 +103,9 @@ cmd_fail(const char *fmt, ...)
 {
 	va_list	 ap;
 
-	fputs("dingauth: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	say(fmt, ap);
 	va_end(ap);
-	fputs("\n", stderr);
 	return EXIT_FAIL;
 }
 
@@ -87,18 +128,139 @@ int
 cmd_open(unsigned needs, struct db **db)
 {
 	struct da_error	 err = { 0 };
-	int		 lvl;
 
-	if (config_load(needs, &err) != DA_OK)
+	if (config_start(needs, &err) != DA_OK)
 		return cmd_fail("configuration: %s", err.msg);
-	if ((lvl = log_level_parse(config_str(CFG_LOG_LEVEL))) >= 0)
-		log_set_level((enum log_level)lvl);
 	if (db == NULL)
 		return EXIT_OK;
 	if (db_open(config_str(CFG_DB), db, &err) != DA_OK)
 		return cmd_fail("database %s: %s", config_str(CFG_DB),
 		    err.msg);
 	return EXIT_OK;
+}
+
+const char *
+cmd_option_name(enum cmd_opt o)
+{
+	return (unsigned)o < OPT__MAX ? option_defs[o].name : "";
+}
+
+int
+cmd_run(const struct cmd_group *g, const struct cmd_sub *sub, int argc,
+    char **argv)
+{
+	struct option	 opts[OPT__MAX + 1];
+	struct cmd_args	 a;
+	char		 what[64];
+	int		 o, c, n = 0;
+
+	if (cmd_wants_help(argc, argv)) {
+		fputs(sub->usage != NULL ? sub->usage : g->usage, stdout);
+		return EXIT_OK;
+	}
+	snprintf(what, sizeof(what), "%s%s%s", g->name,
+	    sub->name != NULL ? " " : "", sub->name != NULL ? sub->name : "");
+	memset(&a, 0, sizeof(a));
+	memset(opts, 0, sizeof(opts));
+	for (o = 0; o < OPT__MAX; o++) {
+		if (!(sub->opts & CMD_OPT(o)))
+			continue;
+		opts[n].name = option_defs[o].name;
+		opts[n].has_arg = option_defs[o].value ? required_argument :
+		    no_argument;
+		opts[n].val = OPT_VAL + o;
+		n++;
+	}
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		if (c == ':')
+			return cmd_usage("%s: %s needs a value (see --help)",
+			    what, argv[optind - 1]);
+		if (c < OPT_VAL || c >= OPT_VAL + OPT__MAX)
+			return cmd_usage("%s: unknown option %s (see --help)",
+			    what, argv[optind - 1]);
+		o = c - OPT_VAL;
+		if (option_defs[o].once && a.opt[o] != NULL)
+			return cmd_usage("%s: --%s given twice", what,
+			    option_defs[o].name);
+		a.opt[o] = optarg != NULL ? optarg : "";
+	}
+	a.argv = argv + optind;
+	a.argc = argc - optind;
+	if (sub->operands != CMD_OPERANDS_ANY && a.argc > sub->operands)
+		return cmd_usage("%s: unexpected argument '%s' (see --help)",
+		    what, a.argv[sub->operands]);
+	return sub->run(sub, &a);
+}
+
+int
+cmd_dispatch(const struct cmd_group *g, int argc, char **argv)
+{
+	int	 i;
+
+	if (argc < 2) {
+		fputs(g->usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		fputs(g->usage, stdout);
+		return EXIT_OK;
+	}
+	for (i = 0; i < g->nsubs; i++)
+		if (strcmp(argv[1], g->subs[i].name) == 0)
+			return cmd_run(g, &g->subs[i], argc - 1, argv + 1);
+	cmd_usage("%s: unknown subcommand '%s'", g->name, argv[1]);
+	fputs(g->usage, stderr);
+	return EXIT_USAGE;
+}
+
+void
+cmd_print_json(const json *doc)
+{
+	char	*text = json_print(doc);
+
+	printf("%s\n", text);
+	free(text);
+}
+
+void
+cmd_list_begin(struct cmd_list *l, int as_json)
+{
+	l->as_json = as_json;
+	l->n = 0;
+	if (as_json)
+		printf("[");
+}
+
+void
+cmd_list_item(const struct cmd_list *l, json *item)
+{
+	char	*text = json_print(item);
+
+	printf("%s%s", l->n ? ",\n" : "\n", text);
+	free(text);
+	json_free(item);
+}
+
+void
+cmd_list_end(const struct cmd_list *l)
+{
+	if (l->as_json)
+		printf("%s]\n", l->n ? "\n" : "");
+}
+
+const char *
+cmd_time(long long t, char *buf, size_t size)
+{
+	struct tm	 tm;
+	time_t		 tt = (time_t)t;
+
+	if (t <= 0 || gmtime_r(&tt, &tm) == NULL)
+		return "-";
+	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
 }
 
 int
