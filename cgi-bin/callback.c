@@ -244,7 +244,7 @@ handle(struct req *r, void *arg)
 	long long	 age, id = 0;
 	enum refusal	 why;
 	enum da_err	 rc;
-	int		 stored = 0;
+	int		 stored = 0, applied = 0;
 
 	memset(&ev, 0, sizeof(ev));
 	da_error_clear(&err);
@@ -304,13 +304,14 @@ handle(struct req *r, void *arg)
 			goto out;
 		}
 		snprintf(key, sizeof(key), "sig:%s", q[Q_SIGNATURE]);
-		if (events_store(cb->db, &ev, msg, msglen, key, &stored, &id,
-		    &err) != DA_OK) {
+		if (events_store_apply(cb->db, &ev, msg, msglen, key, &stored,
+		    &id, &applied, &err) != DA_OK) {
 			refuse(r, R_INTERNAL, err.msg);
 			goto out;
 		}
 		log_msg(LOG_INFO, "%s event %s as %lld", ev.type,
-		    stored ? "stored" : "already stored", id);
+		    applied ? "stored and applied" : stored ? "stored" :
+		    "already stored", id);
 	}
 	if (envelope_reply(token, &cb->key, receiver, "success", NULL, NULL,
 	    NULL, &reply, &err) != DA_OK) {
@@ -324,7 +325,7 @@ handle(struct req *r, void *arg)
 
 	/* DingTalk has its answer; now the slow part. */
 	resp_send(r);
-	if (ev.kind == EVENT_CHECK_URL)
+	if (ev.kind == EVENT_CHECK_URL || applied)
 		goto out;
 	if (events_apply_pending(cb->db, EVENT_APPLY_MAX, 0, &run,
 	    &err) != DA_OK)

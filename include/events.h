@@ -89,6 +89,19 @@ enum da_err	 events_store(struct db *db, const struct event *ev,
 		    const char *payload, size_t len, const char *key,
 		    int *stored, long long *id, struct da_error *err);
 
+/*
+ * events_store, and when the event needs no DingTalk call
+ * (user_leave_org, org_dept_remove) and nothing stored before it is still
+ * pending, also apply it and mark it applied in the same transaction: one
+ * durable write, and a leaver's sessions are gone before DingTalk has its
+ * answer. *applied tells whether that happened; otherwise the event is
+ * stored (pending) for events_apply_pending, as with events_store.
+ */
+enum da_err	 events_store_apply(struct db *db, const struct event *ev,
+		    const char *payload, size_t len, const char *fallback,
+		    int *stored, long long *id, int *applied,
+		    struct da_error *err);
+
 /* The outcome of one run over the pending events. */
 struct events_run {
 	int		 applied;	/* now 'applied' */

@@ -65,6 +65,8 @@ static const char *const sql_failed =
 static const char *const sql_unusable =
     "UPDATE events SET state = 'ignored', attempts = attempts + 1,"
     " last_error = ?2 WHERE id = ?1";
+static const char *const sql_any_pending =
+    "SELECT 1 FROM events WHERE state = 'pending' LIMIT 1";
 static const char *const sql_count_pending =
     "SELECT count(*) FROM events WHERE state = 'pending'";
 static const char *const sql_list =
@@ -391,6 +393,67 @@ out:
 	return rc;
 }
 
+static int
+is_local(const struct event *ev)
+{
+	return ev->kind == EVENT_USER_LEAVE || ev->kind == EVENT_DEPT_REMOVE;
+}
+
+static enum da_err	mark(struct db *, const char *, long long,
+			    const char *, struct da_error *);
+
+enum da_err
+events_store_apply(struct db *db, const struct event *ev, const char *payload,
+    size_t len, const char *fallback, int *stored, long long *id,
+    int *applied, struct da_error *err)
+{
+	sqlite3_stmt	*st;
+	long long	 row = 0;
+	enum da_err	 rc;
+	int		 earlier = 0;
+
+	*applied = 0;
+	if (!is_local(ev))
+		return events_store(db, ev, payload, len, fallback, stored, id,
+		    err);
+	if ((rc = db_begin_immediate(db, err)) != DA_OK)
+		return rc;
+	/* Keep the order: behind a pending event, wait like it. */
+	if ((st = db_stmt(db, sql_any_pending, err)) == NULL) {
+		rc = DA_EDB;
+		goto out;
+	}
+	if ((earlier = sqlite3_step(st)) != SQLITE_ROW && earlier !=
+	    SQLITE_DONE)
+		rc = db_error(db, err, "pending events");
+	earlier = earlier == SQLITE_ROW;
+	sqlite3_reset(st);
+	if (rc != DA_OK || (rc = events_store(db, ev, payload, len, fallback,
+	    stored, &row, err)) != DA_OK)
+		goto out;
+	if (*stored && !earlier) {
+		/* Local changes only: no DingTalk call inside the lock. */
+		if ((rc = events_apply(db, ev, err)) != DA_OK ||
+		    (rc = mark(db, sql_applied, row, NULL, err)) != DA_OK)
+			goto out;
+		*applied = 1;
+		log_msg(LOG_INFO, "event %lld (%s) applied", row, ev->type);
+	}
+out:
+	if (rc != DA_OK) {
+		db_rollback(db);
+		*stored = *applied = 0;
+		if (rc != DA_EDB && !earlier)
+			/* It could not be applied here: store it for later. */
+			return events_store(db, ev, payload, len, fallback,
+			    stored, id, err);
+		return rc;
+	}
+	if (id != NULL)
+		*id = row;
+	return db_commit(db, err);
+}
+
 /* Fetch one user and upsert them; one DingTalk no longer has has left. */
 static enum da_err
 apply_user(struct db *db, const char *userid, struct da_error *err)
@@ -578,10 +641,16 @@ apply_row(struct db *db, long long id, const char *payload,
 	return rc;
 }
 
-/* The lock file beside the database: fd, or -1 (no file database). */
+/*
+ * The lock file beside the database: fd, or -1 (no file database). Opened
+ * once per process and database file, and kept: a FastCGI worker locks it
+ * on every push.
+ */
 static int
 lock_open(struct db *db)
 {
+	static char	*open_path;
+	static int	 open_fd = -1;
 	const char	*path;
 	char		*lock;
 	int		 fd;
@@ -589,11 +658,20 @@ lock_open(struct db *db)
 	path = sqlite3_db_filename(db_handle(db), "main");
 	if (path == NULL || *path == '\0')
 		return -1;
+	if (open_fd != -1 && open_path != NULL && strcmp(open_path, path) == 0)
+		return open_fd;
 	lock = xasprintf("%s.events-lock", path);
 	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd == -1)
 		log_msg(LOG_WARN, "cannot open %s: %s; applying events "
 		    "without it", lock, strerror(errno));
+	else {
+		if (open_fd != -1)
+			close(open_fd);
+		free(open_path);
+		open_path = xstrdup(path);
+		open_fd = fd;
+	}
 	free(lock);
 	return fd;
 }
@@ -649,8 +727,6 @@ events_apply_pending(struct db *db, int max, int wait,
 		if (found <= 0)
 			break;
 	}
-	if (fd != -1)
-		close(fd);
 	if (rc == DA_OK)
 		rc = events_count_pending(db, &run->pending, err);
 	return rc;

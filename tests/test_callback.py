@@ -399,6 +399,30 @@ def section_lighttpd_events():
             lt.stop()
 
 
+def section_leave_before_answer():
+    """A user_leave_org needs no DingTalk call: it is applied with the
+    store, so the leaver is out before DingTalk has its answer."""
+    with FakeDingTalk() as fk, Env(fake=fk) as env:
+        lt = start_lighttpd(env)
+        try:
+            s = http_send(lt, fk, {"EventType": "user_add_org", "UserId": ["u001"]})
+            t.check("leave: the user is added first", s.reply_ok and
+                    wait_for(lambda: user(env, "u001") is not None and pending(env) == 0))
+            open_session(env, "u001")
+            open_session(env, "u001")
+            s = http_send(lt, fk, {"EventType": "user_leave_org", "UserId": ["u001"]})
+            # No waiting: checked the moment the answer is back.
+            t.check("leave: answered success", s.reply_ok, s.detail)
+            t.eq("leave: sessions gone when the answer arrives", sessions_of(env, "u001"), 0)
+            t.check("leave: inactive when the answer arrives",
+                    user(env, "u001")["active"] == 0)
+            t.eq("leave: stored as applied, nothing pending",
+                 env.sql("SELECT state FROM events WHERE event_type = 'user_leave_org'"),
+                 [("applied",)])
+        finally:
+            lt.stop()
+
+
 # --------------------------------------------------------------------------
 # 2. bad input: the status, and not a row changed
 
@@ -923,6 +947,7 @@ def section_config():
 SECTIONS = [
     ("cgi events", section_cgi_events),
     ("lighttpd events", section_lighttpd_events),
+    ("leave before the answer", section_leave_before_answer),
     ("concurrent", section_concurrent),
     ("bad input", section_bad_input),
     ("lighttpd bad input", section_bad_input_lighttpd),
