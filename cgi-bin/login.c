@@ -29,11 +29,13 @@
 
 #define BODY_MAX	(16 * 1024)
 #define ORIGIN_MAX	512
+#define PRUNE_EVERY	60	/* seconds between prunes, per process */
 
 struct ctx {
 	struct db	*db;
 	int		 broken;	/* configuration or database failed */
 	struct da_error	 broken_err;
+	long long	 pruned_at;	/* last session_prune */
 };
 
 enum route {
@@ -155,9 +157,15 @@ serve_login(struct req *r, struct ctx *c)
 		resp_cookie(r, LOGIN_COOKIE_SESSION, "", 0);
 	}
 
-	/* Old states and sessions go before a new one comes. */
-	if (session_prune(c->db, &pruned, &err) != DA_OK)
-		log_msg(LOG_WARN, "login: prune: %s", err.msg);
+	/*
+	 * Old states and sessions go, at most once a minute per process:
+	 * not a write transaction on every page.
+	 */
+	if (db_now() - c->pruned_at >= PRUNE_EVERY) {
+		c->pruned_at = db_now();
+		if (session_prune(c->db, &pruned, &err) != DA_OK)
+			log_msg(LOG_WARN, "login: prune: %s", err.msg);
+	}
 	if ((rc = login_authorize_url("", &url, &err)) != DA_OK) {
 		login_config_error(r, &err, 0);
 		goto out;

@@ -75,7 +75,6 @@ CONNECTIONS = knob("BENCH_CONNECTIONS", 16)
 MEM_REQUESTS = knob("BENCH_MEM_REQUESTS", 100000)
 MEM_SECONDS = knob("BENCH_MEM_SECONDS", 60)
 SYNC_TIMEOUT = knob("BENCH_SYNC_TIMEOUT", 330)
-FAKE_NODELAY = knob("BENCH_FAKE_NODELAY", 1)
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
 PROCS = 2
 TOOLS = os.environ.get("BENCH_TOOLS") or os.path.join(harness.BUILD, "bench")
@@ -115,20 +114,6 @@ CEILING = {w[0]: w[3] for w in WORKLOADS}
 TARGET = {w[0]: w[4] for w in WORKLOADS}
 PROGRAM = {"callback": "callback.fcgi", "replay": "callback.fcgi", "authorizer": "authorize.fcgi",
            "login": "login.fcgi", "exchange": "exchange.fcgi"}
-
-
-NODELAY_WRAPPER = """# Written by tests/bench/bench.py for one run: tests/fake_dingtalk.py with
-# TCP_NODELAY on its sockets. The stock fake sends an answer's headers and
-# body in two writes; with Nagle's algorithm on, the body waits for the
-# client's delayed ACK (about 40 ms on loopback) on every request of a
-# kept-alive connection. dingauth reuses its connection, as it should, so it
-# would measure the fake's stall (about 45 ms per call instead of about 1 ms).
-import sys
-sys.path.insert(0, %r)
-import fake_dingtalk
-fake_dingtalk.Handler.disable_nagle_algorithm = True
-sys.exit(fake_dingtalk.main(sys.argv[1:]))
-"""
 
 
 class Stop(Exception):
@@ -343,18 +328,12 @@ class Bench:
         self.memory = {}
         self.sync = None
         self.tmp = None
-        self.fake_script = None
         self.fake_conn = None
         self.started = time.time()
 
     # -- setup -----------------------------------------------------------------
     def start(self):
         self.tmp = tempfile.mkdtemp(prefix="dingauth-bench-")
-        if FAKE_NODELAY:
-            self.fake_script = os.path.join(self.tmp, "fake_nodelay.py")
-            with open(self.fake_script, "w") as f:
-                f.write(NODELAY_WRAPPER % os.path.join(ROOT, "tests"))
-            fakedt.FAKE_SCRIPT = self.fake_script
         self.fake = FakeDingTalk(qps=0, code_ttl=3600).start()
         self.env = Env(fake=self.fake)
         self.pooldir = os.path.join(self.env.dir, "pools")
@@ -875,13 +854,8 @@ class Bench:
             self.sync = {"status": "missing", "why": "tests/bench/sync.py does not exist yet"}
             return
         say("sync: running tests/bench/sync.py (timeout %d s)" % SYNC_TIMEOUT)
-        code = ("import runpy, sys; sys.path.insert(0, %r); import fakedt; %s"
-                "sys.argv = [%r]; runpy.run_path(%r, run_name='__main__')"
-                % (os.path.join(ROOT, "tests"),
-                   "fakedt.FAKE_SCRIPT = %r; " % self.fake_script if self.fake_script else "",
-                   SYNC_PY, SYNC_PY))
         t0 = time.time()
-        p = subprocess.Popen(["/usr/bin/python3", "-c", code], stdout=subprocess.PIPE,
+        p = subprocess.Popen(["/usr/bin/python3", SYNC_PY], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
             out, err = p.communicate(timeout=SYNC_TIMEOUT)
