@@ -57,7 +57,6 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import harness  # noqa: E402
 from harness import Env, Lighttpd  # noqa: E402
-import fakedt  # noqa: E402
 from fakedt import FakeDingTalk  # noqa: E402
 import fake_dingtalk  # noqa: E402  (its CallbackCrypto signs and encrypts pushes)
 
