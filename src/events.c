@@ -49,8 +49,10 @@ static const char *const keys_time[] = {
 static const char *const keys_event_id[] = { "eventId", "BizId", NULL };
 
 static const char *const sql_insert =
-    "INSERT INTO events (dedupe_key, event_type, payload, received_at, state)"
-    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (dedupe_key) DO NOTHING";
+    "INSERT INTO events (dedupe_key, event_type, payload, received_at, state,"
+    " attempts, applied_at) VALUES (?1, ?2, ?3, ?4, ?5,"
+    " ?5 = 'applied', CASE WHEN ?5 = 'applied' THEN ?4 END)"
+    " ON CONFLICT (dedupe_key) DO NOTHING";
 static const char *const sql_find =
     "SELECT id FROM events WHERE dedupe_key = ?1";
 static const char *const sql_next_pending =
@@ -329,10 +331,24 @@ out:
 	return rc;
 }
 
+static enum da_err store_as(struct db *, const struct event *, const char *,
+		    size_t, const char *, const char *, int *, long long *,
+		    struct da_error *);
+
 enum da_err
 events_store(struct db *db, const struct event *ev, const char *payload,
     size_t len, const char *fallback, int *stored, long long *id,
     struct da_error *err)
+{
+	return store_as(db, ev, payload, len, fallback,
+	    ev->kind == EVENT_OTHER ? "ignored" : "pending", stored, id, err);
+}
+
+/* Insert the event's row in state (unless its key is there already). */
+static enum da_err
+store_as(struct db *db, const struct event *ev, const char *payload,
+    size_t len, const char *fallback, const char *state, int *stored,
+    long long *id, struct da_error *err)
 {
 	sqlite3_stmt	*st;
 	char		 key[EVENT_KEY_MAX];
@@ -364,7 +380,7 @@ events_store(struct db *db, const struct event *ev, const char *payload,
 	db_bind_text(st, 2, ev->type);
 	sqlite3_bind_text(st, 3, payload, (int)len, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 4, db_now());
-	db_bind_text(st, 5, ev->kind == EVENT_OTHER ? "ignored" : "pending");
+	db_bind_text(st, 5, state);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		rc = db_error(db, err, "event store");
 		sqlite3_reset(st);
@@ -399,9 +415,6 @@ is_local(const struct event *ev)
 	return ev->kind == EVENT_USER_LEAVE || ev->kind == EVENT_DEPT_REMOVE;
 }
 
-static enum da_err	mark(struct db *, const char *, long long,
-			    const char *, struct da_error *);
-
 enum da_err
 events_store_apply(struct db *db, const struct event *ev, const char *payload,
     size_t len, const char *fallback, int *stored, long long *id,
@@ -410,7 +423,7 @@ events_store_apply(struct db *db, const struct event *ev, const char *payload,
 	sqlite3_stmt	*st;
 	long long	 row = 0;
 	enum da_err	 rc;
-	int		 earlier = 0;
+	int		 earlier = 0, step;
 
 	*applied = 0;
 	if (!is_local(ev))
@@ -423,18 +436,16 @@ events_store_apply(struct db *db, const struct event *ev, const char *payload,
 		rc = DA_EDB;
 		goto out;
 	}
-	if ((earlier = sqlite3_step(st)) != SQLITE_ROW && earlier !=
-	    SQLITE_DONE)
+	if ((step = sqlite3_step(st)) != SQLITE_ROW && step != SQLITE_DONE)
 		rc = db_error(db, err, "pending events");
-	earlier = earlier == SQLITE_ROW;
+	earlier = step == SQLITE_ROW;
 	sqlite3_reset(st);
-	if (rc != DA_OK || (rc = events_store(db, ev, payload, len, fallback,
-	    stored, &row, err)) != DA_OK)
+	if (rc != DA_OK || (rc = store_as(db, ev, payload, len, fallback,
+	    earlier ? "pending" : "applied", stored, &row, err)) != DA_OK)
 		goto out;
 	if (*stored && !earlier) {
 		/* Local changes only: no DingTalk call inside the lock. */
-		if ((rc = events_apply(db, ev, err)) != DA_OK ||
-		    (rc = mark(db, sql_applied, row, NULL, err)) != DA_OK)
+		if ((rc = events_apply(db, ev, err)) != DA_OK)
 			goto out;
 		*applied = 1;
 		log_msg(LOG_INFO, "event %lld (%s) applied", row, ev->type);
