@@ -80,7 +80,7 @@ $(CMD): $(CMD_OBJ) $(LIB)
 	@mkdir -p $(BIN_DIR)
 	$(CC) $(LDFLAGS) -o $@ $(CMD_OBJ) $(LIB) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB) $(wildcard include/*.h)
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB) $(wildcard include/*.h)
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 

@@ -13,62 +13,14 @@
 #include "crypto.h"
 #include "envelope.h"
 #include "unit.h"
+#include "vectors.h"
 
-#define VECTORS	"tests/data/crypto-vectors.json"
 
 /* A token and key used for crafted envelopes; never in error messages. */
 #define T_TOKEN		"SecretTok3nValue"
 #define T_KEY		"4g5j64qlyl3zvetqxz5jiocdr586fn2zvjpa8zls3ij"
 #define T_RECEIVER	"suite4xxxxxxxxxxxxxxx"
 
-static cJSON *
-load_vectors(void)
-{
-	const char	*root;
-	char		 path[4096];
-	FILE		*f = NULL;
-	char		*text = NULL;
-	long		 size;
-	cJSON		*json = NULL;
-
-	if ((root = getenv("DINGAUTH_ROOT")) != NULL && *root != '\0')
-		snprintf(path, sizeof(path), "%s/%s", root, VECTORS);
-	else
-		snprintf(path, sizeof(path), "%s", VECTORS);
-	if ((f = fopen(path, "rb")) == NULL)
-		goto out;
-	if (fseek(f, 0, SEEK_END) == -1 || (size = ftell(f)) < 0 ||
-	    fseek(f, 0, SEEK_SET) == -1)
-		goto out;
-	if ((text = malloc((size_t)size + 1)) == NULL)
-		goto out;
-	if (fread(text, 1, (size_t)size, f) != (size_t)size)
-		goto out;
-	text[size] = '\0';
-	json = cJSON_Parse(text);
-out:
-	free(text);
-	if (f != NULL)
-		fclose(f);
-	return json;
-}
-
-static const char *
-str(const cJSON *obj, const char *name)
-{
-	const cJSON	*v = cJSON_GetObjectItemCaseSensitive(obj, name);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-/* A vector's name for the test output. */
-static const char *
-label(const cJSON *obj)
-{
-	const char	*s = str(obj, "name");
-
-	return s != NULL ? s : "(unnamed)";
-}
 
 /* The error message must not give away the token or the key. */
 static int
