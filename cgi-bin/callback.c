@@ -252,7 +252,9 @@ handle(struct req *r, void *arg)
 		refuse(r, R_INTERNAL, "the configuration did not load");
 		goto out;
 	}
-	if (strcmp(r->route, CALLBACK_ROUTE) != 0) {
+	/* Mounted as /dingauth/callback, or called by its own name. */
+	if (strcmp(r->route, CALLBACK_ROUTE) != 0 &&
+	    strcmp(r->route, CALLBACK_ROUTE ".fcgi") != 0) {
 		refuse(r, R_ROUTE, NULL);
 		goto out;
 	}

@@ -90,7 +90,9 @@ handle(struct req *r, void *arg)
 		login_config_error(r, &c->broken_err, as_json);
 		return;
 	}
-	if (strcmp(r->route, "exchange") != 0) {
+	/* Mounted as /dingauth/exchange, or called by its own name. */
+	if (strcmp(r->route, "exchange") != 0 &&
+	    strcmp(r->route, "exchange.fcgi") != 0) {
 		login_not_found(r);
 		return;
 	}

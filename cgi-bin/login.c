@@ -239,6 +239,9 @@ handle(struct req *r, void *arg)
 	for (i = 0; i < ROUTE__MAX; i++)
 		if (strcmp(r->route, routes[i].name) == 0)
 			break;
+	/* Called by its own name (a plain CGI mount): the login page. */
+	if (i == ROUTE__MAX && strcmp(r->route, "login.fcgi") == 0)
+		i = ROUTE_LOGIN;
 	if (i == ROUTE__MAX) {
 		login_not_found(r);
 		return;

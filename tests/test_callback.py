@@ -423,6 +423,15 @@ def section_leave_before_answer():
             lt.stop()
 
 
+def section_own_name():
+    """Mounted as plain CGI under its own file name, it still answers."""
+    with FakeDingTalk() as fk, Env(fake=fk) as env:
+        s = cgi_send(env, fk, {"EventType": "check_url"}, path="/cgi-bin/callback.fcgi")
+        t.check("own name: /cgi-bin/callback.fcgi answers success", s.reply_ok, s.detail)
+        s = cgi_send(env, fk, {"EventType": "check_url"}, path="/cgi-bin/other")
+        t.eq("own name: any other name is 404", s.status, 404)
+
+
 # --------------------------------------------------------------------------
 # 2. bad input: the status, and not a row changed
 
@@ -948,6 +957,7 @@ SECTIONS = [
     ("cgi events", section_cgi_events),
     ("lighttpd events", section_lighttpd_events),
     ("leave before the answer", section_leave_before_answer),
+    ("own name", section_own_name),
     ("concurrent", section_concurrent),
     ("bad input", section_bad_input),
     ("lighttpd bad input", section_bad_input_lighttpd),

@@ -760,12 +760,29 @@ def test_sessions(fk):
         t.eq("logout PUT: 405", r.status, 405)
 
 
+def test_own_names(fk):
+    """Mounted as plain CGI under their own file names, both programs work."""
+    with Env(fake=fk, DINGAUTH_UNKNOWN_USER="admit") as env:
+        r = env.cgi("login.fcgi", path="/cgi-bin/login.fcgi", query=qs(rd="/x"))
+        state = r.cookies().get("dingauth_state", (None,))[0]
+        t.check("own name: /cgi-bin/login.fcgi is the login page",
+                r.status == 200 and state is not None, r.head)
+        code = mint(fk, env, userid="u001")
+        r = env.cgi("exchange.fcgi", path="/cgi-bin/exchange.fcgi",
+                    query=qs(code=code, state=state),
+                    headers={"Cookie": "dingauth_state=" + state})
+        t.check("own name: /cgi-bin/exchange.fcgi signs in",
+                r.status == 302 and "dingauth_session" in r.cookies(), r.head)
+        r = env.cgi("exchange.fcgi", path="/cgi-bin/other", query=qs(code="c", state=state))
+        t.eq("own name: another name is 404", r.status, 404)
+
+
 def main():
     fk = fresh_fake()
     try:
         for test in (test_login_page, test_flows, test_state_failures,
                      test_dingtalk_failures, test_directory_decides,
-                     test_escaping, test_rd, test_sessions):
+                     test_escaping, test_rd, test_sessions, test_own_names):
             try:
                 test(fk)
             except Exception as e:  # a crash is a failure, not silence
