@@ -311,7 +311,7 @@ handle(struct req *r, void *arg)
 			refuse(r, R_INTERNAL, err.msg);
 			goto out;
 		}
-		log_msg(LOG_INFO, "%s event %s as %lld", ev.type,
+		log_msg(LOG_DEBUG, "%s event %s as %lld", ev.type,
 		    applied ? "stored and applied" : stored ? "stored" :
 		    "already stored", id);
 	}

@@ -448,7 +448,7 @@ events_store_apply(struct db *db, const struct event *ev, const char *payload,
 		if ((rc = events_apply(db, ev, err)) != DA_OK)
 			goto out;
 		*applied = 1;
-		log_msg(LOG_INFO, "event %lld (%s) applied", row, ev->type);
+		log_msg(LOG_DEBUG, "event %lld (%s) applied", row, ev->type);
 	}
 out:
 	if (rc != DA_OK) {
