@@ -92,7 +92,10 @@ $(BUILD)/tools/%: tests/tools/%.c $(LIB) $(wildcard include/*.h)
 $(BUILD):
 	mkdir -p $(BUILD)
 
-test check: all
+# On a fresh machine the first run installs the Debian packages it needs.
+test check:
+	sh scripts/install-deps
+	$(MAKE) all
 	BUILD=$(BUILD) CGI_DIR=$(CGI_DIR) BIN_DIR=$(BIN_DIR) SAN=$(SAN) sh tests/run
 
 run:
