@@ -166,12 +166,6 @@ serve_login(struct req *r, struct ctx *c)
 		if (session_prune(c->db, &pruned, &err) != DA_OK)
 			log_msg(LOG_WARN, "login: prune: %s", err.msg);
 	}
-	if ((rc = login_authorize_url("", &url, &err)) != DA_OK) {
-		login_config_error(r, &err, 0);
-		goto out;
-	}
-	free(url);
-	url = NULL;
 	if (state_create(c->db, rd, state, &err) != DA_OK) {
 		log_msg(LOG_ERR, "login: state: %s", err.msg);
 		login_problem_page(r, LOGIN_INTERNAL, rd, NULL, 0);
@@ -257,12 +251,19 @@ int
 main(int argc, char *argv[])
 {
 	struct ctx	 c;
+	char		*url = NULL;
 	int		 rc;
 
 	memset(&c, 0, sizeof(c));
 	log_init("login.fcgi");
 	if (login_start(CFG_NEED_LOGIN, &c.db, &c.broken_err) != DA_OK)
 		c.broken = 1;
+	else {
+		/* The flow's app id must be set: checked once, not per page. */
+		if (login_authorize_url("", &url, &c.broken_err) != DA_OK)
+			c.broken = 1;
+		free(url);
+	}
 	rc = req_serve(handle, &c, BODY_MAX);
 	db_close(c.db);
 	return rc;
