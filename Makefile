@@ -6,6 +6,10 @@
 #   make bench      benchmarks (report only)
 #   make fuzz       libFuzzer targets for a bounded time (clang)
 
+# The release: the one place it is set (--version of every program;
+# debian/changelog carries the same number).
+VERSION  := 0.1.0
+
 PKGS     := fcgi libcurl openssl sqlite3 libcjson
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -57,6 +61,11 @@ all: $(LIB) $(CGI) $(CMD) $(TEST_BIN) $(TOOL_BIN)
 
 $(BUILD)/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
+
+# Rebuilt when the Makefile (and so VERSION) changes.
+$(BUILD)/version.o: src/version.c include/version.h Makefile | $(BUILD)
+	$(CC) $(CPPFLAGS) -DDINGAUTH_VERSION='"$(VERSION)"' $(CFLAGS) $(WARN) \
+	    -c -o $@ $<
 
 # SQL migrations and page templates are compiled into the library.
 $(BUILD)/embedded_data.c: $(SQL) $(TEMPLATES) scripts/embed.sh | $(BUILD)

@@ -38,6 +38,7 @@
 #include "mem.h"
 #include "req.h"
 #include "session.h"
+#include "version.h"
 
 #define RULE_MAX	256		/* ids or names per rule list */
 #define RD_MAX		2048		/* longest REQUEST_URI kept as rd */
@@ -614,6 +615,7 @@ main(int argc, char *argv[])
 	int		 rc;
 
 	memset(&az, 0, sizeof(az));
+	version_option(argc, argv, "authorize.fcgi");
 	log_init("authorize");
 	if (config_start(CFG_NEED_DB, &err) != DA_OK ||
 	    rule_load(&az.rule, &err) == -1) {

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "mem.h"
 #include "req.h"
+#include "version.h"
 
 #define CALLBACK_ROUTE		"callback"
 #define CALLBACK_BODY_MAX	(64u * 1024)	/* DingTalk's pushes are small */
@@ -353,6 +354,7 @@ main(int argc, char *argv[])
 
 	memset(&cb, 0, sizeof(cb));
 	da_error_clear(&err);
+	version_option(argc, argv, "callback.fcgi");
 	log_init("callback");
 	if (config_start(CFG_NEED_CALLBACK | CFG_NEED_DB, &err) != DA_OK ||
 	    envelope_key(config_str(CFG_AES_TOKEN), &cb.key, &err) != DA_OK) {

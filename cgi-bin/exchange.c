@@ -27,6 +27,7 @@
 #include "login.h"
 #include "mem.h"
 #include "req.h"
+#include "version.h"
 
 #define BODY_MAX	(16 * 1024)
 
@@ -139,6 +140,7 @@ main(int argc, char *argv[])
 	int		 rc;
 
 	memset(&c, 0, sizeof(c));
+	version_option(argc, argv, "exchange.fcgi");
 	log_init("exchange.fcgi");
 	if (login_start(CFG_NEED_EXCHANGE, &c.db, &c.broken_err) != DA_OK)
 		c.broken = 1;

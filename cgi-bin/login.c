@@ -26,6 +26,7 @@
 #include "mem.h"
 #include "req.h"
 #include "session.h"
+#include "version.h"
 
 #define BODY_MAX	(16 * 1024)
 #define ORIGIN_MAX	512
@@ -255,6 +256,7 @@ main(int argc, char *argv[])
 	int		 rc;
 
 	memset(&c, 0, sizeof(c));
+	version_option(argc, argv, "login.fcgi");
 	log_init("login.fcgi");
 	if (login_start(CFG_NEED_LOGIN, &c.db, &c.broken_err) != DA_OK)
 		c.broken = 1;

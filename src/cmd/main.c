@@ -13,6 +13,7 @@
 #include "db.h"
 #include "http.h"
 #include "log.h"
+#include "version.h"
 
 #define OPT_VAL	0x100	/* getopt_long value of option o is this + o */
 
@@ -67,7 +68,8 @@ usage(FILE *f)
 {
 	size_t	 i;
 
-	fprintf(f, "usage: dingauth COMMAND [options]\n\ncommands:\n");
+	fprintf(f, "usage: dingauth COMMAND [options]\n"
+	    "       dingauth --version\n\ncommands:\n");
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name,
 		    commands[i].summary);
@@ -269,6 +271,7 @@ main(int argc, char **argv)
 	size_t	 i;
 	int	 rc;
 
+	version_option(argc, argv, "dingauth");
 	log_init("dingauth");
 	log_set_level(LOG_WARN);
 	if (argc < 2) {
