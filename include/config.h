@@ -90,6 +90,8 @@ const char	*config_name(enum cfg_key key);
 enum cfg_type	 config_type(enum cfg_key key);
 /* Key called name, or CFG__MAX. */
 enum cfg_key	 config_lookup(const char *name);
+/* The built-in default of key as text, NULL when it has none. */
+const char	*config_default(enum cfg_key key);
 /* Where the value came from: "file", "env", "default" or "unset". */
 const char	*config_source(enum cfg_key key);
 

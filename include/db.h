@@ -1,6 +1,8 @@
 #ifndef DINGAUTH_DB_H
 #define DINGAUTH_DB_H
 
+#include <sys/types.h>
+
 #include <sqlite3.h>
 
 #include "err.h"
@@ -19,6 +21,13 @@ struct db;
 
 /* Open (creating the file and its directory is the operator's job). */
 enum da_err	 db_open(const char *path, struct db **out,
+		    struct da_error *err);
+/*
+ * dingauth init only: create the file with mode (umask applies) when it
+ * does not exist, never following a symbolic link, then db_open it. The
+ * WAL and shared-memory files SQLite makes beside it take its mode.
+ */
+enum da_err	 db_create(const char *path, mode_t mode, struct db **out,
 		    struct da_error *err);
 void		 db_close(struct db *db);
 sqlite3		*db_handle(struct db *db);

@@ -107,6 +107,12 @@ config_name(enum cfg_key key)
 	return (unsigned)key < CFG__MAX ? defs[key].name : "?";
 }
 
+const char *
+config_default(enum cfg_key key)
+{
+	return (unsigned)key < CFG__MAX ? defs[key].def : NULL;
+}
+
 enum cfg_type
 config_type(enum cfg_key key)
 {

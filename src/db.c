@@ -1,7 +1,10 @@
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "db.h"
 #include "embedded.h"
@@ -169,6 +172,20 @@ db_open(const char *path, struct db **out, struct da_error *err)
 fail:
 	db_close(db);
 	return rc;
+}
+
+enum da_err
+db_create(const char *path, mode_t mode, struct db **out,
+    struct da_error *err)
+{
+	int	 fd;
+
+	*out = NULL;
+	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd == -1)
+		return DA_ERROR(err, DA_EDB, "%s: %s", path, strerror(errno));
+	close(fd);
+	return db_open(path, out, err);
 }
 
 void

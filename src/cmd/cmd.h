@@ -49,6 +49,10 @@ enum cmd_opt {
 	OPT_QUERY,
 	OPT_BODY,
 	OPT_RANDOM,
+	OPT_CONFIG,		/* init: --config FILE */
+	OPT_DB,			/* init: --db FILE */
+	OPT_GROUP,		/* init: --group GROUP */
+	OPT_OWNER,		/* init: --owner USER */
 	OPT__MAX
 };
 
@@ -94,6 +98,7 @@ int	cmd_requests(int argc, char **argv);
 int	cmd_sessions(int argc, char **argv);
 int	cmd_callback(int argc, char **argv);
 int	cmd_events(int argc, char **argv);
+int	cmd_init(int argc, char **argv);
 
 /*
  * Run the subcommand argv[1] of g (argv[0] is the group's name). No

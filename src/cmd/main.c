@@ -45,6 +45,10 @@ static const struct option_def {
 	[OPT_QUERY] = { "query", 1, 1 },
 	[OPT_BODY] = { "body", 1, 1 },
 	[OPT_RANDOM] = { "random", 1, 1 },
+	[OPT_CONFIG] = { "config", 1, 1 },
+	[OPT_DB] = { "db", 1, 1 },
+	[OPT_GROUP] = { "group", 1, 1 },
+	[OPT_OWNER] = { "owner", 1, 1 },
 };
 
 static const struct command {
@@ -61,6 +65,7 @@ static const struct command {
 	{ "token", cmd_token, "show|refresh cached DingTalk access tokens" },
 	{ "crypto", cmd_crypto, "decrypt|encrypt|sign callback envelopes" },
 	{ "doctor", cmd_doctor, "check configuration, database, DingTalk, clock" },
+	{ "init", cmd_init, "write a configuration with fresh keys; create the database" },
 };
 
 static void
