@@ -53,6 +53,29 @@ enum da_err	 directory_upsert_user(struct db *db, const struct dt_user *u,
 		    const char *source, int *was, struct da_error *err);
 
 /*
+ * The user's row as it was before DingTalk was asked about them: an
+ * answer may only be written over the row it was asked for. A leave
+ * applied while the question was out (the answer may predate it) makes
+ * the answer stale.
+ */
+struct dir_mark {
+	int		 exists;
+	int		 active;
+	long long	 left_at;
+};
+
+enum da_err	 directory_mark_user(struct db *db, const char *userid,
+		    struct dir_mark *m, struct da_error *err);
+
+/*
+ * directory_upsert_user, in one transaction with a check that the row is
+ * still as m found it; if it is not, *stale = 1 and nothing is written.
+ */
+enum da_err	 directory_upsert_user_marked(struct db *db,
+		    const struct dt_user *u, const char *source,
+		    const struct dir_mark *m, int *stale, struct da_error *err);
+
+/*
  * The user left: active = 0, left_at = now, every session ended at once.
  * *sessions (if not NULL) is the number of sessions ended. DA_OK also when
  * the user is unknown (nothing to do).

@@ -91,11 +91,13 @@ enum da_err	 events_store(struct db *db, const struct event *ev,
 
 /*
  * events_store, and when the event needs no DingTalk call
- * (user_leave_org, org_dept_remove) and nothing stored before it is still
- * pending, also apply it and mark it applied in the same transaction: one
- * durable write, and a leaver's sessions are gone before DingTalk has its
- * answer. *applied tells whether that happened; otherwise the event is
- * stored (pending) for events_apply_pending, as with events_store.
+ * (user_leave_org, org_dept_remove) also apply it and mark it applied in
+ * the same transaction, whatever else is pending: one durable write, and
+ * a leaver's sessions are gone before DingTalk has its answer. An older
+ * event applied later cannot bring the leaver back: a user's row is only
+ * written from a DingTalk answer asked after the leave (a rehire).
+ * *applied tells whether that happened; otherwise the event is stored
+ * (pending) for events_apply_pending, as with events_store.
  */
 enum da_err	 events_store_apply(struct db *db, const struct event *ev,
 		    const char *payload, size_t len, const char *fallback,

@@ -24,6 +24,8 @@ static const char *const sql_user_depts =
     "SELECT dept_id FROM user_depts WHERE userid = ?1 ORDER BY dept_id";
 static const char *const sql_user_state =
     "SELECT active FROM users WHERE userid = ?1";
+static const char *const sql_user_mark =
+    "SELECT active, coalesce(left_at, 0) FROM users WHERE userid = ?1";
 static const char *const sql_user_upsert =
     "INSERT INTO users (userid, unionid, name, title, job_number, email,"
     " mobile, admin, active, source, created_at, updated_at, left_at)"
@@ -292,6 +294,53 @@ directory_upsert_user(struct db *db, const struct dt_user *u,
 		if (rc != DA_OK)
 			goto out;
 	}
+out:
+	return end_own(db, own, rc, err);
+}
+
+enum da_err
+directory_mark_user(struct db *db, const char *userid, struct dir_mark *m,
+    struct da_error *err)
+{
+	sqlite3_stmt	*st;
+	enum da_err	 rc = DA_OK;
+	int		 step;
+
+	memset(m, 0, sizeof(*m));
+	if ((st = db_stmt(db, sql_user_mark, err)) == NULL)
+		return DA_EDB;
+	db_bind_text(st, 1, userid);
+	if ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		m->exists = 1;
+		m->active = sqlite3_column_int(st, 0);
+		m->left_at = sqlite3_column_int64(st, 1);
+	} else if (step != SQLITE_DONE)
+		rc = db_error(db, err, "user lookup");
+	sqlite3_reset(st);
+	return rc;
+}
+
+enum da_err
+directory_upsert_user_marked(struct db *db, const struct dt_user *u,
+    const char *source, const struct dir_mark *m, int *stale,
+    struct da_error *err)
+{
+	struct dir_mark	 now;
+	enum da_err	 rc;
+	int		 own;
+
+	*stale = 0;
+	own = begin_own(db, err, &rc);
+	if (rc != DA_OK)
+		return rc;
+	if ((rc = directory_mark_user(db, u->userid, &now, err)) != DA_OK)
+		goto out;
+	if (now.exists != m->exists || now.active != m->active ||
+	    now.left_at != m->left_at) {
+		*stale = 1;
+		goto out;
+	}
+	rc = directory_upsert_user(db, u, source, NULL, err);
 out:
 	return end_own(db, own, rc, err);
 }

@@ -67,8 +67,6 @@ static const char *const sql_failed =
 static const char *const sql_unusable =
     "UPDATE events SET state = 'ignored', attempts = attempts + 1,"
     " last_error = ?2 WHERE id = ?1";
-static const char *const sql_any_pending =
-    "SELECT 1 FROM events WHERE state = 'pending' LIMIT 1";
 static const char *const sql_count_pending =
     "SELECT count(*) FROM events WHERE state = 'pending'";
 static const char *const sql_list =
@@ -420,30 +418,24 @@ events_store_apply(struct db *db, const struct event *ev, const char *payload,
     size_t len, const char *fallback, int *stored, long long *id,
     int *applied, struct da_error *err)
 {
-	sqlite3_stmt	*st;
 	long long	 row = 0;
 	enum da_err	 rc;
-	int		 earlier = 0, step;
 
 	*applied = 0;
 	if (!is_local(ev))
 		return events_store(db, ev, payload, len, fallback, stored, id,
 		    err);
+	/*
+	 * Whatever else is pending: a leaver is out before DingTalk has its
+	 * answer. An older event applied later cannot bring them back
+	 * unless DingTalk then says they are active (apply_user).
+	 */
 	if ((rc = db_begin_immediate(db, err)) != DA_OK)
 		return rc;
-	/* Keep the order: behind a pending event, wait like it. */
-	if ((st = db_stmt(db, sql_any_pending, err)) == NULL) {
-		rc = DA_EDB;
+	if ((rc = store_as(db, ev, payload, len, fallback, "applied", stored,
+	    &row, err)) != DA_OK)
 		goto out;
-	}
-	if ((step = sqlite3_step(st)) != SQLITE_ROW && step != SQLITE_DONE)
-		rc = db_error(db, err, "pending events");
-	earlier = step == SQLITE_ROW;
-	sqlite3_reset(st);
-	if (rc != DA_OK || (rc = store_as(db, ev, payload, len, fallback,
-	    earlier ? "pending" : "applied", stored, &row, err)) != DA_OK)
-		goto out;
-	if (*stored && !earlier) {
+	if (*stored) {
 		/* Local changes only: no DingTalk call inside the lock. */
 		if ((rc = events_apply(db, ev, err)) != DA_OK)
 			goto out;
@@ -454,7 +446,7 @@ out:
 	if (rc != DA_OK) {
 		db_rollback(db);
 		*stored = *applied = 0;
-		if (rc != DA_EDB && !earlier)
+		if (rc != DA_EDB)
 			/* It could not be applied here: store it for later. */
 			return events_store(db, ev, payload, len, fallback,
 			    stored, id, err);
@@ -465,21 +457,44 @@ out:
 	return db_commit(db, err);
 }
 
-/* Fetch one user and upsert them; one DingTalk no longer has has left. */
+/*
+ * Fetch one user and upsert them; one DingTalk no longer has has left.
+ * The answer is written only over the row it was asked for: if a leave
+ * was applied while DingTalk was being asked, the answer may predate it,
+ * so DingTalk is asked again and its current answer decides (still
+ * there and active: a rehire).
+ */
 static enum da_err
 apply_user(struct db *db, const char *userid, struct da_error *err)
 {
 	struct dt_user	 u;
+	struct dir_mark	 mark;
 	enum da_err	 rc;
+	int		 tries, stale = 0;
 
-	rc = dt_user_get(db, userid, &u, err);
-	if (rc == DA_OK)
-		rc = directory_upsert_user(db, &u, "callback", NULL, err);
-	else if (rc == DA_ENOTFOUND) {
-		log_msg(LOG_INFO, "user %s is unknown to DingTalk: marking "
-		    "them as left", userid);
-		rc = directory_deactivate_user(db, userid, NULL, err);
+	memset(&u, 0, sizeof(u));
+	for (tries = 0; tries < 2; tries++) {
+		dt_user_clear(&u);
+		stale = 0;
+		if ((rc = directory_mark_user(db, userid, &mark, err)) != DA_OK)
+			break;
+		rc = dt_user_get(db, userid, &u, err);
+		if (rc == DA_OK)
+			rc = directory_upsert_user_marked(db, &u, "callback",
+			    &mark, &stale, err);
+		else if (rc == DA_ENOTFOUND) {
+			log_msg(LOG_INFO, "user %s is unknown to DingTalk: "
+			    "marking them as left", userid);
+			rc = directory_deactivate_user(db, userid, NULL, err);
+		}
+		if (rc != DA_OK || !stale)
+			break;
+		log_msg(LOG_INFO, "user %s changed while DingTalk was asked: "
+		    "asking again", userid);
 	}
+	if (rc == DA_OK && stale)
+		rc = DA_ERROR(err, DA_EBUSY, "user %s kept changing while "
+		    "DingTalk was asked", userid);
 	dt_user_clear(&u);
 	return rc;
 }

@@ -29,8 +29,13 @@ Control API (JSON in and out; errors are HTTP 400/404/405 {"error": "..."}):
                                          sub_code,rate_limited,fault}]   (status null for a dropped request;
                                          errcode is the v1 "code" string on v1 errors)
   POST /_fake/log/clear                 GET /_fake/stats -> {connections, api_connections, requests, by_path}
-  POST /_fake/fault {path|"*", kind, count=1, delay_ms, errcode, errmsg, sub_code, sub_msg, status, code}
+  POST /_fake/fault {path|"*", kind, count=1, delay_ms, errcode, errmsg, sub_code, sub_msg, status, code,
+       match, after}
        kinds: invalid_token (sub_code may pick 42001), errcode, rate_limit, http500, slow, garbage, drop
+       match {name: value, ...}: only requests whose JSON body (or query) has these values (compared as
+       strings), e.g. {"userid": "u002"}; the others pass untouched and do not use up count.
+       after (slow only): answer first, then wait delay_ms before sending it, so the answer is what
+       the fake held when the request arrived.
   GET  /_fake/fault                     POST /_fake/fault/clear
   POST /_fake/tokens/expire | /_fake/tokens/revoke_permanently | /_fake/tokens/restore;  GET /_fake/tokens
   POST /_fake/code {unionid|userid, kind: tmp|oauth|login_tmp, app?} -> {code, unionid}
@@ -878,14 +883,26 @@ class FaultTable:
         fault["delay_ms"] = int(spec.get("delay_ms", 1000 if spec["kind"] == "slow" else 0))
         if fault["count"] < 1:
             raise ValueError("count must be >= 1")
+        if "match" in spec and not isinstance(spec["match"], dict):
+            raise ValueError("match must be an object")
         with self.lock:
             self.faults.append(fault)
         return fault
 
-    def take(self, path):
+    @staticmethod
+    def matches(fault, req):
+        for name, want in (fault.get("match") or {}).items():
+            got = req.json.get(name) if isinstance(req.json, dict) else None
+            if got is None:
+                got = req.query.get(name)
+            if got is None or str(got) != str(want):
+                return False
+        return True
+
+    def take(self, path, req=None):
         with self.lock:
             for f in self.faults:
-                if f["path"] in ("*", path):
+                if f["path"] in ("*", path) and (req is None or self.matches(f, req)):
                     f["count"] -= 1
                     if f["count"] <= 0:
                         self.faults.remove(f)
@@ -1200,11 +1217,13 @@ class FakeDingTalkApp:
         family = family_of(req.path)
         if family == CONTROL:
             return self.handle_control(req)
-        fault = self.faults.take(req.path)
+        fault = self.faults.take(req.path, req)
         try:
             reply = self.apply_fault(req, family, fault) if fault else None
             if reply is None:
                 reply = self.dispatch(req, family)
+            if fault and fault["kind"] == "slow" and fault.get("after"):
+                time.sleep(fault["delay_ms"] / 1000.0)
         except Exception as e:      # a bug in the fake: answer 500 and say so on stderr
             import traceback
             traceback.print_exc()
@@ -1273,7 +1292,7 @@ class FakeDingTalkApp:
 
     def apply_fault(self, req, family, fault):
         """Return the faulty Reply, or None to answer normally (after any delay)."""
-        if fault["delay_ms"]:
+        if fault["delay_ms"] and not (fault["kind"] == "slow" and fault.get("after")):
             time.sleep(fault["delay_ms"] / 1000.0)
         kind = fault["kind"]
         shape = family if family in (OAPI, TOPAPI, V1) else OAPI

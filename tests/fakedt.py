@@ -203,7 +203,9 @@ class FakeDingTalk:
 
     def fault(self, path, kind, count=1, **options):
         """kind: invalid_token, errcode (errcode=, sub_code=, errmsg=, status=, code=), rate_limit,
-        http500, slow (delay_ms=), garbage, drop. path "*" matches any non-control path."""
+        http500, slow (delay_ms=, after=True: answer first, then wait), garbage, drop.
+        path "*" matches any non-control path; match={"userid": "u002"} only requests carrying
+        these values (JSON body or query)."""
         return self.control("POST", "fault", dict(options, path=path, kind=kind, count=count))
 
     def clear_faults(self):
