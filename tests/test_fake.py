@@ -889,6 +889,23 @@ def test_faults(fake):
     t0 = time.monotonic()
     r = get_user()
     check("fault slow: delayed, then a normal answer", time.monotonic() - t0 >= 0.65 and r["errcode"] == 0, r)
+    fake.fault(path, "errcode", errcode=50002, errmsg="不在可见范围", count=5, match={"userid": "u002"})
+    a = get_user()["errcode"]
+    b = fake.topapi(path, {"userid": "u002"}, tok)["errcode"]
+    equal("fault match: only the matching request, count kept for it", (a, b), (0, 50002))
+    fake.clear_faults()
+    fake.fault(path, "slow", delay_ms=700, after=True, match={"userid": "u009"})
+    fake.put_user({"userid": "u009", "name": "Later", "dept_id_list": [1]})
+    box = {}
+    th = threading.Thread(target=lambda: box.update(r=fake.topapi(path, {"userid": "u009"}, tok)))
+    t0 = time.monotonic()
+    th.start()
+    time.sleep(0.3)
+    fake.delete_user("u009")
+    th.join()
+    check("fault slow after: the answer held is the one computed on arrival",
+          time.monotonic() - t0 >= 0.65 and box["r"]["errcode"] == 0 and
+          box["r"]["result"]["userid"] == "u009", box)
     fake.fault(path, "drop")
     try:
         fake.post(path, {"userid": "u001"}, query={"access_token": tok})
