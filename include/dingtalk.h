@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "http.h"
 #include "json.h"
 #include "token.h"
 
@@ -15,16 +16,18 @@
  * DINGTALK_APP_KEY/DINGTALK_CORP_SECRET and DINGTALK_APP_ID/
  * DINGTALK_APP_SECRET.
  *
- * Errors: a token error (40014, 42001, 40001, 33001, or errcode 88 with
- * one of those sub_codes; HTTP 401/InvalidAuthentication on the v1.0 API)
- * drops the cached token and retries the call once; -1, 90018 and 90002
- * back off and retry at most DINGAUTH_HTTP_RETRIES times. What remains
+ * Errors: every answer goes through one classifier, dt_classify (below).
+ * For the blocking calls here a token error drops the cached token and
+ * sends the call once more with a new one; busy (-1) and the per-second
+ * limits (90018, 90002) back off and retry at most DINGAUTH_HTTP_RETRIES
+ * times; longer waits (the per-minute limits), transport failures, HTTP
+ * errors and garbage are final, since a person is waiting. What remains
  * maps onto enum da_err, with DingTalk's errcode in err->api_code and its
- * sub_code (or v1.0 "code") in err->sub_code.
+ * sub_code (or v1.0 "code") in err->sub_code. err may be NULL: it only
+ * receives the detail, it never changes what a call does.
  */
 
 struct db;
-struct http_response;
 
 #define DT_ID_MAX	128
 #define DT_TEXT_MAX	256
@@ -86,17 +89,9 @@ enum da_err	dt_userid_by_unionid(struct db *db, const char *unionid,
 /* §f.3: one user; DA_ENOTFOUND if DingTalk has no such member. */
 enum da_err	dt_user_get(struct db *db, const char *userid,
 		    struct dt_user *user, struct da_error *err);
-/* §f.1: direct sub-departments of dept_id (*depts allocated). */
-enum da_err	dt_dept_listsub(struct db *db, long long dept_id,
-		    struct dt_dept **depts, size_t *n, struct da_error *err);
 /* §f.1: one department; DA_ENOTFOUND (60003) if it does not exist. */
 enum da_err	dt_dept_get(struct db *db, long long dept_id,
 		    struct dt_dept *dept, struct da_error *err);
-/* §f.2: one page of members directly in dept_id (*users allocated). */
-enum da_err	dt_user_list(struct db *db, long long dept_id,
-		    long long cursor, int size, struct dt_user **users,
-		    size_t *n, int *has_more, long long *next_cursor,
-		    struct da_error *err);
 
 /* §g: callback management. tags is NULL-terminated. */
 enum da_err	dt_callback_register(struct db *db, int update,
@@ -113,29 +108,126 @@ enum da_err	dt_callback_failed(struct db *db, json **answer,
 extern const char *const dt_addressbook_tags[];
 
 /*
- * Lower level, for flows that drive many requests themselves (sync with
- * curl multi) and for tests.
+ * Lower level, for flows that drive many requests themselves (the sync,
+ * over curl multi) and for tests: the same request builder and the same
+ * classifier of answers as the calls above.
  */
-/* Judge one answer: parse it and map any error. *doc owned by caller. */
-enum da_err	dt_judge(enum dt_family family,
-		    const struct http_response *resp, json **doc,
-		    struct da_error *err);
+
+/* The calls that carry an access token, one row each in dingtalk.c. */
+enum dt_api {
+	DT_API_SNS_PERSISTENT_CODE,	/* §c.3, sns app token */
+	DT_API_USERID_BY_UNIONID,	/* §f.3 */
+	DT_API_USER_GET,		/* §f.3 */
+	DT_API_DEPT_GET,		/* §f.1 */
+	DT_API_DEPT_LISTSUB,		/* §f.1 */
+	DT_API_USER_LIST,		/* §f.2 */
+	DT_API_CALLBACK_REGISTER,	/* §g */
+	DT_API_CALLBACK_UPDATE,
+	DT_API_CALLBACK_GET,
+	DT_API_CALLBACK_DELETE,
+	DT_API_CALLBACK_FAILED,
+	DT_API__MAX
+};
+
+/* One request, ready for http_do or http_multi_add. Owns its memory. */
+struct dt_request {
+	enum dt_api		 api;
+	enum dt_family		 family;
+	struct http_request	 http;	/* points into url and body */
+	char			*url;	/* holds the token: wiped when freed */
+	char			*body;	/* NULL for a GET */
+};
+
+/*
+ * Build the request of api with token and body (NULL: none, or "{}" for
+ * an API that is always a POST). dt_request_free wipes and frees it.
+ */
+void		dt_request_init(struct dt_request *rq, enum dt_api api,
+		    const char *token, const json *body);
+void		dt_request_free(struct dt_request *rq);
+/*
+ * The body of a department call (DT_API_DEPT_GET, _DEPT_LISTSUB,
+ * _USER_LIST): dept_id, and for a member page cursor and the page size.
+ * Caller frees (json_free).
+ */
+json		*dt_dept_body(enum dt_api api, long long dept_id,
+		    long long cursor);
+/* The token kind api needs. */
+enum token_kind	dt_api_token(enum dt_api api);
+
+/*
+ * The classifier: what to do with one finished request (docs/dingtalk.md
+ * §h). ok; retry the same request after a delay (system busy -1, the
+ * per-second limits 90018/90002 and QpsLimit codes after 1 s, the
+ * per-minute limits 90005/90006 after 60 s; transport failures, HTTP
+ * errors and garbage when the caller retries those); refresh the token
+ * (40014, 42001, 40001, 33001, or 88 with one of those as sub_code; HTTP
+ * 401 or InvalidAuthentication on the v1.0 API) once; or fail, with the
+ * reason as enum da_err and DingTalk's errcode and sub_code.
+ */
+enum dt_action {
+	DT_ACT_OK,		/* *doc holds the answer */
+	DT_ACT_RETRY,		/* send the same request after delay_ms */
+	DT_ACT_REFRESH,		/* drop the token, fetch one, send again */
+	DT_ACT_FAIL,		/* give up: why says why */
+};
+
+struct dt_verdict {
+	enum dt_action	 action;
+	long		 delay_ms;	/* DT_ACT_RETRY */
+	/*
+	 * Unless DT_ACT_OK: why.code the reason (DA_ERATE, DA_ETOKEN, ...),
+	 * why.api_code DingTalk's errcode (the sub_code's for an 88
+	 * wrapper) or the HTTP status, why.sub_code, why.msg.
+	 */
+	struct da_error	 why;
+	/*
+	 * DT_ACT_FAIL only: 1 when a retry or refresh was due but the
+	 * policy's retries (or the one refresh) were used up; 0 when asking
+	 * again cannot help (an IP ban, calls disabled, a refusal).
+	 */
+	int		 used_up;
+};
+
+/* How persistent the caller is. */
+struct dt_policy {
+	int	 busy_retries;	/* busy and rate-limit answers retried */
+	int	 fail_retries;	/* transport, HTTP, garbage (0: final) */
+	long	 max_wait_ms;	/* a longer wait is a failure (DA_ERATE) */
+};
+
+/* What one request has been through so far; zero it for a new request. */
+struct dt_tries {
+	int	 busy;		/* busy and rate-limit retries */
+	int	 failed;	/* transport, HTTP and garbage retries */
+	int	 refreshed;	/* the token was refreshed once */
+};
+
+/*
+ * Judge one finished request: transport is http_do's result (terr its
+ * detail), resp the answer when transport is DA_OK. Counts the retry or
+ * refresh it asks for in *tries; a request past the policy's retries, or
+ * refused again after a refresh, fails. On DT_ACT_OK *doc is the parsed
+ * answer (caller frees), else NULL. Never depends on anything optional.
+ */
+void		dt_classify(enum dt_family family, enum da_err transport,
+		    const struct da_error *terr,
+		    const struct http_response *resp,
+		    const struct dt_policy *policy, struct dt_tries *tries,
+		    json **doc, struct dt_verdict *v);
 /* Map a DingTalk errcode (and sub_code for 88) onto enum da_err. */
 enum da_err	dt_map_errcode(long long errcode, const char *sub_code);
 /*
- * One authenticated call with the corp (or sns) token and the retry
- * rules above. body may be NULL (GET). *doc is the whole answer.
+ * The refused token of kind is forgotten (unless another process already
+ * replaced it) and a valid one fetched into token[size].
  */
-enum da_err	dt_call(struct db *db, enum dt_family family,
-		    enum token_kind kind, const char *method, const char *path,
-		    const char *query, const json *body, json **doc,
-		    struct da_error *err);
+enum da_err	dt_token_refresh(struct db *db, enum token_kind kind,
+		    char *token, size_t size, struct da_error *err);
 
 /* Fill user from a §f.2/§f.3 user object. DA_EJSON if no userid. */
 enum da_err	dt_user_from_json(const json *obj, struct dt_user *user,
 		    struct da_error *err);
 void		dt_user_clear(struct dt_user *user);
-void		dt_users_free(struct dt_user *users, size_t n);
 
 /* How many calls (HTTP requests) this process made, for statistics. */
 long		dt_calls_made(void);

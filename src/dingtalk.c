@@ -69,119 +69,315 @@ dt_map_errcode(long long code, const char *sub_code)
 	}
 }
 
-/* Retry after this many ms, or 0 when the error is not worth a retry. */
-static long
-retry_delay(const struct da_error *e, int attempt)
+/* Waits the classifier asks for (docs/dingtalk.md §h.2, §h.3). */
+#define BUSY_BACKOFF_MS		200	/* -1: 0.2 s, doubling */
+#define FAIL_BACKOFF_MS		250	/* transport, HTTP: 0.25 s, doubling */
+#define QPS_PAUSE_MS		1000	/* 90018, 90002, QpsLimit: 1 s */
+#define MINUTE_PAUSE_MS		60000	/* 90005, 90006: a minute */
+#define BACKOFF_SHIFT_MAX	4
+/* The longest a blocking call waits: a person is waiting for a page. */
+#define BLOCKING_WAIT_MAX_MS	5000
+
+static const struct dt_api_def {
+	enum dt_family	 family;
+	enum token_kind	 kind;
+	const char	*method;
+	const char	*path;
+} apis[DT_API__MAX] = {
+	[DT_API_SNS_PERSISTENT_CODE] = { DT_OAPI, TOKEN_SNS, "POST",
+	    "/sns/get_persistent_code" },
+	[DT_API_USERID_BY_UNIONID] = { DT_TOPAPI, TOKEN_CORP, "POST",
+	    "/topapi/user/getbyunionid" },
+	[DT_API_USER_GET] = { DT_TOPAPI, TOKEN_CORP, "POST",
+	    "/topapi/v2/user/get" },
+	[DT_API_DEPT_GET] = { DT_TOPAPI, TOKEN_CORP, "POST",
+	    "/topapi/v2/department/get" },
+	[DT_API_DEPT_LISTSUB] = { DT_TOPAPI, TOKEN_CORP, "POST",
+	    "/topapi/v2/department/listsub" },
+	[DT_API_USER_LIST] = { DT_TOPAPI, TOKEN_CORP, "POST",
+	    "/topapi/v2/user/list" },
+	[DT_API_CALLBACK_REGISTER] = { DT_OAPI, TOKEN_CORP, "POST",
+	    "/call_back/register_call_back" },
+	[DT_API_CALLBACK_UPDATE] = { DT_OAPI, TOKEN_CORP, "POST",
+	    "/call_back/update_call_back" },
+	[DT_API_CALLBACK_GET] = { DT_OAPI, TOKEN_CORP, "GET",
+	    "/call_back/get_call_back" },
+	[DT_API_CALLBACK_DELETE] = { DT_OAPI, TOKEN_CORP, "GET",
+	    "/call_back/delete_call_back" },
+	[DT_API_CALLBACK_FAILED] = { DT_OAPI, TOKEN_CORP, "GET",
+	    "/call_back/get_call_back_failed_result" },
+};
+
+static const char *
+base_url(enum dt_family family)
 {
-	if (e->code != DA_ERATE)
-		return 0;
-	if (e->api_code == -1)
-		return 200L << attempt;		/* system busy: short backoff */
-	if (e->api_code == 90018 || e->api_code == 90002 ||
-	    strcmp(e->sub_code, "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi")
-	    == 0)
-		return 1000;			/* per-second limits */
-	return 0;				/* per-minute/IP bans: give up */
+	return config_str(family == DT_NEWAPI ? CFG_API_URL : CFG_OAPI_URL);
 }
 
-enum da_err
-dt_judge(enum dt_family family, const struct http_response *resp,
-    json **doc, struct da_error *err)
+enum token_kind
+dt_api_token(enum dt_api api)
 {
-	json		*j;
-	long long	 code = 0, status;
-	char		 sub[sizeof(err->sub_code)] = "";
-	char		 msg[200] = "";
+	return apis[api].kind;
+}
+
+void
+dt_request_init(struct dt_request *rq, enum dt_api api, const char *token,
+    const json *body)
+{
+	const struct dt_api_def	*d = &apis[api];
+
+	memset(rq, 0, sizeof(*rq));
+	rq->api = api;
+	rq->family = d->family;
+	rq->url = xasprintf("%s%s?access_token=%s", base_url(d->family),
+	    d->path, token);
+	if (body != NULL)
+		rq->body = json_print(body);
+	else if (strcmp(d->method, "POST") == 0)
+		rq->body = xstrdup("{}");
+	rq->http.method = rq->body != NULL ? "POST" : "GET";
+	rq->http.url = rq->url;
+	rq->http.body = rq->body;
+	rq->http.body_len = rq->body != NULL ? strlen(rq->body) : 0;
+}
+
+void
+dt_request_free(struct dt_request *rq)
+{
+	if (rq->url != NULL)
+		crypto_cleanse(rq->url, strlen(rq->url));
+	if (rq->body != NULL)
+		crypto_cleanse(rq->body, strlen(rq->body));
+	free(rq->url);
+	free(rq->body);
+	memset(rq, 0, sizeof(*rq));
+}
+
+json *
+dt_dept_body(enum dt_api api, long long dept_id, long long cursor)
+{
+	json	*body = json_new_object();
+
+	json_add_int(body, "dept_id", dept_id);
+	if (api == DT_API_USER_LIST) {
+		json_add_int(body, "cursor", cursor);
+		json_add_int(body, "size", DT_PAGE_MAX);
+		json_add_str(body, "order_field", "custom");
+		json_add_bool(body, "contain_access_limit", 0);
+	}
+	json_add_str(body, "language", "zh_CN");
+	return body;
+}
+
+/* Text of a member for a message: cut to fit, which is fine for a log. */
+static void
+message_text(const json *obj, const char *key, char *buf, size_t size)
+{
+	const char	*s;
+
+	buf[0] = '\0';
+	if (json_get_str(obj, key, &s) == JSON_OK)
+		snprintf(buf, size, "%s", s);
+	else if (json_get_text(obj, key, buf, size) != JSON_OK)
+		buf[0] = '\0';
+}
+
+/* An error answer of the v1.0 API (HTTP 4xx/5xx with "code"). */
+static enum da_err
+judge_newapi_error(const struct http_response *resp, const json *j,
+    struct da_error *why)
+{
+	char		 sub[sizeof(why->sub_code)] = "", msg[200] = "";
 	enum da_err	 rc;
 
-	*doc = NULL;
-	if (err != NULL) {
-		err->api_code = 0;
-		err->sub_code[0] = '\0';
+	if (j != NULL) {
+		message_text(j, "code", sub, sizeof(sub));
+		message_text(j, "message", msg, sizeof(msg));
 	}
+	if (strcmp(sub, "InvalidAuthentication") == 0 || resp->status == 401)
+		rc = DA_ETOKEN;
+	else if (strcmp(sub, "invalidClientIdOrSecret") == 0)
+		rc = DA_ECREDENTIALS;
+	else if (strstr(sub, "QpsLimit") != NULL || resp->status == 429)
+		rc = DA_ERATE;
+	else if (resp->status >= 500)
+		rc = DA_EHTTP;
+	else
+		rc = DA_EAPI;
+	DA_ERROR(why, rc, "DingTalk HTTP %ld %s: %s", resp->status,
+	    sub[0] ? sub : "(no code)", msg[0] ? msg : "(no message)");
+	why->api_code = resp->status;
+	snprintf(why->sub_code, sizeof(why->sub_code), "%s", sub);
+	return rc;
+}
+
+/* An oapi/topapi answer with errcode (not 0). */
+static enum da_err
+judge_errcode(long long code, const json *j, struct da_error *why)
+{
+	char		 sub[sizeof(why->sub_code)] = "", msg[200] = "";
+	long long	 real = code;
+	enum da_err	 rc;
+
+	message_text(j, "sub_code", sub, sizeof(sub));
+	message_text(j, "sub_msg", msg, sizeof(msg));
+	if (msg[0] == '\0')
+		message_text(j, "errmsg", msg, sizeof(msg));
+	rc = dt_map_errcode(code, sub);
+	DA_ERROR(why, rc, "DingTalk errcode %lld%s%s: %s", code,
+	    sub[0] ? " sub_code " : "", sub, msg);
+	/* Report the real reason of an 88 wrapper as the api code. */
+	if (code == 88 && sub[0] != '\0' && strtoll(sub, NULL, 10) != 0)
+		real = strtoll(sub, NULL, 10);
+	why->api_code = (long)real;
+	snprintf(why->sub_code, sizeof(why->sub_code), "%s", sub);
+	return rc;
+}
+
+/*
+ * Parse and judge one answer (§h.1): DA_OK with *doc, or the reason in
+ * why (always filled).
+ */
+static enum da_err
+judge(enum dt_family family, const struct http_response *resp, json **doc,
+    struct da_error *why)
+{
+	json		*j;
+	long long	 code = 0;
+	enum da_err	 rc = DA_OK;
+
+	*doc = NULL;
+	da_error_clear(why);
 	j = json_parse(resp->body, resp->len);
 	if (family == DT_NEWAPI && resp->status >= 400) {
-		if (j != NULL) {
-			json_get_text(j, "code", sub, sizeof(sub));
-			json_get_text(j, "message", msg, sizeof(msg));
-		}
-		if (strcmp(sub, "InvalidAuthentication") == 0 ||
-		    resp->status == 401)
-			rc = DA_ETOKEN;
-		else if (strcmp(sub, "invalidClientIdOrSecret") == 0)
-			rc = DA_ECREDENTIALS;
-		else if (strstr(sub, "QpsLimit") != NULL ||
-		    resp->status == 429)
-			rc = DA_ERATE;
-		else if (resp->status >= 500)
-			rc = DA_EHTTP;
-		else
-			rc = DA_EAPI;
-		json_free(j);
-		if (err != NULL) {
-			DA_ERROR(err, rc, "DingTalk HTTP %ld %s: %s",
-			    resp->status, sub[0] ? sub : "(no code)",
-			    msg[0] ? msg : "(no message)");
-			err->api_code = resp->status;
-			snprintf(err->sub_code, sizeof(err->sub_code), "%s",
-			    sub);
-		}
-		return rc;
+		rc = judge_newapi_error(resp, j, why);
+		goto out;
 	}
 	if (resp->status != 200 && !(family == DT_NEWAPI &&
 	    resp->status >= 200 && resp->status < 300)) {
-		json_free(j);
-		rc = DA_ERROR(err, DA_EHTTP, "DingTalk answered HTTP %ld",
+		rc = DA_ERROR(why, DA_EHTTP, "DingTalk answered HTTP %ld",
 		    resp->status);
-		if (err != NULL)
-			err->api_code = resp->status;
-		return rc;
+		why->api_code = resp->status;
+		goto out;
 	}
 	if (j == NULL || !json_is_object(j)) {
-		json_free(j);
-		return DA_ERROR(err, DA_EJSON, "DingTalk answered something "
+		rc = DA_ERROR(why, DA_EJSON, "DingTalk answered something "
 		    "that is not a JSON object (%zu bytes)", resp->len);
+		goto out;
 	}
-	if (family == DT_NEWAPI) {
-		*doc = j;
-		return DA_OK;
-	}
+	if (family == DT_NEWAPI)
+		goto out;
 	/* IP-level throttling: {"status":1111,"punish":"deny",...} */
 	if (json_get(j, "errcode") == NULL && json_get(j, "punish") != NULL) {
-		json_free(j);
-		rc = DA_ERROR(err, DA_ERATE, "DingTalk throttled this IP");
-		return rc;
+		rc = DA_ERROR(why, DA_ERATE, "DingTalk throttled this IP");
+		goto out;
 	}
 	switch (json_get_int(j, "errcode", &code)) {
 	case JSON_OK:
+		if (code != 0)
+			rc = judge_errcode(code, j, why);
 		break;
 	case JSON_MISSING:
-		json_free(j);
-		return DA_ERROR(err, DA_EJSON, "DingTalk answer has no errcode");
+		rc = DA_ERROR(why, DA_EJSON, "DingTalk answer has no errcode");
+		break;
 	default:
-		json_free(j);
-		return DA_ERROR(err, DA_EJSON, "DingTalk errcode is not a number");
+		rc = DA_ERROR(why, DA_EJSON, "DingTalk errcode is not a number");
+		break;
 	}
-	if (code == 0) {
+out:
+	if (rc == DA_OK)
 		*doc = j;
-		return DA_OK;
-	}
-	json_get_text(j, "sub_code", sub, sizeof(sub));
-	if (json_get_text(j, "sub_msg", msg, sizeof(msg)) != JSON_OK)
-		json_get_text(j, "errmsg", msg, sizeof(msg));
-	rc = dt_map_errcode(code, sub);
-	json_free(j);
-	if (err != NULL) {
-		DA_ERROR(err, rc, "DingTalk errcode %lld%s%s: %s", code,
-		    sub[0] ? " sub_code " : "", sub, msg);
-		/* Report the real reason of an 88 wrapper as the api code. */
-		status = code;
-		if (code == 88 && sub[0] != '\0')
-			status = strtoll(sub, NULL, 10);
-		err->api_code = status ? status : code;
-		snprintf(err->sub_code, sizeof(err->sub_code), "%s", sub);
-	}
+	else
+		json_free(j);
 	return rc;
+}
+
+/* How long to wait before asking again, 0: waiting does not help. */
+static long
+busy_delay(const struct da_error *why, int busy)
+{
+	if (why->code != DA_ERATE)
+		return 0;
+	switch (why->api_code) {
+	case -1:
+		return (long)BUSY_BACKOFF_MS << (busy < BACKOFF_SHIFT_MAX ?
+		    busy : BACKOFF_SHIFT_MAX);
+	case 90018:
+	case 90002:
+		return QPS_PAUSE_MS;
+	case 90005:
+	case 90006:
+		return MINUTE_PAUSE_MS;
+	default:
+		/* The v1.0 API's Forbidden.AccessDenied.QpsLimitFor... */
+		if (strstr(why->sub_code, "QpsLimit") != NULL)
+			return QPS_PAUSE_MS;
+		/* An IP ban or calls disabled: asking again makes it worse. */
+		return 0;
+	}
+}
+
+/* A retry the policy allows, or a failure with the same reason. */
+static void
+retry_or_fail(struct dt_verdict *v, long delay, int *count, int max,
+    const struct dt_policy *policy)
+{
+	if (delay > 0 && *count < max && delay <= policy->max_wait_ms) {
+		v->action = DT_ACT_RETRY;
+		v->delay_ms = delay;
+		(*count)++;
+	} else {
+		v->action = DT_ACT_FAIL;
+		v->used_up = delay > 0;
+	}
+}
+
+void
+dt_classify(enum dt_family family, enum da_err transport,
+    const struct da_error *terr, const struct http_response *resp,
+    const struct dt_policy *policy, struct dt_tries *tries, json **doc,
+    struct dt_verdict *v)
+{
+	enum da_err	 rc;
+	int		 shift;
+
+	memset(v, 0, sizeof(*v));
+	*doc = NULL;
+	if (transport != DA_OK) {
+		v->why = *terr;
+		v->why.code = rc = transport;
+	} else
+		rc = judge(family, resp, doc, &v->why);
+	shift = tries->failed < BACKOFF_SHIFT_MAX ? tries->failed :
+	    BACKOFF_SHIFT_MAX;
+	switch (rc) {
+	case DA_OK:
+		v->action = DT_ACT_OK;
+		break;
+	case DA_ETOKEN:
+		if (tries->refreshed) {
+			v->action = DT_ACT_FAIL;
+			v->used_up = 1;
+			break;
+		}
+		tries->refreshed = 1;
+		v->action = DT_ACT_REFRESH;
+		break;
+	case DA_ERATE:
+		retry_or_fail(v, busy_delay(&v->why, tries->busy),
+		    &tries->busy, policy->busy_retries, policy);
+		break;
+	case DA_EHTTP:
+	case DA_ETIMEOUT:
+	case DA_ETOOBIG:
+	case DA_EJSON:
+		retry_or_fail(v, (long)FAIL_BACKOFF_MS << shift,
+		    &tries->failed, policy->fail_retries, policy);
+		break;
+	default:
+		v->action = DT_ACT_FAIL;
+		break;
+	}
 }
 
 static void
@@ -193,44 +389,78 @@ sleep_ms(long ms)
 		continue;
 }
 
-/* GET or POST url, judge the answer, retrying rate limits. */
+/* A person waits for a blocking call: no transport retries, short waits. */
+static void
+blocking_policy(struct dt_policy *p)
+{
+	p->busy_retries = (int)config_int(CFG_HTTP_RETRIES);
+	p->fail_retries = 0;
+	p->max_wait_ms = BLOCKING_WAIT_MAX_MS;
+}
+
+/*
+ * Send req until the classifier is done with it. DT_ACT_OK with *doc,
+ * DT_ACT_REFRESH (the caller renews the token) or DT_ACT_FAIL; the
+ * reason in v->why.
+ */
+static void
+send_request(enum dt_family family, const struct http_request *req,
+    struct dt_tries *tries, json **doc, struct dt_verdict *v)
+{
+	struct http_response	 resp;
+	struct da_error		 terr;
+	struct dt_policy	 policy;
+	enum da_err		 rc;
+
+	blocking_policy(&policy);
+	for (;;) {
+		memset(&resp, 0, sizeof(resp));
+		da_error_clear(&terr);
+		calls++;
+		rc = http_do(req, &resp, &terr);
+		if (resp.date > 0)
+			last_date = resp.date;
+		dt_classify(family, rc, &terr, &resp, &policy, tries, doc, v);
+		http_response_free(&resp);
+		if (v->action != DT_ACT_RETRY)
+			break;
+		log_msg(LOG_WARN, "%s; retrying in %ld ms", v->why.msg,
+		    v->delay_ms);
+		sleep_ms(v->delay_ms);
+	}
+}
+
+/* The outcome of a verdict: DA_OK or its reason, copied to err. */
+static enum da_err
+verdict_rc(const struct dt_verdict *v, struct da_error *err)
+{
+	if (v->action == DT_ACT_OK)
+		return DA_OK;
+	if (err != NULL)
+		*err = v->why;
+	return v->why.code != DA_OK ? v->why.code : DA_EAPI;
+}
+
+/* A call without an access token (token fetches, login steps). */
 static enum da_err
 request(enum dt_family family, const char *method, const char *url,
     const char *body, const char *const *headers, json **doc,
-    struct da_error *err)
+    struct da_error *why)
 {
-	struct http_request	 req = { 0 };
-	struct http_response	 resp = { 0 };
-	enum da_err		 rc;
-	long			 delay;
-	int			 attempt;
+	struct http_request	 req;
+	struct dt_tries		 tries;
+	struct dt_verdict	 v;
 
+	memset(&req, 0, sizeof(req));
+	memset(&tries, 0, sizeof(tries));
 	req.method = method;
 	req.url = url;
 	req.body = body;
 	req.body_len = body != NULL ? strlen(body) : 0;
 	req.headers = headers;
-	for (attempt = 0;; attempt++) {
-		calls++;
-		rc = http_do(&req, &resp, err);
-		if (resp.date > 0)
-			last_date = resp.date;
-		if (rc == DA_OK) {
-			rc = dt_judge(family, &resp, doc, err);
-			http_response_free(&resp);
-		}
-		if (rc == DA_OK || attempt >= config_int(CFG_HTTP_RETRIES) ||
-		    err == NULL || (delay = retry_delay(err, attempt)) == 0)
-			return rc;
-		log_msg(LOG_WARN, "%s; retrying in %ld ms", err->msg, delay);
-		sleep_ms(delay);
-	}
-}
-
-static const char *
-base_url(enum dt_family family)
-{
-	return config_str(family == DT_NEWAPI ? CFG_API_URL : CFG_OAPI_URL);
+	send_request(family, &req, &tries, doc, &v);
+	/* No token to renew here: a token error is final. */
+	return verdict_rc(&v, why);
 }
 
 /* Token fetchers for the cache. */
@@ -238,6 +468,7 @@ static enum da_err
 fetch_token(enum token_kind kind, char *token, size_t size,
     long long *expires_in, struct da_error *err)
 {
+	struct da_error	 why;
 	char		*k, *s, *url;
 	const char	*tok;
 	json		*doc = NULL;
@@ -254,16 +485,19 @@ fetch_token(enum token_kind kind, char *token, size_t size,
 		url = xasprintf("%s/sns/gettoken?appid=%s&appsecret=%s",
 		    base_url(DT_OAPI), k, s);
 	}
-	rc = request(DT_OAPI, "GET", url, NULL, NULL, &doc, err);
+	rc = request(DT_OAPI, "GET", url, NULL, NULL, &doc, &why);
 	crypto_cleanse(url, strlen(url));
 	crypto_cleanse(s, strlen(s));
 	free(url);
 	free(k);
 	free(s);
-	if (rc == DA_ETOKEN && err != NULL && err->api_code == 40001)
-		rc = err->code = DA_ECREDENTIALS;	/* wrong secret */
-	if (rc != DA_OK)
+	if (rc == DA_ETOKEN && why.api_code == 40001)
+		rc = why.code = DA_ECREDENTIALS;	/* wrong secret */
+	if (rc != DA_OK) {
+		if (err != NULL)
+			*err = why;
 		goto out;
+	}
 	if (json_get_str(doc, "access_token", &tok) != JSON_OK ||
 	    *tok == '\0' || strlen(tok) >= size) {
 		rc = DA_ERROR(err, DA_EJSON, "gettoken answer without a "
@@ -329,51 +563,52 @@ dt_sns_token(struct db *db, char *token, size_t size, int *fetched,
 }
 
 enum da_err
-dt_call(struct db *db, enum dt_family family, enum token_kind kind,
-    const char *method, const char *path, const char *query,
-    const json *body, json **doc, struct da_error *err)
+dt_token_refresh(struct db *db, enum token_kind kind, char *token,
+    size_t size, struct da_error *err)
 {
-	char		 token[TOKEN_MAX], *url = NULL, *text = NULL;
-	char		*header = NULL;
-	const char	*headers[2] = { NULL, NULL };
 	enum da_err	 rc;
-	int		 attempt;
+
+	/* Forget it only if nobody did yet, then take the current one. */
+	if ((rc = token_cache_drop(db, token_key(kind), token, err)) != DA_OK)
+		return rc;
+	return get_token(db, kind, token, size, NULL, err);
+}
+
+/*
+ * One call of api with its token and body: the classifier's retries, and
+ * one new token when the one sent is refused. *doc is the whole answer.
+ */
+static enum da_err
+call(struct db *db, enum dt_api api, const json *body, json **doc,
+    struct da_error *err)
+{
+	struct dt_request	 rq;
+	struct dt_tries		 tries;
+	struct dt_verdict	 v;
+	enum token_kind		 kind = apis[api].kind;
+	char			 token[TOKEN_MAX];
+	enum da_err		 rc;
 
 	*doc = NULL;
-	if (body != NULL)
-		text = json_print(body);
-	for (attempt = 0; attempt < 2; attempt++) {
-		if ((rc = get_token(db, kind, token, sizeof(token), NULL,
-		    err)) != DA_OK)
+	memset(&tries, 0, sizeof(tries));
+	if ((rc = get_token(db, kind, token, sizeof(token), NULL, err)) !=
+	    DA_OK)
+		goto out;
+	for (;;) {
+		dt_request_init(&rq, api, token, body);
+		send_request(rq.family, &rq.http, &tries, doc, &v);
+		dt_request_free(&rq);
+		if ((rc = verdict_rc(&v, err)) == DA_OK ||
+		    v.action != DT_ACT_REFRESH)
 			break;
-		free(url);
-		free(header);
-		url = header = NULL;
-		if (family == DT_NEWAPI) {
-			header = xasprintf("x-acs-dingtalk-access-token: %s",
-			    token);
-			headers[0] = header;
-			url = xasprintf("%s%s%s%s", base_url(family), path,
-			    query != NULL ? "?" : "", query != NULL ? query : "");
-		} else
-			url = xasprintf("%s%s?access_token=%s%s%s",
-			    base_url(family), path, token,
-			    query != NULL ? "&" : "", query != NULL ? query : "");
-		rc = request(family, body != NULL ? "POST" : method, url,
-		    text, headers, doc, err);
-		if (rc != DA_ETOKEN || attempt == 1)
-			break;
-		/* Token refused: forget it (if nobody did yet), retry once. */
 		log_msg(LOG_WARN, "%s token refused (%s); fetching a new one",
-		    kind == TOKEN_CORP ? "corp" : "sns",
-		    err != NULL ? err->msg : "");
-		if (token_cache_drop(db, token_key(kind), token, NULL) != DA_OK)
-			break;
+		    kind == TOKEN_CORP ? "corp" : "sns", v.why.msg);
+		if (dt_token_refresh(db, kind, token, sizeof(token), NULL) !=
+		    DA_OK)
+			break;		/* rc: the refusal */
 	}
+out:
 	crypto_cleanse(token, sizeof(token));
-	free(text);
-	free(url);
-	free(header);
 	return rc;
 }
 
@@ -415,8 +650,7 @@ dt_sns_persistent_code(struct db *db, const char *tmp_code,
 
 	body = json_new_object();
 	json_add_str(body, "tmp_auth_code", tmp_code);
-	rc = dt_call(db, DT_OAPI, TOKEN_SNS, "POST",
-	    "/sns/get_persistent_code", NULL, body, &doc, err);
+	rc = call(db, DT_API_SNS_PERSISTENT_CODE, body, &doc, err);
 	if (rc == DA_OK)
 		rc = identity_from(doc, "unionid", "openid", "nick", id, err);
 	json_free(body);
@@ -467,6 +701,7 @@ enum da_err
 dt_oauth2_user_token(const char *code, char *token, size_t size,
     struct da_error *err)
 {
+	struct da_error	 why;
 	json		*body, *doc = NULL;
 	char		*url, *text;
 	const char	*tok;
@@ -479,11 +714,13 @@ dt_oauth2_user_token(const char *code, char *token, size_t size,
 	json_add_str(body, "grantType", "authorization_code");
 	text = json_print(body);
 	url = xasprintf("%s/v1.0/oauth2/userAccessToken", base_url(DT_NEWAPI));
-	rc = request(DT_NEWAPI, "POST", url, text, NULL, &doc, err);
+	rc = request(DT_NEWAPI, "POST", url, text, NULL, &doc, &why);
 	/* Any other refusal of the code itself: used, expired, unknown. */
-	if ((rc == DA_EAPI || rc == DA_ETOKEN) && err != NULL &&
-	    err->api_code >= 400 && err->api_code < 500)
-		rc = err->code = DA_ECODE;
+	if ((rc == DA_EAPI || rc == DA_ETOKEN) && why.api_code >= 400 &&
+	    why.api_code < 500)
+		rc = why.code = DA_ECODE;
+	if (rc != DA_OK && err != NULL)
+		*err = why;
 	if (rc == DA_OK) {
 		if (json_get_str(doc, "accessToken", &tok) != JSON_OK ||
 		    *tok == '\0' || strlen(tok) >= size)
@@ -532,12 +769,10 @@ dt_userid_by_unionid(struct db *db, const char *unionid, char *userid,
 
 	body = json_new_object();
 	json_add_str(body, "unionid", unionid);
-	rc = dt_call(db, DT_TOPAPI, TOKEN_CORP, "POST",
-	    "/topapi/user/getbyunionid", NULL, body, &doc, err);
+	rc = call(db, DT_API_USERID_BY_UNIONID, body, &doc, err);
 	if (rc == DA_ENOTFOUND) {
 		rc = DA_ERROR(err, DA_ENOTMEMBER, "unionid is not a member of "
-		    "the company (DingTalk errcode %ld)",
-		    err != NULL ? err->api_code : 0L);
+		    "the company (DingTalk: %s)", err != NULL ? err->msg : "");
 		goto out;
 	}
 	if (rc != DA_OK || (rc = topapi_result(doc, &result, err)) != DA_OK)
@@ -565,18 +800,6 @@ dt_user_clear(struct dt_user *user)
 		return;
 	free(user->dept_ids);
 	memset(user, 0, sizeof(*user));
-}
-
-void
-dt_users_free(struct dt_user *users, size_t n)
-{
-	size_t	 i;
-
-	if (users == NULL)
-		return;
-	for (i = 0; i < n; i++)
-		dt_user_clear(&users[i]);
-	free(users);
 }
 
 enum da_err
@@ -624,8 +847,7 @@ dt_user_get(struct db *db, const char *userid, struct dt_user *user,
 	body = json_new_object();
 	json_add_str(body, "userid", userid);
 	json_add_str(body, "language", "zh_CN");
-	rc = dt_call(db, DT_TOPAPI, TOKEN_CORP, "POST", "/topapi/v2/user/get",
-	    NULL, body, &doc, err);
+	rc = call(db, DT_API_USER_GET, body, &doc, err);
 	if (rc == DA_OK && (rc = topapi_result(doc, &result, err)) == DA_OK)
 		rc = dt_user_from_json(result, user, err);
 	json_free(body);
@@ -646,118 +868,16 @@ dept_from_json(const json *obj, struct dt_dept *d, struct da_error *err)
 }
 
 enum da_err
-dt_dept_listsub(struct db *db, long long dept_id, struct dt_dept **depts,
-    size_t *n, struct da_error *err)
-{
-	json		*body, *doc = NULL, *result;
-	size_t		 i, count;
-	enum da_err	 rc;
-
-	*depts = NULL;
-	*n = 0;
-	body = json_new_object();
-	json_add_int(body, "dept_id", dept_id);
-	json_add_str(body, "language", "zh_CN");
-	rc = dt_call(db, DT_TOPAPI, TOKEN_CORP, "POST",
-	    "/topapi/v2/department/listsub", NULL, body, &doc, err);
-	if (rc != DA_OK)
-		goto out;
-	if (json_get_array(doc, "result", &result) != JSON_OK) {
-		rc = DA_ERROR(err, DA_EJSON, "listsub answer has no result list");
-		goto out;
-	}
-	count = json_array_size(result);
-	*depts = xcalloc(count ? count : 1, sizeof(**depts));
-	for (i = 0; i < count; i++) {
-		if ((rc = dept_from_json(json_array_item(result, i),
-		    &(*depts)[*n], err)) != DA_OK)
-			goto out;
-		(*n)++;
-	}
-out:
-	if (rc != DA_OK) {
-		free(*depts);
-		*depts = NULL;
-		*n = 0;
-	}
-	json_free(body);
-	json_free(doc);
-	return rc;
-}
-
-enum da_err
 dt_dept_get(struct db *db, long long dept_id, struct dt_dept *dept,
     struct da_error *err)
 {
 	json		*body, *doc = NULL, *result;
 	enum da_err	 rc;
 
-	body = json_new_object();
-	json_add_int(body, "dept_id", dept_id);
-	json_add_str(body, "language", "zh_CN");
-	rc = dt_call(db, DT_TOPAPI, TOKEN_CORP, "POST",
-	    "/topapi/v2/department/get", NULL, body, &doc, err);
+	body = dt_dept_body(DT_API_DEPT_GET, dept_id, 0);
+	rc = call(db, DT_API_DEPT_GET, body, &doc, err);
 	if (rc == DA_OK && (rc = topapi_result(doc, &result, err)) == DA_OK)
 		rc = dept_from_json(result, dept, err);
-	json_free(body);
-	json_free(doc);
-	return rc;
-}
-
-enum da_err
-dt_user_list(struct db *db, long long dept_id, long long cursor, int size,
-    struct dt_user **users, size_t *n, int *has_more, long long *next_cursor,
-    struct da_error *err)
-{
-	json		*body, *doc = NULL, *result, *list;
-	size_t		 i, count;
-	enum da_err	 rc;
-	int		 more = 0;
-
-	*users = NULL;
-	*n = 0;
-	*has_more = 0;
-	*next_cursor = 0;
-	if (size <= 0 || size > DT_PAGE_MAX)
-		size = DT_PAGE_MAX;
-	body = json_new_object();
-	json_add_int(body, "dept_id", dept_id);
-	json_add_int(body, "cursor", cursor);
-	json_add_int(body, "size", size);
-	json_add_str(body, "order_field", "custom");
-	json_add_bool(body, "contain_access_limit", 0);
-	json_add_str(body, "language", "zh_CN");
-	rc = dt_call(db, DT_TOPAPI, TOKEN_CORP, "POST", "/topapi/v2/user/list",
-	    NULL, body, &doc, err);
-	if (rc != DA_OK || (rc = topapi_result(doc, &result, err)) != DA_OK)
-		goto out;
-	if (json_get_array(result, "list", &list) != JSON_OK) {
-		rc = DA_ERROR(err, DA_EJSON, "user/list answer has no list");
-		goto out;
-	}
-	count = json_array_size(list);
-	*users = xcalloc(count ? count : 1, sizeof(**users));
-	for (i = 0; i < count; i++) {
-		if ((rc = dt_user_from_json(json_array_item(list, i),
-		    &(*users)[*n], err)) != DA_OK)
-			goto out;
-		(*n)++;
-	}
-	if (json_get_bool(result, "has_more", &more) == JSON_OK && more) {
-		if (json_get_int(result, "next_cursor", next_cursor) !=
-		    JSON_OK) {
-			rc = DA_ERROR(err, DA_EJSON,
-			    "user/list has_more without next_cursor");
-			goto out;
-		}
-		*has_more = 1;
-	}
-out:
-	if (rc != DA_OK) {
-		dt_users_free(*users, *n);
-		*users = NULL;
-		*n = 0;
-	}
 	json_free(body);
 	json_free(doc);
 	return rc;
@@ -779,9 +899,8 @@ dt_callback_register(struct db *db, int update, const char *const *tags,
 	json_add_str(body, "token", token);
 	json_add_str(body, "aes_key", aes_key);
 	json_add_str(body, "url", url);
-	rc = dt_call(db, DT_OAPI, TOKEN_CORP, "POST", update ?
-	    "/call_back/update_call_back" : "/call_back/register_call_back",
-	    NULL, body, &doc, err);
+	rc = call(db, update ? DT_API_CALLBACK_UPDATE :
+	    DT_API_CALLBACK_REGISTER, body, &doc, err);
 	json_free(body);
 	json_free(doc);
 	return rc;
@@ -790,8 +909,7 @@ dt_callback_register(struct db *db, int update, const char *const *tags,
 enum da_err
 dt_callback_get(struct db *db, json **answer, struct da_error *err)
 {
-	return dt_call(db, DT_OAPI, TOKEN_CORP, "GET",
-	    "/call_back/get_call_back", NULL, NULL, answer, err);
+	return call(db, DT_API_CALLBACK_GET, NULL, answer, err);
 }
 
 enum da_err
@@ -800,8 +918,7 @@ dt_callback_delete(struct db *db, struct da_error *err)
 	json		*doc = NULL;
 	enum da_err	 rc;
 
-	rc = dt_call(db, DT_OAPI, TOKEN_CORP, "GET",
-	    "/call_back/delete_call_back", NULL, NULL, &doc, err);
+	rc = call(db, DT_API_CALLBACK_DELETE, NULL, &doc, err);
 	json_free(doc);
 	return rc;
 }
@@ -809,6 +926,5 @@ dt_callback_delete(struct db *db, struct da_error *err)
 enum da_err
 dt_callback_failed(struct db *db, json **answer, struct da_error *err)
 {
-	return dt_call(db, DT_OAPI, TOKEN_CORP, "GET",
-	    "/call_back/get_call_back_failed_result", NULL, NULL, answer, err);
+	return call(db, DT_API_CALLBACK_FAILED, NULL, answer, err);
 }

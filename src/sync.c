@@ -19,13 +19,16 @@
 #define PAGE_SIZE		100
 /* Pace at 1/QPS * this: arrival jitter never packs QPS+1 into a second. */
 #define RATE_MARGIN		1.10
-#define RATE_RETRIES		8	/* rate-limit answers a request */
+/*
+ * Busy and rate-limit answers one request may meet. More than a login's
+ * DINGAUTH_HTTP_RETRIES: nobody waits on a page, and a whole directory
+ * copy should pace itself down through a busy spell rather than leave a
+ * department out.
+ */
+#define RATE_RETRIES		8
+#define WAIT_MAX_MS		60000	/* the per-minute limits' pause */
 #define SLOWDOWN		1.5	/* interval factor: rate limited */
 #define SPEEDUP		0.97	/* interval factor: success */
-#define PAUSE_QPS_US		1000000LL	/* 90018/90002: wait 1 s */
-#define PAUSE_MINUTE_US		60000000LL	/* 90005/90006: 60 s */
-#define BUSY_BACKOFF_US		200000LL	/* -1: 0.2 s, doubling */
-#define TRANSIENT_BACKOFF_US	250000LL	/* transport: 0.25 s, x2 */
 #define POLL_MAX_MS		200
 #define PROGRESS_EVERY_US	250000LL
 
@@ -45,13 +48,12 @@ enum sync_api {
 };
 
 static const struct sync_api_def {
-	const char	*path;
+	enum dt_api	 api;
 	const char	*what;
 } apis[API__MAX] = {
-	[API_DEPT_GET] = { "/topapi/v2/department/get", "department" },
-	[API_LISTSUB] = { "/topapi/v2/department/listsub",
-	    "sub-departments" },
-	[API_USER_LIST] = { "/topapi/v2/user/list", "members" },
+	[API_DEPT_GET] = { DT_API_DEPT_GET, "department" },
+	[API_LISTSUB] = { DT_API_DEPT_LISTSUB, "sub-departments" },
+	[API_USER_LIST] = { DT_API_USER_LIST, "members" },
 };
 
 /* Plan actions (temp.sync_plan.action, temp.sync_dept_plan.action). */
@@ -195,9 +197,7 @@ struct job {
 	long long	 dept_id;
 	long long	 cursor;
 	long long	 not_before;	/* monotonic us */
-	int		 attempts;	/* transport failures so far */
-	int		 rate_hits;	/* rate-limit answers so far */
-	int		 token_retried;
+	struct dt_tries	 tries;		/* retries and refresh so far */
 	unsigned	 token_gen;	/* token the request carried */
 };
 
@@ -223,6 +223,7 @@ struct sync_ctx {
 	const struct sync_options *opt;
 	struct sync_stats	*st;
 	struct http_multi	*multi;
+	struct dt_policy	 policy;
 	struct queue		 q[API__MAX];
 	struct pacer		 pace[API__MAX];
 	int			 concurrency;
@@ -447,39 +448,21 @@ out:
 static enum da_err
 start_job(struct sync_ctx *c, const struct job *j, struct da_error *err)
 {
-	struct http_request	 req;
+	struct dt_request	 rq;
 	struct job		*tag;
 	json			*body;
-	char			*text, *url;
 	enum da_err		 rc;
 
-	body = json_new_object();
-	json_add_int(body, "dept_id", j->dept_id);
-	if (j->api == API_USER_LIST) {
-		json_add_int(body, "cursor", j->cursor);
-		json_add_int(body, "size", PAGE_SIZE);
-		json_add_str(body, "order_field", "custom");
-		json_add_bool(body, "contain_access_limit", 0);
-	}
-	json_add_str(body, "language", "zh_CN");
-	text = json_print(body);
-	url = xasprintf("%s%s?access_token=%s", config_str(CFG_OAPI_URL),
-	    apis[j->api].path, c->token);
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.url = url;
-	req.body = text;
-	req.body_len = strlen(text);
+	body = dt_dept_body(apis[j->api].api, j->dept_id, j->cursor);
+	dt_request_init(&rq, apis[j->api].api, c->token, body);
 	tag = xmalloc(sizeof(*tag));
 	*tag = *j;
 	tag->token_gen = c->token_gen;
-	if ((rc = http_multi_add(c->multi, &req, tag, err)) != DA_OK)
+	if ((rc = http_multi_add(c->multi, &rq.http, tag, err)) != DA_OK)
 		free(tag);
 	else
 		c->http_requests++;
-	memset(url, 0, strlen(url));
-	free(url);
-	free(text);
+	dt_request_free(&rq);
 	json_free(body);
 	return rc;
 }
@@ -707,91 +690,75 @@ token_refused(struct sync_ctx *c, struct job *j, const struct da_error *why,
 {
 	enum da_err	 rc = DA_OK;
 
-	if (j->token_retried) {
-		rc = DA_ERROR(err, DA_ETOKEN, "the corp token is refused even "
-		    "after a refresh: %s", why->msg);
-		goto out;
-	}
 	/* Only the first refusal of this token fetches a new one. */
 	if (j->token_gen == c->token_gen) {
 		log_msg(LOG_WARN, "corp token refused (%s); fetching a new one",
 		    why->msg);
-		if ((rc = token_cache_drop(c->db, config_str(CFG_APP_KEY),
-		    c->token, err)) != DA_OK ||
-		    (rc = dt_corp_token(c->db, c->token, sizeof(c->token), NULL,
-		    err)) != DA_OK)
+		if ((rc = dt_token_refresh(c->db, TOKEN_CORP, c->token,
+		    sizeof(c->token), err)) != DA_OK) {
+			c->fatal = 1;
 			goto out;
+		}
 		c->token_gen++;
 		c->st->token_refreshes++;
 	}
-	j->token_retried = 1;
 	retry_later(c, j, 0);
 out:
-	if (rc != DA_OK)
-		c->fatal = 1;
 	return rc;
 }
 
+/* Ask again after the classifier's delay; rate limits slow the API. */
+static void
+retry(struct sync_ctx *c, struct job *j, const struct dt_verdict *v)
+{
+	long long	 pause = (long long)v->delay_ms * 1000;
+
+	if (v->why.code == DA_ERATE) {
+		c->st->rate_limited++;
+		log_msg(LOG_INFO, "%s for department %lld: %s; slowing down",
+		    apis[j->api].what, j->dept_id, v->why.msg);
+		pacer_slow(&c->pace[j->api], now_us(), pause);
+	} else
+		log_msg(LOG_INFO, "%s for department %lld: %s; retrying",
+		    apis[j->api].what, j->dept_id, v->why.msg);
+	retry_later(c, j, pause);
+}
+
+/* The classifier gave up on the request: the department, or the sync. */
 static enum da_err
-rate_limited(struct sync_ctx *c, struct job *j, const struct da_error *why,
+give_up(struct sync_ctx *c, struct job *j, const struct dt_verdict *v,
     struct da_error *err)
 {
-	long long	 pause;
-	enum da_err	 rc = DA_OK;
+	const struct da_error	*why = &v->why;
+	enum da_err		 rc;
 
-	c->st->rate_limited++;
-	switch (why->api_code) {
-	case 90018:
-	case 90002:
-		pause = PAUSE_QPS_US;
+	switch (why->code) {
+	case DA_ETOKEN:
+		c->fatal = 1;
+		rc = DA_ERROR(err, DA_ETOKEN, "the corp token is refused even "
+		    "after a refresh: %s", why->msg);
 		break;
-	case -1:
-		pause = BUSY_BACKOFF_US <<
-		    (j->rate_hits < 4 ? j->rate_hits : 4);
-		break;
-	case 90005:
-	case 90006:
-		pause = PAUSE_MINUTE_US;
-		break;
-	default:
-		if (strstr(why->sub_code, "QpsLimit") != NULL) {
-			pause = PAUSE_QPS_US;
+	case DA_ERATE:
+		if (v->used_up) {
+			rc = dept_failed(c, j, why->msg, err);
 			break;
 		}
-		/* IP ban or calls disabled: hammering on makes it worse. */
+		/* An IP ban or calls disabled: hammering on makes it worse. */
 		c->fatal = 1;
 		rc = DA_ERROR(err, DA_ERATE, "DingTalk stopped this sync: %s",
 		    why->msg);
-		goto out;
-	}
-	if (++j->rate_hits > RATE_RETRIES) {
+		break;
+	case DA_ECREDENTIALS:
+	case DA_ECONFIG:
+		c->fatal = 1;
+		rc = DA_ERROR(err, why->code, "%s", why->msg);
+		break;
+	default:
+		/* Transport failures past the retries, 60003 (gone
+		 * meanwhile), 60011 (no permission), ... */
 		rc = dept_failed(c, j, why->msg, err);
-		goto out;
+		break;
 	}
-	log_msg(LOG_INFO, "%s for department %lld: %s; slowing down",
-	    apis[j->api].what, j->dept_id, why->msg);
-	pacer_slow(&c->pace[j->api], now_us(), pause);
-	retry_later(c, j, pause);
-out:
-	return rc;
-}
-
-static enum da_err
-transient(struct sync_ctx *c, struct job *j, const struct da_error *why,
-    struct da_error *err)
-{
-	enum da_err	 rc = DA_OK;
-	int		 shift;
-
-	if (++j->attempts > config_int(CFG_HTTP_RETRIES)) {
-		rc = dept_failed(c, j, why->msg, err);
-		goto out;
-	}
-	shift = j->attempts - 1 < 5 ? j->attempts - 1 : 5;
-	log_msg(LOG_INFO, "%s for department %lld: %s; retrying",
-	    apis[j->api].what, j->dept_id, why->msg);
-	retry_later(c, j, TRANSIENT_BACKOFF_US << shift);
-out:
 	return rc;
 }
 
@@ -800,42 +767,28 @@ static enum da_err
 finished(struct sync_ctx *c, struct http_multi_result *res,
     struct da_error *err)
 {
-	struct job	*j = res->tag;
-	struct da_error	 why = { 0 };
-	json		*doc = NULL;
-	enum da_err	 rc;
+	struct job		*j = res->tag;
+	struct dt_verdict	 v;
+	json			*doc = NULL;
+	enum da_err		 rc = DA_OK;
 
-	if (res->rc != DA_OK) {
-		rc = transient(c, j, &res->err, err);
-		goto out;
-	}
-	switch (dt_judge(DT_TOPAPI, &res->resp, &doc, &why)) {
-	case DA_OK:
+	dt_classify(DT_TOPAPI, res->rc, &res->err, &res->resp, &c->policy,
+	    &j->tries, &doc, &v);
+	switch (v.action) {
+	case DT_ACT_OK:
 		pacer_ok(&c->pace[j->api]);
 		rc = take_answer(c, j, doc, err);
 		break;
-	case DA_ETOKEN:
-		rc = token_refused(c, j, &why, err);
+	case DT_ACT_RETRY:
+		retry(c, j, &v);	/* a copy is queued */
 		break;
-	case DA_ERATE:
-		rc = rate_limited(c, j, &why, err);
+	case DT_ACT_REFRESH:
+		rc = token_refused(c, j, &v.why, err);
 		break;
-	case DA_EHTTP:
-	case DA_ETIMEOUT:
-	case DA_EJSON:
-		rc = transient(c, j, &why, err);
-		break;
-	case DA_ECREDENTIALS:
-	case DA_ECONFIG:
-		c->fatal = 1;
-		rc = DA_ERROR(err, why.code, "%s", why.msg);
-		break;
-	default:
-		/* 60003 (gone meanwhile), 60011 (no permission), ... */
-		rc = dept_failed(c, j, why.msg, err);
+	case DT_ACT_FAIL:
+		rc = give_up(c, j, &v, err);
 		break;
 	}
-out:
 	json_free(doc);
 	free(j);
 	if (rc != DA_OK)
@@ -950,7 +903,7 @@ fetch(struct sync_ctx *c, struct da_error *err)
 		else {
 			got = http_multi_next(c->multi, wait, &res, err);
 			if (got < 0) {
-				rc = err != NULL ? err->code : DA_EHTTP;
+				rc = DA_EHTTP;	/* libcurl itself failed */
 				goto out;
 			}
 			if (got == 1) {
@@ -1359,9 +1312,10 @@ out:
 	return rc;
 }
 
-enum da_err
-sync_run(struct db *db, const struct sync_options *opt,
-    struct sync_stats *st, struct da_error *err)
+/* sync_run with err never NULL: the run's record names the failure. */
+static enum da_err
+run(struct db *db, const struct sync_options *opt, struct sync_stats *st,
+    struct da_error *err)
 {
 	struct sync_ctx	 c;
 	struct da_error	 e2 = { 0 };
@@ -1377,6 +1331,9 @@ sync_run(struct db *db, const struct sync_options *opt,
 	c.calls0 = dt_calls_made();
 	st->outcome = SYNC_FAILED;
 	c.concurrency = (int)config_int(CFG_SYNC_CONCURRENCY);
+	c.policy.busy_retries = RATE_RETRIES;
+	c.policy.fail_retries = (int)config_int(CFG_HTTP_RETRIES);
+	c.policy.max_wait_ms = WAIT_MAX_MS;
 	for (a = 0; a < API__MAX; a++)
 		pacer_init(&c.pace[a], config_int(CFG_SYNC_QPS));
 
@@ -1408,8 +1365,21 @@ out:
 	if (rc != DA_OK) {
 		db_rollback(db);
 		st->outcome = SYNC_FAILED;
-		run_finish(db, st, err != NULL ? err->msg : "failed", &e2);
+		run_finish(db, st, err->msg, &e2);
 	}
 	db_exec(db, sql_stage_drop, &e2);
+	return rc;
+}
+
+enum da_err
+sync_run(struct db *db, const struct sync_options *opt,
+    struct sync_stats *st, struct da_error *err)
+{
+	struct da_error	 e;
+	enum da_err	 rc;
+
+	da_error_clear(&e);
+	if ((rc = run(db, opt, st, &e)) != DA_OK && err != NULL)
+		*err = e;
 	return rc;
 }
