@@ -5,6 +5,7 @@
 #   make run        the demo: lighttpd on 127.0.0.1:8080 with the simulator
 #   make bench      benchmarks (report only)
 #   make fuzz       libFuzzer targets for a bounded time (clang)
+#   make install    PREFIX=/usr/local, DESTDIR; make uninstall undoes it
 
 # The release: the one place it is set (--version of every program;
 # debian/changelog carries the same number).
@@ -55,7 +56,7 @@ TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 SQL      := $(sort $(wildcard sql/*.sql))
 TEMPLATES:= $(sort $(wildcard static/*.html))
 
-.PHONY: all test check run bench fuzz clean install-deps
+.PHONY: all test check run bench fuzz clean install-deps install uninstall
 
 all: $(LIB) $(CGI) $(CMD) $(TEST_BIN) $(TOOL_BIN)
 
@@ -100,6 +101,63 @@ $(BUILD)/tools/%: tests/tools/%.c $(LIB) $(wildcard include/*.h)
 
 $(BUILD):
 	mkdir -p $(BUILD)
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]; make uninstall removes
+# exactly what install put, and the directories of its own left empty.
+# The FastCGI programs are run by the web server, not by people: they go
+# to a libexec-style directory, $(PREFIX)/lib/dingauth/cgi-bin. The
+# static files the web server serves (the page templates are compiled
+# in) go to $(PREFIX)/share/dingauth/static, linked from
+# $(PREFIX)/lib/dingauth/static so the deploy/ examples' one "dingauth
+# root" (/usr/local/lib/dingauth) holds both; the examples themselves
+# and the systemd units go to $(PREFIX)/share/dingauth/examples.
+PREFIX     ?= /usr/local
+BINDIR     := $(PREFIX)/bin
+LIBEXECDIR := $(PREFIX)/lib/dingauth
+DATADIR    := $(PREFIX)/share/dingauth
+MANDIR     := $(PREFIX)/share/man
+INSTALL    ?= install
+
+STATIC     := $(sort $(filter-out $(TEMPLATES),$(wildcard static/*)))
+EXAMPLES   := $(sort $(shell find deploy -type f))
+MAN5       := $(sort $(wildcard man/*.5))
+MAN8       := $(sort $(wildcard man/*.8))
+
+install: $(CGI) $(CMD)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/cgi-bin \
+	    $(DESTDIR)$(DATADIR)/static $(DESTDIR)$(DATADIR)/examples \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	$(INSTALL) -m 755 $(CMD) $(DESTDIR)$(BINDIR)/dingauth
+	$(INSTALL) -m 755 $(CGI) $(DESTDIR)$(LIBEXECDIR)/cgi-bin/
+	$(INSTALL) -m 644 $(STATIC) $(DESTDIR)$(DATADIR)/static/
+	@if [ -d $(DESTDIR)$(LIBEXECDIR)/static ] && \
+	    [ ! -L $(DESTDIR)$(LIBEXECDIR)/static ]; then \
+		echo "install: $(DESTDIR)$(LIBEXECDIR)/static is a directory" \
+		    "(an older copy): left alone; remove it to get the link"; \
+	else \
+		echo "ln -sfn ../../share/dingauth/static $(DESTDIR)$(LIBEXECDIR)/static"; \
+		ln -sfn ../../share/dingauth/static $(DESTDIR)$(LIBEXECDIR)/static; \
+	fi
+	for f in $(EXAMPLES:deploy/%=%); do \
+		$(INSTALL) -D -m 644 deploy/$$f $(DESTDIR)$(DATADIR)/examples/$$f \
+		    || exit 1; \
+	done
+	$(INSTALL) -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/dingauth
+	rm -f $(CGI_SRC:cgi-bin/%.c=$(DESTDIR)$(LIBEXECDIR)/cgi-bin/%.fcgi)
+	rm -f $(STATIC:static/%=$(DESTDIR)$(DATADIR)/static/%)
+	[ ! -L $(DESTDIR)$(LIBEXECDIR)/static ] || \
+	    rm -f $(DESTDIR)$(LIBEXECDIR)/static
+	rm -f $(EXAMPLES:deploy/%=$(DESTDIR)$(DATADIR)/examples/%)
+	rm -f $(MAN5:man/%=$(DESTDIR)$(MANDIR)/man5/%) \
+	    $(MAN8:man/%=$(DESTDIR)$(MANDIR)/man8/%)
+	[ ! -d $(DESTDIR)$(DATADIR)/examples ] || find \
+	    $(DESTDIR)$(DATADIR)/examples -depth -type d -empty -delete
+	rmdir $(DESTDIR)$(LIBEXECDIR)/cgi-bin $(DESTDIR)$(LIBEXECDIR) \
+	    $(DESTDIR)$(DATADIR)/static $(DESTDIR)$(DATADIR) 2>/dev/null || true
 
 # On a fresh machine the first run installs the Debian packages it needs.
 test check:
