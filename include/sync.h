@@ -91,7 +91,11 @@ struct sync_history {
 enum da_err	 sync_history(struct db *db, struct sync_history *h,
 		    struct da_error *err);
 
-/* "ok", "partial", "refused", "failed", "dry-run" (sync_runs.outcome). */
+/*
+ * "ok", "partial", "refused", "failed", "dry-run": what a run concluded,
+ * as sync_runs.outcome records it (besides "running" while it runs and
+ * "interrupted" for one that never finished).
+ */
 const char	*sync_outcome_name(enum sync_outcome outcome);
 
 #endif

@@ -100,12 +100,14 @@ CREATE TABLE events (
 );
 CREATE INDEX events_pending ON events (id) WHERE state = 'pending';
 
--- One row per directory sync run.
+-- One row per directory sync run. outcome: running (under way),
+-- interrupted (it never finished: killed), or what the run concluded:
+-- ok|partial|refused|failed|dry-run (sync_outcome_name in src/sync.c).
 CREATE TABLE sync_runs (
 	id		INTEGER PRIMARY KEY,
 	started_at	INTEGER NOT NULL,
 	finished_at	INTEGER,
-	outcome		TEXT NOT NULL DEFAULT 'running',	-- running|ok|failed|refused|dry-run
+	outcome		TEXT NOT NULL DEFAULT 'running',
 	departments	INTEGER NOT NULL DEFAULT 0,
 	users		INTEGER NOT NULL DEFAULT 0,
 	added		INTEGER NOT NULL DEFAULT 0,

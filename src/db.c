@@ -96,10 +96,11 @@ db_schema_version(struct db *db)
 	return v;
 }
 
+/* "001-schema.sql" -> 1; the names are ours (sql/NNN-*.sql). */
 static int
 migration_number(const char *name)
 {
-	return atoi(name);	/* "001-schema.sql" -> 1; names are ours */
+	return (int)strtol(name, NULL, 10);
 }
 
 int
@@ -228,8 +229,9 @@ db_stmt(struct db *db, const char *sql, struct da_error *err)
 		db->cache[db->ncache].st = st;
 		db->ncache++;
 	} else {
-		/* Table full: a programming error; keep working, uncached. */
-		log_msg(LOG_ERR, "statement cache full");
+		/* More statements than the cache holds: a programming error. */
+		log_msg(LOG_ERR, "statement cache full (%d): raise "
+		    "DB_STMT_CACHE", DB_STMT_CACHE);
 		abort();
 	}
 	return st;

@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 
+#include "crypto.h"
 #include "http_internal.h"
 #include "http_multi.h"
 #include "log.h"
@@ -94,11 +95,11 @@ slot_release(struct http_multi *m, struct xfer *x)
 	x->tag = NULL;
 	/* URLs may carry an access token. */
 	if (x->url != NULL)
-		memset(x->url, 0, strlen(x->url));
+		crypto_cleanse(x->url, strlen(x->url));
 	free(x->url);
 	x->url = NULL;
 	if (x->body != NULL)
-		memset(x->body, 0, x->body_len);
+		crypto_cleanse(x->body, x->body_len);
 	free(x->body);
 	x->body = NULL;
 	x->body_len = 0;

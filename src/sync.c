@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "crypto.h"
 #include "db.h"
 #include "dingtalk.h"
 #include "directory.h"
@@ -1359,7 +1360,7 @@ out:
 	http_multi_free(c.multi);
 	for (a = 0; a < API__MAX; a++)
 		queue_free(&c.q[a]);
-	memset(c.token, 0, sizeof(c.token));
+	crypto_cleanse(c.token, sizeof(c.token));
 	count_requests(&c);
 	st->seconds = (double)(now_us() - c.t0) / 1e6;
 	if (rc != DA_OK) {

@@ -10,6 +10,7 @@
 
 #include "cmd.h"
 #include "config.h"
+#include "crypto.h"
 #include "db.h"
 #include "dingtalk.h"
 #include "directory.h"
@@ -137,7 +138,7 @@ check_dingtalk(struct db *db)
 	}
 	report("ok", "dingtalk", "corp access token %s",
 	    fetched ? "fetched" : "cached and valid");
-	memset(token, 0, sizeof(token));
+	crypto_cleanse(token, sizeof(token));
 	if (dt_dept_get(db, 1, &root, &err) == DA_OK)
 		report("ok", "dingtalk", "directory readable: root department "
 		    "'%s'", root.name);
@@ -151,7 +152,7 @@ check_dingtalk(struct db *db)
 		else
 			report("FAIL", "dingtalk", "sns app token: %s",
 			    err.msg);
-		memset(token, 0, sizeof(token));
+		crypto_cleanse(token, sizeof(token));
 	}
 	if (dt_last_date() > 0) {
 		skew = (long long)time(NULL) - dt_last_date();

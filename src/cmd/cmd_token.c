@@ -8,6 +8,7 @@
 
 #include "cmd.h"
 #include "config.h"
+#include "crypto.h"
 #include "db.h"
 #include "dingtalk.h"
 #include "json.h"
@@ -104,7 +105,7 @@ refresh_one(struct db *db, enum token_kind kind)
 	rc = kind == TOKEN_CORP ?
 	    dt_corp_token(db, token, sizeof(token), &fetched, &err) :
 	    dt_sns_token(db, token, sizeof(token), &fetched, &err);
-	memset(token, 0, sizeof(token));
+	crypto_cleanse(token, sizeof(token));
 	if (rc != DA_OK)
 		return cmd_fail("%s token for %s: %s", kind == TOKEN_CORP ?
 		    "corp" : "sns", key, err.msg);

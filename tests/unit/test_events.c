@@ -169,37 +169,38 @@ main(void)
 	    strcmp(event_kind_name(EVENT__MAX), "") == 0, "kind names");
 
 	/* Parsing: refusals. */
-	CHECK(refused("", 0, "empty"), "empty");
-	CHECK(refused("{\"EventType\":\"x\xff\"}", 17, "UTF-8"), "not UTF-8");
-	CHECK(refused("{\"EventType\":\"\xc0\xaf\"}", 18, "UTF-8"),
+	CHECK(refused(LIT(""), "empty"), "empty");
+	CHECK(refused(LIT("{\"EventType\":\"x\xff\"}"), "UTF-8"), "not UTF-8");
+	CHECK(refused(LIT("{\"EventType\":\"\xc0\xaf\"}"), "UTF-8"),
 	    "overlong UTF-8");
-	CHECK(refused("{\"EventType\":\"\xed\xa0\x80\"}", 19, "UTF-8"),
+	CHECK(refused(LIT("{\"EventType\":\"\xed\xa0\x80\"}"), "UTF-8"),
 	    "UTF-16 surrogate in UTF-8");
-	CHECK(refused("{\"EventType\":\"a\"}\0{}", 20, "UTF-8"), "NUL byte");
-	CHECK(refused("nope", 4, "JSON object"), "not JSON");
-	CHECK(refused("[1]", 3, "JSON object"), "an array");
-	CHECK(refused("{\"UserId\":[\"a\"]}", 16, "EventType"), "no EventType");
-	CHECK(refused("{\"EventType\":\"a b\"}", 19, "EventType"),
+	CHECK(refused(LIT("{\"EventType\":\"a\"}\0{}"), "UTF-8"), "NUL byte");
+	CHECK(refused(LIT("nope"), "JSON object"), "not JSON");
+	CHECK(refused(LIT("[1]"), "JSON object"), "an array");
+	CHECK(refused(LIT("{\"UserId\":[\"a\"]}"), "EventType"),
+	    "no EventType");
+	CHECK(refused(LIT("{\"EventType\":\"a b\"}"), "EventType"),
 	    "EventType with a space");
-	CHECK(refused("{\"EventType\":\"user_add_org\"}", 28, "UserId"),
+	CHECK(refused(LIT("{\"EventType\":\"user_add_org\"}"), "UserId"),
 	    "user event without ids");
-	CHECK(refused("{\"EventType\":\"user_add_org\",\"UserId\":[]}", 40,
+	CHECK(refused(LIT("{\"EventType\":\"user_add_org\",\"UserId\":[]}"),
 	    "empty"), "empty id list");
-	CHECK(refused("{\"EventType\":\"user_add_org\",\"UserId\":[\"a\",3]}",
-	    45, "UserId[1]"), "a number among userids");
-	CHECK(refused("{\"EventType\":\"user_add_org\",\"UserId\":{}}", 40,
+	CHECK(refused(LIT("{\"EventType\":\"user_add_org\","
+	    "\"UserId\":[\"a\",3]}"), "UserId[1]"), "a number among userids");
+	CHECK(refused(LIT("{\"EventType\":\"user_add_org\",\"UserId\":{}}"),
 	    "neither"), "ids as an object");
-	CHECK(refused("{\"EventType\":\"org_dept_remove\",\"DeptId\":[-1]}",
-	    45, "DeptId[0]"), "negative dept id");
-	CHECK(refused("{\"EventType\":\"org_dept_remove\",\"DeptId\":[1.5]}",
-	    46, "DeptId[0]"), "fractional dept id");
-	CHECK(refused("{\"EventType\":\"org_dept_remove\"}", 31, "DeptId"),
+	CHECK(refused(LIT("{\"EventType\":\"org_dept_remove\","
+	    "\"DeptId\":[-1]}"), "DeptId[0]"), "negative dept id");
+	CHECK(refused(LIT("{\"EventType\":\"org_dept_remove\","
+	    "\"DeptId\":[1.5]}"), "DeptId[0]"), "fractional dept id");
+	CHECK(refused(LIT("{\"EventType\":\"org_dept_remove\"}"), "DeptId"),
 	    "dept event without ids");
-	CHECK(refused("{\"EventType\":\"org_change\",\"TimeStamp\":true}", 43,
+	CHECK(refused(LIT("{\"EventType\":\"org_change\",\"TimeStamp\":true}"),
 	    "TimeStamp"), "TimeStamp a boolean");
 	memset(big, 'x', sizeof(big));
-	memcpy(big, "{\"EventType\":\"a\",\"eventId\":\"", 28);
-	memcpy(big + 28 + 300, "\"}", 3);
+	memcpy(big, LIT("{\"EventType\":\"a\",\"eventId\":\""));
+	memcpy(big + 28 + 300, "\"}", sizeof("\"}"));	/* with the NUL */
 	CHECK(refused(big, strlen(big), "eventId"), "eventId too long");
 	CHECK(parses("{\"EventType\":\"org_dept_remove\",\"DeptId\":7}", &ev) &&
 	    ev.ndept == 1, "one dept id as a number");
@@ -255,8 +256,8 @@ main(void)
 	    run.applied == 1 && run.failed == 0 && run.pending == 0,
 	    "user_leave_org applied (%d applied, %d failed)", run.applied,
 	    run.failed);
-	CHECK(count(db, "SELECT active FROM users WHERE userid = 'u1'") == 0 &&
-	    count(db, "SELECT count(*) FROM sessions") == 0,
+	CHECK(count(db, "SELECT active FROM users WHERE userid = 'u1'") ==
+	    0 && count(db, "SELECT count(*) FROM sessions") == 0,
 	    "the leaver is inactive and signed out");
 	CHECK(count(db, "SELECT attempts FROM events WHERE dedupe_key = "
 	    "'sig:aaa' AND state = 'applied' AND applied_at > 0 AND "
@@ -278,14 +279,15 @@ main(void)
 	    run.applied == 0 && run.failed == 1 && run.pending == 2 &&
 	    run.first_error.code == DA_ECONFIG,
 	    "a configuration error stops the run (%s)", run.first_error.msg);
-	CHECK(count(db, "SELECT count(*) FROM events WHERE state = 'pending' "
-	    "AND attempts = 1 AND last_error LIKE 'ECONFIG: user u2: %'") == 1 &&
-	    count(db, "SELECT count(*) FROM events WHERE state = 'pending' "
-	    "AND attempts = 0") == 1,
+	CHECK(count(db, "SELECT count(*) FROM events"
+	    " WHERE state = 'pending' AND attempts = 1"
+	    " AND last_error LIKE 'ECONFIG: user u2: %'") == 1 &&
+	    count(db, "SELECT count(*) FROM events"
+	    " WHERE state = 'pending' AND attempts = 0") == 1,
 	    "the first keeps its error, the second was not tried");
 	CHECK(events_apply_pending(db, 1, 0, &run, &err) == DA_OK &&
-	    run.failed == 1 && count(db, "SELECT max(attempts) FROM events "
-	    "WHERE state = 'pending'") == 2, "max bounds a run");
+	    run.failed == 1 && count(db, "SELECT max(attempts)"
+	    " FROM events WHERE state = 'pending'") == 2, "max bounds a run");
 
 	/* A payload that is not an event (not written by us) is set aside. */
 	sqlite3_exec(db_handle(db), "DELETE FROM events WHERE state = "
@@ -293,9 +295,10 @@ main(void)
 	    "received_at) VALUES ('x', 'user_add_org', 'garbage', 1)", NULL,
 	    NULL, NULL);
 	CHECK(events_apply_pending(db, 0, 0, &run, &err) == DA_OK &&
-	    run.pending == 0 && count(db, "SELECT count(*) FROM events WHERE "
-	    "dedupe_key = 'x' AND state = 'ignored' AND last_error LIKE "
-	    "'EINPUT%'") == 1, "an unparsable stored event is ignored");
+	    run.pending == 0 && count(db, "SELECT count(*) FROM events"
+	    " WHERE dedupe_key = 'x' AND state = 'ignored'"
+	    " AND last_error LIKE 'EINPUT%'") == 1,
+	    "an unparsable stored event is ignored");
 
 	/* Listing. */
 	listed = 0;

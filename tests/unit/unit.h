@@ -35,6 +35,9 @@ static int unit_passed;
 		    w_ ? w_ : "(null)");				\
 } while (0)
 
+/* A string literal and its length without the NUL: f(LIT("abc")). */
+#define LIT(s)	(s), (sizeof(s) - 1)
+
 static inline int
 unit_done(void)
 {
