@@ -3,7 +3,7 @@
 
 #include <sys/types.h>
 
-#include <sqlite3.h>
+#include <stddef.h>
 
 #include "err.h"
 
@@ -13,11 +13,82 @@
  * and numbered migrations from sql/ (embedded at build time) are applied
  * by PRAGMA user_version on open.
  *
- * Statements are prepared once per process and cached by their SQL text
- * pointer: store modules keep their SQL in static const tables and call
- * db_stmt(db, sql). Always bind; never format SQL.
+ * One idiom for every store. A store keeps its statements in a table
+ * indexed by its own enum, each with a short name for error messages:
+ *
+ *	enum stmt { STMT_GET, STMT__MAX };
+ *	static const struct db_sql stmts[STMT__MAX] = {
+ *		[STMT_GET] = { "user lookup",
+ *		    "SELECT name, admin FROM users WHERE userid = ?1" },
+ *	};
+ *
+ * and runs them through db_run (no rows) or db_query/db_next/db_done (a
+ * cursor), binding typed arguments built with DB_TEXT, DB_INT, DB_BLOB,
+ * DB_NULL. A failure fills err once, naming the statement and the
+ * engine's message ("user lookup: database is locked"). Statements are
+ * prepared once per process and cached by the address of their table
+ * row. Stores see no SQLite type: another engine can stand behind these
+ * functions. Always bind; never format SQL.
  */
 struct db;
+
+/* A statement: its name (for errors) and its SQL, with static storage. */
+struct db_sql {
+	const char	*name;
+	const char	*text;
+};
+
+/* A typed argument, bound to ?1, ?2, ... in order. */
+enum db_type {
+	DB_TYPE_NULL,
+	DB_TYPE_INT,
+	DB_TYPE_TEXT,		/* len DB_LEN_NUL: up to the NUL */
+	DB_TYPE_BLOB,
+};
+
+#define DB_LEN_NUL	((size_t)-1)
+
+struct db_arg {
+	enum db_type	 type;
+	long long	 i;
+	const void	*p;
+	size_t		 len;
+};
+
+/* Text (NULL binds SQL NULL), text of n bytes, integer, blob, NULL. */
+#define DB_TEXT(s)	((struct db_arg){ .type = DB_TYPE_TEXT, .p = (s), \
+			    .len = DB_LEN_NUL })
+#define DB_TEXTN(s, n)	((struct db_arg){ .type = DB_TYPE_TEXT, .p = (s), \
+			    .len = (n) })
+#define DB_INT(n)	((struct db_arg){ .type = DB_TYPE_INT, \
+			    .i = (long long)(n) })
+#define DB_BLOB(b, n)	((struct db_arg){ .type = DB_TYPE_BLOB, .p = (b), \
+			    .len = (n) })
+#define DB_NULL		((struct db_arg){ .type = DB_TYPE_NULL })
+
+/*
+ * The argument list of a call: DB_ARGS(DB_TEXT(userid), DB_INT(now))
+ * expands to the array and its length; DB_NOARGS for none.
+ */
+#define DB_ARGS(...)	(const struct db_arg[]){ __VA_ARGS__ }, \
+			    (sizeof((const struct db_arg[]){ __VA_ARGS__ }) / \
+			    sizeof(struct db_arg))
+#define DB_NOARGS	NULL, (size_t)0
+
+/*
+ * A cursor over the rows of one query. Its fields belong to db.c; a
+ * store declares one on its stack and reads the current row through
+ * db_int, db_text and db_bytes.
+ */
+struct db_rows {
+	struct db		*db;
+	const struct db_sql	*q;
+	void			*st;	/* the engine's statement */
+	int			 own;	/* st is private: finalize it */
+	int			 end;	/* the last row was read */
+	enum da_err		 rc;
+	struct da_error		*err;
+};
 
 /* Open (creating the file and its directory is the operator's job). */
 enum da_err	 db_open(const char *path, struct db **out,
@@ -30,27 +101,57 @@ enum da_err	 db_open(const char *path, struct db **out,
 enum da_err	 db_create(const char *path, mode_t mode, struct db **out,
 		    struct da_error *err);
 void		 db_close(struct db *db);
-sqlite3		*db_handle(struct db *db);
+
+/* The database file's path ("" for a database in memory). */
+const char	*db_path(struct db *db);
 
 /*
- * The cached prepared statement for sql (a string with static storage),
- * reset and with bindings cleared; NULL (err filled) if it fails to
- * prepare. Do not finalize it.
+ * Run q with args to its end (an INSERT, UPDATE or DELETE). DA_OK or
+ * DA_EDB with err filled ("<q->name>: <engine message>").
  */
-sqlite3_stmt	*db_stmt(struct db *db, const char *sql, struct da_error *err);
+enum da_err	 db_run(struct db *db, const struct db_sql *q,
+		    const struct db_arg *args, size_t nargs,
+		    struct da_error *err);
 
-/* Run constant SQL (no parameters), e.g. "BEGIN IMMEDIATE". */
+/* Rows changed by the last db_run on db. */
+long long	 db_changes(struct db *db);
+
+/*
+ * Start q with args; then db_next until it returns 0, then db_done.
+ * A failure to start makes the first db_next return -1. A statement
+ * already walked by an outer cursor gets a private copy, so a loop may
+ * call any store function, this one included.
+ */
+void		 db_query(struct db *db, struct db_rows *r,
+		    const struct db_sql *q, const struct db_arg *args,
+		    size_t nargs, struct da_error *err);
+
+/* 1: a row is current; 0: no more rows; -1: failed (err filled once). */
+int		 db_next(struct db_rows *r);
+
+/* Column col of the current row: integer; text, never NULL; its bytes. */
+long long	 db_int(const struct db_rows *r, int col);
+const char	*db_text(const struct db_rows *r, int col);
+size_t		 db_bytes(const struct db_rows *r, int col);
+
+/*
+ * Release the cursor (it may stop before the last row): DA_OK, or DA_EDB
+ * if the query failed. Safe to call twice.
+ */
+enum da_err	 db_done(struct db_rows *r);
+
+/* Run constant SQL (no parameters, maybe several statements). */
 enum da_err	 db_exec(struct db *db, const char *sql, struct da_error *err);
 
-/* Transactions. db_rollback ignores errors (safe in cleanup paths). */
+/*
+ * Transactions. db_rollback ignores errors (safe in cleanup paths);
+ * db_in_transaction tells whether one is open on db.
+ */
 enum da_err	 db_begin(struct db *db, struct da_error *err);
 enum da_err	 db_begin_immediate(struct db *db, struct da_error *err);
 enum da_err	 db_commit(struct db *db, struct da_error *err);
 void		 db_rollback(struct db *db);
-
-/* Fill err with sqlite3_errmsg and return DA_EDB. */
-enum da_err	 db_error(struct db *db, struct da_error *err,
-		    const char *what);
+int		 db_in_transaction(struct db *db);
 
 /* Schema version after migrations (PRAGMA user_version). */
 int		 db_schema_version(struct db *db);
@@ -60,9 +161,23 @@ int		 db_schema_latest(void);
 /* Current time in seconds. */
 long long	 db_now(void);
 
-/* Bind text (NULL binds NULL). */
+/*
+ * The engine's handle, for tests and tools that look underneath (a
+ * store never does).
+ */
+struct sqlite3	*db_handle(struct db *db);
+
+/*
+ * The raw interface the stores used before, kept until the last of them
+ * moves to the functions above: the cached statement for sql (reset);
+ * db_error fills err with SQLite's message; db_bind_text binds NULL for
+ * NULL; db_column_text is never NULL.
+ */
+#include <sqlite3.h>
+sqlite3_stmt	*db_stmt(struct db *db, const char *sql, struct da_error *err);
+enum da_err	 db_error(struct db *db, struct da_error *err,
+		    const char *what);
 int		 db_bind_text(sqlite3_stmt *st, int idx, const char *s);
-/* Column text, never NULL ("" for NULL). */
 const char	*db_column_text(sqlite3_stmt *st, int col);
 
 #endif

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,22 +13,25 @@
 #include "mem.h"
 
 #define DB_BUSY_TIMEOUT_MS	30000
-#define DB_STMT_CACHE		96
+#define DB_STMT_CACHE		128
 
 struct db {
 	sqlite3		*h;
 	struct {
-		const char	*sql;
-		sqlite3_stmt	*st;
+		const struct db_sql	*q;
+		const char		*raw;	/* db_stmt's, q NULL */
+		sqlite3_stmt		*st;
 	}		 cache[DB_STMT_CACHE];
 	size_t		 ncache;
+	long long	 changes;	/* by the last db_run */
 };
 
-enum da_err
-db_error(struct db *db, struct da_error *err, const char *what)
+/* Fill err once for a failure of q: "<name>: <SQLite's message>". */
+static enum da_err
+fail(struct db *db, const char *name, struct da_error *err)
 {
-	return DA_ERROR(err, DA_EDB, "%s: %s", what,
-	    db != NULL && db->h != NULL ? sqlite3_errmsg(db->h) : "no database");
+	return DA_ERROR(err, DA_EDB, "%s: %s", name, db != NULL &&
+	    db->h != NULL ? sqlite3_errmsg(db->h) : "no database");
 }
 
 long long
@@ -36,10 +40,18 @@ db_now(void)
 	return (long long)time(NULL);
 }
 
-sqlite3 *
+struct sqlite3 *
 db_handle(struct db *db)
 {
 	return db->h;
+}
+
+const char *
+db_path(struct db *db)
+{
+	const char	*path = sqlite3_db_filename(db->h, "main");
+
+	return path != NULL ? path : "";
 }
 
 enum da_err
@@ -79,6 +91,12 @@ db_rollback(struct db *db)
 {
 	if (db != NULL && !sqlite3_get_autocommit(db->h))
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int
+db_in_transaction(struct db *db)
+{
+	return !sqlite3_get_autocommit(db->h);
 }
 
 int
@@ -158,7 +176,7 @@ db_open(const char *path, struct db **out, struct da_error *err)
 	db = xcalloc(1, sizeof(*db));
 	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		rc = db_error(db, err, path);
+		rc = fail(db, path, err);
 		goto fail;
 	}
 	sqlite3_busy_timeout(db->h, DB_BUSY_TIMEOUT_MS);
@@ -203,6 +221,185 @@ db_close(struct db *db)
 	free(db);
 }
 
+/*
+ * The statement of q, ready to bind: the cached one, prepared on first
+ * use; or, when an outer cursor is still walking that one, a private
+ * copy (*own set: the caller finalizes it). NULL with err filled.
+ */
+static sqlite3_stmt *
+stmt_get(struct db *db, const struct db_sql *q, int *own,
+    struct da_error *err)
+{
+	sqlite3_stmt	*st = NULL;
+	size_t		 i;
+
+	*own = 0;
+	for (i = 0; i < db->ncache; i++)
+		if (db->cache[i].q == q)
+			break;
+	if (i < db->ncache && !sqlite3_stmt_busy(db->cache[i].st)) {
+		st = db->cache[i].st;
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		goto out;
+	}
+	if (i < db->ncache) {
+		if (sqlite3_prepare_v2(db->h, q->text, -1, &st, NULL) !=
+		    SQLITE_OK)
+			goto fail;
+		*own = 1;
+		goto out;
+	}
+	if (sqlite3_prepare_v3(db->h, q->text, -1, SQLITE_PREPARE_PERSISTENT,
+	    &st, NULL) != SQLITE_OK)
+		goto fail;
+	if (db->ncache == DB_STMT_CACHE) {
+		/* More statements than the cache holds: a programming error. */
+		log_msg(LOG_ERR, "statement cache full (%d): raise "
+		    "DB_STMT_CACHE", DB_STMT_CACHE);
+		abort();
+	}
+	db->cache[db->ncache].q = q;
+	db->cache[db->ncache].st = st;
+	db->ncache++;
+	goto out;
+fail:
+	fail(db, q->name, err);
+	log_msg(LOG_ERR, "cannot prepare %s: %s", q->name,
+	    sqlite3_errmsg(db->h));
+	st = NULL;
+out:
+	return st;
+}
+
+/* Bind args to st's parameters, which must be exactly as many. */
+static enum da_err
+bind(struct db *db, const struct db_sql *q, sqlite3_stmt *st,
+    const struct db_arg *args, size_t nargs, struct da_error *err)
+{
+	const struct db_arg	*a;
+	size_t			 i;
+	int			 rc = SQLITE_OK, len;
+
+	if ((size_t)sqlite3_bind_parameter_count(st) != nargs)
+		return DA_ERROR(err, DA_EDB, "%s: %zu arguments for %d "
+		    "parameters", q->name, nargs,
+		    sqlite3_bind_parameter_count(st));
+	for (i = 0; i < nargs && rc == SQLITE_OK; i++) {
+		a = &args[i];
+		len = a->len == DB_LEN_NUL ? -1 : (int)a->len;
+		switch (a->type) {
+		case DB_TYPE_INT:
+			rc = sqlite3_bind_int64(st, (int)i + 1, a->i);
+			break;
+		case DB_TYPE_TEXT:
+			rc = a->p == NULL ? sqlite3_bind_null(st, (int)i + 1) :
+			    sqlite3_bind_text(st, (int)i + 1, a->p, len,
+			    SQLITE_TRANSIENT);
+			break;
+		case DB_TYPE_BLOB:
+			rc = sqlite3_bind_blob(st, (int)i + 1, a->p, len,
+			    SQLITE_TRANSIENT);
+			break;
+		default:
+			rc = sqlite3_bind_null(st, (int)i + 1);
+			break;
+		}
+	}
+	return rc == SQLITE_OK ? DA_OK : fail(db, q->name, err);
+}
+
+void
+db_query(struct db *db, struct db_rows *r, const struct db_sql *q,
+    const struct db_arg *args, size_t nargs, struct da_error *err)
+{
+	sqlite3_stmt	*st;
+
+	r->db = db;
+	r->q = q;
+	r->err = err;
+	r->rc = DA_OK;
+	r->end = 0;
+	r->st = st = stmt_get(db, q, &r->own, err);
+	if (st == NULL || bind(db, q, st, args, nargs, err) != DA_OK)
+		r->rc = DA_EDB;
+}
+
+int
+db_next(struct db_rows *r)
+{
+	int	 step;
+
+	if (r->rc != DA_OK)
+		return -1;
+	if (r->end || r->st == NULL)
+		return 0;
+	if ((step = sqlite3_step(r->st)) == SQLITE_ROW)
+		return 1;
+	r->end = 1;
+	if (step == SQLITE_DONE)
+		return 0;
+	r->rc = fail(r->db, r->q->name, r->err);
+	return -1;
+}
+
+long long
+db_int(const struct db_rows *r, int col)
+{
+	return sqlite3_column_int64(r->st, col);
+}
+
+const char *
+db_text(const struct db_rows *r, int col)
+{
+	const unsigned char	*s = sqlite3_column_text(r->st, col);
+
+	return s != NULL ? (const char *)s : "";
+}
+
+size_t
+db_bytes(const struct db_rows *r, int col)
+{
+	/* Text first, then its length: the order SQLite asks for. */
+	sqlite3_column_text(r->st, col);
+	return (size_t)sqlite3_column_bytes(r->st, col);
+}
+
+enum da_err
+db_done(struct db_rows *r)
+{
+	if (r->st != NULL) {
+		if (r->own)
+			sqlite3_finalize(r->st);
+		else
+			sqlite3_reset(r->st);
+		r->st = NULL;
+	}
+	return r->rc;
+}
+
+enum da_err
+db_run(struct db *db, const struct db_sql *q, const struct db_arg *args,
+    size_t nargs, struct da_error *err)
+{
+	struct db_rows	 r;
+	int		 step;
+
+	db_query(db, &r, q, args, nargs, err);
+	while ((step = db_next(&r)) == 1)
+		continue;
+	db->changes = step == 0 ? sqlite3_changes64(db->h) : 0;
+	return db_done(&r);
+}
+
+long long
+db_changes(struct db *db)
+{
+	return db->changes;
+}
+
+
+/* The raw interface, until the last store moves to the one above. */
 sqlite3_stmt *
 db_stmt(struct db *db, const char *sql, struct da_error *err)
 {
@@ -210,7 +407,7 @@ db_stmt(struct db *db, const char *sql, struct da_error *err)
 	size_t		 i;
 
 	for (i = 0; i < db->ncache; i++) {
-		if (db->cache[i].sql == sql) {
+		if (db->cache[i].q == NULL && db->cache[i].raw == sql) {
 			st = db->cache[i].st;
 			sqlite3_reset(st);
 			sqlite3_clear_bindings(st);
@@ -219,22 +416,27 @@ db_stmt(struct db *db, const char *sql, struct da_error *err)
 	}
 	if (sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
 	    NULL) != SQLITE_OK) {
-		db_error(db, err, "prepare");
+		fail(db, "prepare", err);
 		log_msg(LOG_ERR, "cannot prepare statement: %s",
 		    sqlite3_errmsg(db->h));
 		return NULL;
 	}
-	if (db->ncache < DB_STMT_CACHE) {
-		db->cache[db->ncache].sql = sql;
-		db->cache[db->ncache].st = st;
-		db->ncache++;
-	} else {
-		/* More statements than the cache holds: a programming error. */
+	if (db->ncache == DB_STMT_CACHE) {
 		log_msg(LOG_ERR, "statement cache full (%d): raise "
 		    "DB_STMT_CACHE", DB_STMT_CACHE);
 		abort();
 	}
+	db->cache[db->ncache].q = NULL;
+	db->cache[db->ncache].raw = sql;
+	db->cache[db->ncache].st = st;
+	db->ncache++;
 	return st;
+}
+
+enum da_err
+db_error(struct db *db, struct da_error *err, const char *what)
+{
+	return fail(db, what, err);
 }
 
 int

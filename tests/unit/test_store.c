@@ -115,8 +115,14 @@ main(void)
 	long long		 want[2];
 	size_t			 n;
 	int			 fetched, was, yes, ended;
-	sqlite3_stmt		*st1, *st2;
-	static const char	*const sql = "SELECT 1";
+	struct db_rows		 r1, r2;
+	void			*st1;
+	static const struct db_sql q_one = { "one", "SELECT ?1 + 1" };
+	static const struct db_sql q_bad = { "nonsense",
+	    "SELECT nonsense FROM" };
+	static const struct db_sql q_ins = { "dept insert",
+	    "INSERT INTO departments (dept_id, name, updated_at)"
+	    " VALUES (?1, ?2, 0)" };
 
 	if (mkdtemp(dir) == NULL)
 		return 1;
@@ -135,11 +141,35 @@ main(void)
 	    db_schema_version(db2) == db_schema_latest(),
 	    "a second open finds it migrated");
 	db_close(db2);
-	st1 = db_stmt(db, sql, &err);
-	st2 = db_stmt(db, sql, &err);
-	CHECK(st1 != NULL && st1 == st2, "statements are prepared once");
-	CHECK(db_stmt(db, "SELECT nonsense FROM", &err) == NULL &&
-	    err.code == DA_EDB, "a bad statement is an error");
+	db_query(db, &r1, &q_one, DB_ARGS(DB_INT(1)), &err);
+	st1 = r1.st;
+	CHECK(db_next(&r1) == 1 && db_int(&r1, 0) == 2 &&
+	    db_next(&r1) == 0 && db_done(&r1) == DA_OK, "a query's rows");
+	db_query(db, &r1, &q_one, DB_ARGS(DB_INT(2)), &err);
+	CHECK(st1 != NULL && r1.st == st1, "statements are prepared once");
+	CHECK(db_next(&r1) == 1 && db_int(&r1, 0) == 3,
+	    "a cached statement is bound afresh");
+	db_query(db, &r2, &q_one, DB_ARGS(DB_INT(10)), &err);
+	CHECK(r2.st != st1 && db_next(&r2) == 1 && db_int(&r2, 0) == 11 &&
+	    db_done(&r2) == DA_OK && db_next(&r1) == 0 &&
+	    db_done(&r1) == DA_OK,
+	    "a statement in use by an outer cursor gets a private copy");
+	da_error_clear(&err);
+	CHECK(db_run(db, &q_bad, DB_NOARGS, &err) == DA_EDB &&
+	    err.code == DA_EDB && strncmp(err.msg, "nonsense: ", 10) == 0,
+	    "a bad statement is an error naming it (%s)", err.msg);
+	da_error_clear(&err);
+	db_query(db, &r1, &q_one, DB_NOARGS, &err);
+	CHECK(db_next(&r1) == -1 && db_done(&r1) == DA_EDB &&
+	    strstr(err.msg, "one: 0 arguments for 1 parameters") != NULL,
+	    "too few arguments are an error (%s)", err.msg);
+	CHECK(db_run(db, &q_ins, DB_ARGS(DB_INT(77), DB_TEXT("x")), &err) ==
+	    DA_OK && db_changes(db) == 1 && db_run(db, &q_ins,
+	    DB_ARGS(DB_INT(77), DB_TEXT("x")), &err) == DA_EDB &&
+	    strncmp(err.msg, "dept insert: ", 13) == 0,
+	    "db_run counts changes and reports a failed step once (%s)",
+	    err.msg);
+	exec(db, "DELETE FROM departments WHERE dept_id = 77");
 
 	/* Token cache. */
 	fetch_calls = 0;
