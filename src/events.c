@@ -48,37 +48,54 @@ static const char *const keys_time[] = {
 };
 static const char *const keys_event_id[] = { "eventId", "BizId", NULL };
 
-static const char *const sql_insert =
-    "INSERT INTO events (dedupe_key, event_type, payload, received_at, state,"
-    " attempts, applied_at) VALUES (?1, ?2, ?3, ?4, ?5,"
-    " ?5 = 'applied', CASE WHEN ?5 = 'applied' THEN ?4 END)"
-    " ON CONFLICT (dedupe_key) DO NOTHING";
-static const char *const sql_find =
-    "SELECT id FROM events WHERE dedupe_key = ?1";
-static const char *const sql_next_pending =
-    "SELECT id, payload FROM events WHERE state = 'pending' AND id > ?1"
-    " ORDER BY id LIMIT 1";
-static const char *const sql_applied =
-    "UPDATE events SET state = 'applied', attempts = attempts + 1,"
-    " last_error = NULL, applied_at = ?2 WHERE id = ?1";
-static const char *const sql_failed =
-    "UPDATE events SET attempts = attempts + 1, last_error = ?2"
-    " WHERE id = ?1";
-static const char *const sql_unusable =
-    "UPDATE events SET state = 'ignored', attempts = attempts + 1,"
-    " last_error = ?2 WHERE id = ?1";
-static const char *const sql_count_pending =
-    "SELECT count(*) FROM events WHERE state = 'pending'";
-static const char *const sql_list =
-    "SELECT id, dedupe_key, event_type, payload, state,"
-    " coalesce(last_error, ''), received_at, coalesce(applied_at, 0),"
-    " attempts FROM (SELECT * FROM events ORDER BY id DESC LIMIT ?1)"
-    " ORDER BY id";
-static const char *const sql_list_pending =
-    "SELECT id, dedupe_key, event_type, payload, state,"
-    " coalesce(last_error, ''), received_at, coalesce(applied_at, 0),"
-    " attempts FROM (SELECT * FROM events WHERE state = 'pending'"
-    " ORDER BY id DESC LIMIT ?1) ORDER BY id";
+enum stmt {
+	STMT_INSERT,
+	STMT_FIND,
+	STMT_NEXT_PENDING,
+	STMT_APPLIED,
+	STMT_FAILED,
+	STMT_UNUSABLE,
+	STMT_COUNT_PENDING,
+	STMT_LIST,
+	STMT_LIST_PENDING,
+	STMT__MAX
+};
+
+#define LIST_COLUMNS \
+    "SELECT id, dedupe_key, event_type, payload, state," \
+    " coalesce(last_error, ''), received_at, coalesce(applied_at, 0)," \
+    " attempts"
+
+static const struct db_sql stmts[STMT__MAX] = {
+	/* A new row (its id returned); nothing if its key is there. */
+	[STMT_INSERT] = { "event store",
+	    "INSERT INTO events (dedupe_key, event_type, payload, received_at,"
+	    " state, attempts, applied_at) VALUES (?1, ?2, ?3, ?4, ?5,"
+	    " ?5 = 'applied', CASE WHEN ?5 = 'applied' THEN ?4 END)"
+	    " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id" },
+	[STMT_FIND] = { "event lookup",
+	    "SELECT id FROM events WHERE dedupe_key = ?1" },
+	[STMT_NEXT_PENDING] = { "pending events",
+	    "SELECT id, payload FROM events WHERE state = 'pending'"
+	    " AND id > ?1 ORDER BY id LIMIT 1" },
+	[STMT_APPLIED] = { "event update",
+	    "UPDATE events SET state = 'applied', attempts = attempts + 1,"
+	    " last_error = NULL, applied_at = ?2 WHERE id = ?1" },
+	[STMT_FAILED] = { "event update",
+	    "UPDATE events SET attempts = attempts + 1, last_error = ?2"
+	    " WHERE id = ?1" },
+	[STMT_UNUSABLE] = { "event update",
+	    "UPDATE events SET state = 'ignored', attempts = attempts + 1,"
+	    " last_error = ?2 WHERE id = ?1" },
+	[STMT_COUNT_PENDING] = { "count pending events",
+	    "SELECT count(*) FROM events WHERE state = 'pending'" },
+	[STMT_LIST] = { "list events",
+	    LIST_COLUMNS " FROM (SELECT * FROM events ORDER BY id DESC"
+	    " LIMIT ?1) ORDER BY id" },
+	[STMT_LIST_PENDING] = { "list events",
+	    LIST_COLUMNS " FROM (SELECT * FROM events WHERE state = 'pending'"
+	    " ORDER BY id DESC LIMIT ?1) ORDER BY id" },
+};
 
 const char *
 event_kind_name(enum event_kind kind)
@@ -348,10 +365,10 @@ store_as(struct db *db, const struct event *ev, const char *payload,
     size_t len, const char *fallback, const char *state, int *stored,
     long long *id, struct da_error *err)
 {
-	sqlite3_stmt	*st;
+	struct db_rows	 r;
 	char		 key[EVENT_KEY_MAX];
+	long long	 row = 0;
 	enum da_err	 rc = DA_OK;
-	int		 step;
 
 	*stored = 0;
 	if (id != NULL)
@@ -370,40 +387,27 @@ store_as(struct db *db, const struct event *ev, const char *payload,
 		    "and no usable key to tell it apart");
 		goto out;
 	}
-	if ((st = db_stmt(db, sql_insert, err)) == NULL) {
-		rc = DA_EDB;
+	db_query(db, &r, &stmts[STMT_INSERT], DB_ARGS(DB_TEXT(key),
+	    DB_TEXT(ev->type), DB_TEXTN(payload, len), DB_INT(db_now()),
+	    DB_TEXT(state)), err);
+	if ((*stored = db_next(&r) == 1))
+		row = db_int(&r, 0);
+	if (*stored)
+		db_next(&r);	/* the INSERT to its end */
+	if ((rc = db_done(&r)) != DA_OK) {
+		*stored = 0;
 		goto out;
 	}
-	db_bind_text(st, 1, key);
-	db_bind_text(st, 2, ev->type);
-	sqlite3_bind_text(st, 3, payload, (int)len, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 4, db_now());
-	db_bind_text(st, 5, state);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		rc = db_error(db, err, "event store");
-		sqlite3_reset(st);
+	if (*stored || id == NULL)
 		goto out;
-	}
-	sqlite3_reset(st);
-	if (sqlite3_changes(db_handle(db)) == 1) {
-		*stored = 1;
-		if (id != NULL)
-			*id = sqlite3_last_insert_rowid(db_handle(db));
-		goto out;
-	}
-	if (id == NULL)
-		goto out;
-	if ((st = db_stmt(db, sql_find, err)) == NULL) {
-		rc = DA_EDB;
-		goto out;
-	}
-	db_bind_text(st, 1, key);
-	if ((step = sqlite3_step(st)) == SQLITE_ROW)
-		*id = sqlite3_column_int64(st, 0);
-	else if (step != SQLITE_DONE)
-		rc = db_error(db, err, "event lookup");
-	sqlite3_reset(st);
+	/* Stored before: its id. */
+	db_query(db, &r, &stmts[STMT_FIND], DB_ARGS(DB_TEXT(key)), err);
+	if (db_next(&r) == 1)
+		row = db_int(&r, 0);
+	rc = db_done(&r);
 out:
+	if (id != NULL && rc == DA_OK)
+		*id = row;
 	return rc;
 }
 
@@ -561,27 +565,6 @@ events_apply(struct db *db, const struct event *ev, struct da_error *err)
 	return rc;
 }
 
-/* Run sql_applied, sql_failed or sql_unusable for event id. */
-static enum da_err
-mark(struct db *db, const char *sql, long long id, const char *text,
-    struct da_error *err)
-{
-	sqlite3_stmt	*st;
-	enum da_err	 rc = DA_OK;
-
-	if ((st = db_stmt(db, sql, err)) == NULL)
-		return DA_EDB;
-	sqlite3_bind_int64(st, 1, id);
-	if (sql == sql_applied)
-		sqlite3_bind_int64(st, 2, db_now());
-	else
-		db_bind_text(st, 2, text);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = db_error(db, err, "event update");
-	sqlite3_reset(st);
-	return rc;
-}
-
 /*
  * Failures that concern one event alone; any other failure means
  * DingTalk (or our side) is not usable right now and stops a run.
@@ -608,21 +591,16 @@ static int
 next_pending(struct db *db, long long last, long long *id, char **payload,
     struct da_error *err)
 {
-	sqlite3_stmt	*st;
-	int		 step, found = 0;
+	struct db_rows	 r;
+	int		 found;
 
-	if ((st = db_stmt(db, sql_next_pending, err)) == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, last);
-	if ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		*id = sqlite3_column_int64(st, 0);
-		*payload = xstrdup(db_column_text(st, 1));
-		found = 1;
-	} else if (step != SQLITE_DONE) {
-		db_error(db, err, "pending events");
-		found = -1;
+	db_query(db, &r, &stmts[STMT_NEXT_PENDING], DB_ARGS(DB_INT(last)),
+	    err);
+	if ((found = db_next(&r)) == 1) {
+		*id = db_int(&r, 0);
+		*payload = xstrdup(db_text(&r, 1));
 	}
-	sqlite3_reset(st);
+	db_done(&r);
 	return found;
 }
 
@@ -638,7 +616,8 @@ apply_row(struct db *db, long long id, const char *payload,
 	struct event	 ev;
 	struct da_error	 e;
 	char		 text[EVENT_ERROR_MAX];
-	const char	*sql;
+	struct db_arg	 detail = DB_TEXT(text);	/* last_error */
+	enum stmt	 q;
 	int		 rc = 0;
 
 	*stop = 0;
@@ -646,22 +625,23 @@ apply_row(struct db *db, long long id, const char *payload,
 	if (events_parse(payload, strlen(payload), &ev, &e) != DA_OK) {
 		/* Not written by us: kept for the operator, out of the way. */
 		log_msg(LOG_WARN, "event %lld cannot be parsed: %s", id, e.msg);
-		sql = sql_unusable;
+		q = STMT_UNUSABLE;
 	} else if (events_apply(db, &ev, &e) == DA_OK) {
 		log_msg(LOG_INFO, "event %lld (%s) applied", id, ev.type);
-		sql = sql_applied;
+		q = STMT_APPLIED;
+		detail = DB_INT(db_now());	/* applied_at */
 		run->applied++;
 		rc = 1;
 	} else {
 		log_msg(LOG_WARN, "event %lld (%s) stays pending: %s: %s", id,
 		    ev.type, da_errname(e.code), e.msg);
-		sql = sql_failed;
+		q = STMT_FAILED;
 		if (run->failed++ == 0)
 			run->first_error = e;
 		*stop = !failure_is_local(&e);
 	}
 	snprintf(text, sizeof(text), "%s: %s", da_errname(e.code), e.msg);
-	if (mark(db, sql, id, text, err) != DA_OK)
+	if (db_run(db, &stmts[q], DB_ARGS(DB_INT(id), detail), err) != DA_OK)
 		rc = -1;
 	event_clear(&ev);
 	return rc;
@@ -681,8 +661,8 @@ lock_open(struct db *db)
 	char		*lock;
 	int		 fd;
 
-	path = sqlite3_db_filename(db_handle(db), "main");
-	if (path == NULL || *path == '\0')
+	path = db_path(db);
+	if (*path == '\0')
 		return -1;
 	if (open_fd != -1 && open_path != NULL && strcmp(open_path, path) == 0)
 		return open_fd;
@@ -761,18 +741,11 @@ events_apply_pending(struct db *db, int max, int wait,
 enum da_err
 events_count_pending(struct db *db, long long *n, struct da_error *err)
 {
-	sqlite3_stmt	*st;
-	enum da_err	 rc = DA_OK;
+	struct db_rows	 r;
 
-	*n = 0;
-	if ((st = db_stmt(db, sql_count_pending, err)) == NULL)
-		return DA_EDB;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		*n = sqlite3_column_int64(st, 0);
-	else
-		rc = db_error(db, err, "count pending events");
-	sqlite3_reset(st);
-	return rc;
+	db_query(db, &r, &stmts[STMT_COUNT_PENDING], DB_NOARGS, err);
+	*n = db_next(&r) == 1 ? db_int(&r, 0) : 0;
+	return db_done(&r);
 }
 
 enum da_err
@@ -781,29 +754,22 @@ events_each(struct db *db, int pending_only, long long limit,
     struct da_error *err)
 {
 	struct event_row	 row;
-	sqlite3_stmt		*st;
-	enum da_err		 rc = DA_OK;
-	int			 step;
+	struct db_rows		 r;
 
-	if ((st = db_stmt(db, pending_only ? sql_list_pending : sql_list,
-	    err)) == NULL)
-		return DA_EDB;
-	sqlite3_bind_int64(st, 1, limit > 0 ? limit : -1);
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		row.id = sqlite3_column_int64(st, 0);
-		row.dedupe_key = db_column_text(st, 1);
-		row.type = db_column_text(st, 2);
-		row.payload = db_column_text(st, 3);
-		row.state = db_column_text(st, 4);
-		row.last_error = db_column_text(st, 5);
-		row.received_at = sqlite3_column_int64(st, 6);
-		row.applied_at = sqlite3_column_int64(st, 7);
-		row.attempts = sqlite3_column_int(st, 8);
+	db_query(db, &r, &stmts[pending_only ? STMT_LIST_PENDING : STMT_LIST],
+	    DB_ARGS(DB_INT(limit > 0 ? limit : -1)), err);
+	while (db_next(&r) == 1) {
+		row.id = db_int(&r, 0);
+		row.dedupe_key = db_text(&r, 1);
+		row.type = db_text(&r, 2);
+		row.payload = db_text(&r, 3);
+		row.state = db_text(&r, 4);
+		row.last_error = db_text(&r, 5);
+		row.received_at = db_int(&r, 6);
+		row.applied_at = db_int(&r, 7);
+		row.attempts = (int)db_int(&r, 8);
 		if (fn(&row, arg) != 0)
 			break;
 	}
-	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		rc = db_error(db, err, "list events");
-	sqlite3_reset(st);
-	return rc;
+	return db_done(&r);
 }

@@ -9,28 +9,44 @@
 #include "log.h"
 #include "token.h"
 
-static const char *const sql_get =
-    "SELECT access_token, expires_at FROM tokens WHERE app_key = ?1";
-static const char *const sql_put =
-    "INSERT INTO tokens (app_key, kind, access_token, expires_at, fetched_at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (app_key) DO UPDATE SET"
-    " kind = excluded.kind, access_token = excluded.access_token,"
-    " expires_at = excluded.expires_at, fetched_at = excluded.fetched_at";
-static const char *const sql_drop_if =
-    "DELETE FROM tokens WHERE app_key = ?1 AND access_token = ?2";
-static const char *const sql_drop =
-    "DELETE FROM tokens WHERE app_key = ?1";
-static const char *const sql_lease_get =
-    "SELECT expires_at FROM token_leases WHERE app_key = ?1";
-static const char *const sql_lease_take =
-    "INSERT INTO token_leases (app_key, holder, expires_at) VALUES (?1, ?2, ?3)"
-    " ON CONFLICT (app_key) DO UPDATE SET holder = excluded.holder,"
-    " expires_at = excluded.expires_at";
-static const char *const sql_lease_drop =
-    "DELETE FROM token_leases WHERE app_key = ?1";
-static const char *const sql_list =
-    "SELECT app_key, kind, access_token, expires_at, fetched_at"
-    " FROM tokens ORDER BY app_key";
+enum stmt {
+	STMT_GET,
+	STMT_PUT,
+	STMT_DROP_IF,
+	STMT_DROP,
+	STMT_LEASE_GET,
+	STMT_LEASE_TAKE,
+	STMT_LEASE_DROP,
+	STMT_LIST,
+	STMT__MAX
+};
+
+static const struct db_sql stmts[STMT__MAX] = {
+	[STMT_GET] = { "token lookup",
+	    "SELECT access_token, expires_at FROM tokens WHERE app_key = ?1" },
+	[STMT_PUT] = { "token store",
+	    "INSERT INTO tokens (app_key, kind, access_token, expires_at,"
+	    " fetched_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+	    " ON CONFLICT (app_key) DO UPDATE SET"
+	    " kind = excluded.kind, access_token = excluded.access_token,"
+	    " expires_at = excluded.expires_at,"
+	    " fetched_at = excluded.fetched_at" },
+	[STMT_DROP_IF] = { "token drop",
+	    "DELETE FROM tokens WHERE app_key = ?1 AND access_token = ?2" },
+	[STMT_DROP] = { "token drop",
+	    "DELETE FROM tokens WHERE app_key = ?1" },
+	[STMT_LEASE_GET] = { "token lease",
+	    "SELECT expires_at FROM token_leases WHERE app_key = ?1" },
+	[STMT_LEASE_TAKE] = { "token lease",
+	    "INSERT INTO token_leases (app_key, holder, expires_at)"
+	    " VALUES (?1, ?2, ?3) ON CONFLICT (app_key) DO UPDATE SET"
+	    " holder = excluded.holder, expires_at = excluded.expires_at" },
+	[STMT_LEASE_DROP] = { "token lease",
+	    "DELETE FROM token_leases WHERE app_key = ?1" },
+	[STMT_LIST] = { "token list",
+	    "SELECT app_key, kind, access_token, expires_at, fetched_at"
+	    " FROM tokens ORDER BY app_key" },
+};
 
 static const char *const kind_names[] = {
 	[TOKEN_CORP] = "corp", [TOKEN_SNS] = "sns",
@@ -41,24 +57,18 @@ static int
 lookup(struct db *db, const char *app_key, char *token, size_t size,
     struct da_error *err)
 {
-	sqlite3_stmt	*st;
-	int		 rc, found = 0;
+	struct db_rows	 r;
+	int		 found;
 
-	if ((st = db_stmt(db, sql_get, err)) == NULL)
-		return -1;
-	db_bind_text(st, 1, app_key);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		if (sqlite3_column_int64(st, 1) - TOKEN_EARLY > db_now() &&
-		    (size_t)sqlite3_column_bytes(st, 0) < size) {
-			snprintf(token, size, "%s", db_column_text(st, 0));
-			found = 1;
-		}
-	} else if (rc != SQLITE_DONE) {
-		db_error(db, err, "token lookup");
-		found = -1;
+	db_query(db, &r, &stmts[STMT_GET], DB_ARGS(DB_TEXT(app_key)), err);
+	if ((found = db_next(&r)) == 1) {
+		if (db_int(&r, 1) - TOKEN_EARLY > db_now() &&
+		    db_bytes(&r, 0) < size)
+			snprintf(token, size, "%s", db_text(&r, 0));
+		else
+			found = 0;
 	}
-	sqlite3_reset(st);
+	db_done(&r);
 	return found;
 }
 
@@ -79,27 +89,6 @@ sleep_ms(long ms)
 		continue;
 }
 
-/* Run a statement binding app_key (and optional ints); DA_OK or DA_EDB. */
-static enum da_err
-run_lease(struct db *db, const char *sql, const char *app_key,
-    long long holder, long long expires_at, struct da_error *err)
-{
-	sqlite3_stmt	*st;
-	enum da_err	 rc = DA_OK;
-
-	if ((st = db_stmt(db, sql, err)) == NULL)
-		return DA_EDB;
-	db_bind_text(st, 1, app_key);
-	if (sql == sql_lease_take) {
-		sqlite3_bind_int64(st, 2, holder);
-		sqlite3_bind_int64(st, 3, expires_at);
-	}
-	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = db_error(db, err, "token lease");
-	sqlite3_reset(st);
-	return rc;
-}
-
 /*
  * Under the write lock: is a token now fresh (1), should we fetch it
  * (we took the lease: 0), or is someone else fetching (2)? -1 on error.
@@ -108,26 +97,23 @@ static int
 claim(struct db *db, const char *app_key, char *token, size_t size,
     struct da_error *err)
 {
-	sqlite3_stmt	*st;
+	struct db_rows	 r;
 	long long	 now = db_now();
-	int		 found, busy = 0;
+	int		 found, busy;
 
 	if (db_begin_immediate(db, err) != DA_OK)
 		return -1;
 	if ((found = lookup(db, app_key, token, size, err)) != 0)
 		goto out;
-	if ((st = db_stmt(db, sql_lease_get, err)) == NULL) {
+	db_query(db, &r, &stmts[STMT_LEASE_GET], DB_ARGS(DB_TEXT(app_key)),
+	    err);
+	busy = db_next(&r) == 1 && db_int(&r, 0) > now;
+	if (db_done(&r) != DA_OK)
 		found = -1;
-		goto out;
-	}
-	db_bind_text(st, 1, app_key);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > now)
-		busy = 1;
-	sqlite3_reset(st);
-	if (busy)
+	else if (busy)
 		found = 2;
-	else if (run_lease(db, sql_lease_take, app_key, (long long)getpid(),
-	    now + lease_seconds(), err) != DA_OK)
+	else if (db_run(db, &stmts[STMT_LEASE_TAKE], DB_ARGS(DB_TEXT(app_key),
+	    DB_INT(getpid()), DB_INT(now + lease_seconds())), err) != DA_OK)
 		found = -1;
 out:
 	if (found == -1) {
@@ -142,7 +128,6 @@ token_cache_get(struct db *db, enum token_kind kind, const char *app_key,
     token_fetch_fn fetch, void *arg, char *token, size_t size, int *fetched,
     struct da_error *err)
 {
-	sqlite3_stmt	*st;
 	long long	 expires_in = 0, now, deadline;
 	enum da_err	 rc = DA_OK;
 	int		 state;
@@ -169,9 +154,9 @@ token_cache_get(struct db *db, enum token_kind kind, const char *app_key,
 
 	/* We hold the lease: ask DingTalk without holding the write lock. */
 	rc = fetch(arg, token, size, &expires_in, err);
-	if (db_begin_immediate(db, NULL) != DA_OK) {
+	if (db_begin_immediate(db, rc == DA_OK ? err : NULL) != DA_OK) {
 		if (rc == DA_OK)
-			rc = db_error(db, err, "token store");
+			rc = DA_EDB;
 		goto out;
 	}
 	if (rc == DA_OK) {
@@ -180,20 +165,11 @@ token_cache_get(struct db *db, enum token_kind kind, const char *app_key,
 		if (expires_in <= 0)
 			expires_in = 7200;
 		now = db_now();
-		if ((st = db_stmt(db, sql_put, err)) == NULL) {
-			rc = DA_EDB;
-			goto rollback;
-		}
-		db_bind_text(st, 1, app_key);
-		db_bind_text(st, 2, kind_names[kind]);
-		db_bind_text(st, 3, token);
-		sqlite3_bind_int64(st, 4, now + expires_in);
-		sqlite3_bind_int64(st, 5, now);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			rc = db_error(db, err, "token store");
-		sqlite3_reset(st);
+		rc = db_run(db, &stmts[STMT_PUT], DB_ARGS(DB_TEXT(app_key),
+		    DB_TEXT(kind_names[kind]), DB_TEXT(token),
+		    DB_INT(now + expires_in), DB_INT(now)), err);
 	}
-	if (run_lease(db, sql_lease_drop, app_key, 0, 0,
+	if (db_run(db, &stmts[STMT_LEASE_DROP], DB_ARGS(DB_TEXT(app_key)),
 	    rc == DA_OK ? err : NULL) != DA_OK && rc == DA_OK)
 		rc = DA_EDB;
 	if (rc == DA_OK || rc != DA_EDB) {
@@ -203,7 +179,6 @@ token_cache_get(struct db *db, enum token_kind kind, const char *app_key,
 			rc = DA_EDB;
 		goto out;
 	}
-rollback:
 	db_rollback(db);
 out:
 	if (rc == DA_OK)
@@ -219,47 +194,31 @@ enum da_err
 token_cache_drop(struct db *db, const char *app_key, const char *bad_token,
     struct da_error *err)
 {
-	sqlite3_stmt	*st;
-	enum da_err	 rc = DA_OK;
-
-	st = db_stmt(db, bad_token != NULL ? sql_drop_if : sql_drop, err);
-	if (st == NULL)
-		return DA_EDB;
-	db_bind_text(st, 1, app_key);
-	if (bad_token != NULL)
-		db_bind_text(st, 2, bad_token);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = db_error(db, err, "token drop");
-	sqlite3_reset(st);
-	return rc;
+	if (bad_token == NULL)
+		return db_run(db, &stmts[STMT_DROP], DB_ARGS(DB_TEXT(app_key)),
+		    err);
+	return db_run(db, &stmts[STMT_DROP_IF], DB_ARGS(DB_TEXT(app_key),
+	    DB_TEXT(bad_token)), err);
 }
 
 enum da_err
 token_cache_list(struct db *db, struct token_info *out, size_t max,
     size_t *n, struct da_error *err)
 {
-	sqlite3_stmt	*st;
+	struct db_rows	 r;
 	char		 hex[65];
-	int		 rc;
 
 	*n = 0;
-	if ((st = db_stmt(db, sql_list, err)) == NULL)
-		return DA_EDB;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+	db_query(db, &r, &stmts[STMT_LIST], DB_NOARGS, err);
+	while (*n < max && db_next(&r) == 1) {
 		struct token_info	*t = &out[(*n)++];
 
-		snprintf(t->app_key, sizeof(t->app_key), "%s",
-		    db_column_text(st, 0));
-		snprintf(t->kind, sizeof(t->kind), "%s",
-		    db_column_text(st, 1));
-		crypto_sha256_hex(db_column_text(st, 2),
-		    (size_t)sqlite3_column_bytes(st, 2), hex);
+		snprintf(t->app_key, sizeof(t->app_key), "%s", db_text(&r, 0));
+		snprintf(t->kind, sizeof(t->kind), "%s", db_text(&r, 1));
+		crypto_sha256_hex(db_text(&r, 2), db_bytes(&r, 2), hex);
 		snprintf(t->fingerprint, sizeof(t->fingerprint), "%.12s", hex);
-		t->expires_at = sqlite3_column_int64(st, 3);
-		t->fetched_at = sqlite3_column_int64(st, 4);
+		t->expires_at = db_int(&r, 3);
+		t->fetched_at = db_int(&r, 4);
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_error(db, err, "token list");
-	return DA_OK;
+	return db_done(&r);
 }

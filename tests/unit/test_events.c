@@ -4,6 +4,7 @@
  * the events that need no DingTalk call (user_leave_org, org_dept_remove)
  * or fail for want of one (the run stops, the error is kept).
  */
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,20 +17,6 @@
 #include "events.h"
 #include "session.h"
 #include "unit.h"
-
-static long long
-count(struct db *db, const char *sql)
-{
-	sqlite3_stmt	*st;
-	long long	 n = -1;
-
-	if (sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
-}
 
 static void
 remove_dir(const char *dir)
@@ -216,7 +203,7 @@ main(void)
 	    "the same key is not stored twice");
 	CHECK(store(db, "{\"EventType\":\"org_change\",\"eventId\":\"e1\"}",
 	    "sig:bbb", &stored) == 0 && stored == 1 &&
-	    count(db, "SELECT count(*) FROM events WHERE dedupe_key = "
+	    unit_count(db, "SELECT count(*) FROM events WHERE dedupe_key = "
 	    "'event:e1' AND state = 'ignored'") == 1,
 	    "eventId is the key; another type is ignored");
 	CHECK(store(db, "{\"EventType\":\"org_change\",\"eventId\":\"e1\"}",
@@ -230,7 +217,7 @@ main(void)
 	    events_store(db, &ev, "{}", 2, NULL, &stored, &id, &err) ==
 	    DA_EINPUT, "no key at all is refused");
 	event_clear(&ev);
-	CHECK(count(db, "SELECT count(*) FROM events") == 2, "two rows");
+	CHECK(unit_count(db, "SELECT count(*) FROM events") == 2, "two rows");
 	CHECK(events_count_pending(db, &n, &err) == DA_OK && n == 1,
 	    "one pending");
 
@@ -256,18 +243,18 @@ main(void)
 	    run.applied == 1 && run.failed == 0 && run.pending == 0,
 	    "user_leave_org applied (%d applied, %d failed)", run.applied,
 	    run.failed);
-	CHECK(count(db, "SELECT active FROM users WHERE userid = 'u1'") ==
-	    0 && count(db, "SELECT count(*) FROM sessions") == 0,
+	CHECK(unit_count(db, "SELECT active FROM users WHERE userid = 'u1'") ==
+	    0 && unit_count(db, "SELECT count(*) FROM sessions") == 0,
 	    "the leaver is inactive and signed out");
-	CHECK(count(db, "SELECT attempts FROM events WHERE dedupe_key = "
+	CHECK(unit_count(db, "SELECT attempts FROM events WHERE dedupe_key = "
 	    "'sig:aaa' AND state = 'applied' AND applied_at > 0 AND "
 	    "last_error IS NULL") == 1, "bookkeeping of an applied event");
 	CHECK(store(db, "{\"EventType\":\"org_dept_remove\",\"DeptId\":[5]}",
 	    "sig:eee", &stored) == 0 &&
 	    events_apply_pending(db, 0, 1, &run, &err) == DA_OK &&
 	    run.applied == 1 &&
-	    count(db, "SELECT count(*) FROM departments") == 0 &&
-	    count(db, "SELECT count(*) FROM user_depts") == 1,
+	    unit_count(db, "SELECT count(*) FROM departments") == 0 &&
+	    unit_count(db, "SELECT count(*) FROM user_depts") == 1,
 	    "org_dept_remove removes the department and its memberships");
 
 	/* Applying what needs DingTalk, with no app configured: stops. */
@@ -279,14 +266,14 @@ main(void)
 	    run.applied == 0 && run.failed == 1 && run.pending == 2 &&
 	    run.first_error.code == DA_ECONFIG,
 	    "a configuration error stops the run (%s)", run.first_error.msg);
-	CHECK(count(db, "SELECT count(*) FROM events"
+	CHECK(unit_count(db, "SELECT count(*) FROM events"
 	    " WHERE state = 'pending' AND attempts = 1"
 	    " AND last_error LIKE 'ECONFIG: user u2: %'") == 1 &&
-	    count(db, "SELECT count(*) FROM events"
+	    unit_count(db, "SELECT count(*) FROM events"
 	    " WHERE state = 'pending' AND attempts = 0") == 1,
 	    "the first keeps its error, the second was not tried");
 	CHECK(events_apply_pending(db, 1, 0, &run, &err) == DA_OK &&
-	    run.failed == 1 && count(db, "SELECT max(attempts)"
+	    run.failed == 1 && unit_count(db, "SELECT max(attempts)"
 	    " FROM events WHERE state = 'pending'") == 2, "max bounds a run");
 
 	/* A payload that is not an event (not written by us) is set aside. */
@@ -295,7 +282,7 @@ main(void)
 	    "received_at) VALUES ('x', 'user_add_org', 'garbage', 1)", NULL,
 	    NULL, NULL);
 	CHECK(events_apply_pending(db, 0, 0, &run, &err) == DA_OK &&
-	    run.pending == 0 && count(db, "SELECT count(*) FROM events"
+	    run.pending == 0 && unit_count(db, "SELECT count(*) FROM events"
 	    " WHERE dedupe_key = 'x' AND state = 'ignored'"
 	    " AND last_error LIKE 'EINPUT%'") == 1,
 	    "an unparsable stored event is ignored");
@@ -303,14 +290,14 @@ main(void)
 	/* Listing. */
 	listed = 0;
 	CHECK(events_each(db, 0, 0, list_counter, &listed, &err) == DA_OK &&
-	    listed == (int)count(db, "SELECT count(*) FROM events"),
+	    listed == (int)unit_count(db, "SELECT count(*) FROM events"),
 	    "list all (%d)", listed);
 	listed = 0;
 	CHECK(events_each(db, 0, 2, list_counter, &listed, &err) == DA_OK &&
 	    listed == 2, "list with a limit");
 	id = 0;
 	CHECK(events_each(db, 0, 2, list_first, &id, &err) == DA_OK &&
-	    id == count(db, "SELECT max(id) - 1 FROM events"),
+	    id == unit_count(db, "SELECT max(id) - 1 FROM events"),
 	    "the newest events, oldest first");
 	listed = 0;
 	CHECK(events_each(db, 1, 0, list_counter, &listed, &err) == DA_OK &&

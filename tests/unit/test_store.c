@@ -2,6 +2,7 @@
  * Unit tests of the SQLite stores: db (migrations, statement cache),
  * token cache, sessions and login states, directory.
  */
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,20 +58,6 @@ writing_fetch(void *arg, char *token, size_t size, long long *expires_in,
 	snprintf(token, size, "tok-w");
 	*expires_in = 7200;
 	return DA_OK;
-}
-
-static long long
-count(struct db *db, const char *sql)
-{
-	sqlite3_stmt	*st;
-	long long	 n = -1;
-
-	if (sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
 }
 
 static void
@@ -134,9 +121,9 @@ main(void)
 	CHECK(db_schema_version(db) == db_schema_latest() &&
 	    db_schema_latest() >= 1, "migrated to the latest version (%d)",
 	    db_schema_version(db));
-	CHECK(count(db, "SELECT count(*) FROM pragma_journal_mode "
+	CHECK(unit_count(db, "SELECT count(*) FROM pragma_journal_mode "
 	    "WHERE journal_mode = 'wal'") == 1, "WAL mode");
-	CHECK(count(db, "PRAGMA foreign_keys") == 1, "foreign keys on");
+	CHECK(unit_count(db, "PRAGMA foreign_keys") == 1, "foreign keys on");
 	CHECK(db_open(path, &db2, &err) == DA_OK &&
 	    db_schema_version(db2) == db_schema_latest(),
 	    "a second open finds it migrated");
@@ -189,14 +176,14 @@ main(void)
 	    sizeof(tok), &fetched, &err) == DA_OK && !fetched,
 	    "used until 300 s before expiry");
 	CHECK(token_cache_drop(db, "appk", "tok-1", &err) == DA_OK &&
-	    count(db, "SELECT count(*) FROM tokens") == 1,
+	    unit_count(db, "SELECT count(*) FROM tokens") == 1,
 	    "drop of a token already replaced keeps the new one");
 	CHECK(token_cache_drop(db, "appk", "tok-2", &err) == DA_OK &&
-	    count(db, "SELECT count(*) FROM tokens") == 0,
+	    unit_count(db, "SELECT count(*) FROM tokens") == 0,
 	    "drop of the current token removes it");
 	CHECK(token_cache_get(db, TOKEN_SNS, "snsapp", failing_fetch, NULL,
 	    tok, sizeof(tok), &fetched, &err) == DA_EHTTP &&
-	    count(db, "SELECT count(*) FROM tokens") == 0 &&
+	    unit_count(db, "SELECT count(*) FROM tokens") == 0 &&
 	    sqlite3_get_autocommit(db_handle(db)),
 	    "a failed fetch stores nothing and releases the lock");
 	token_cache_get(db, TOKEN_SNS, "snsapp", fake_fetch, &ttl, tok,
@@ -213,7 +200,7 @@ main(void)
 	    sizeof(tok), &fetched, &err) == DA_OK && writer_ok &&
 	    strcmp(tok, "tok-w") == 0,
 	    "another writer is not blocked while a token is fetched");
-	CHECK(count(db, "SELECT count(*) FROM token_leases") == 0,
+	CHECK(unit_count(db, "SELECT count(*) FROM token_leases") == 0,
 	    "the lease is released after the fetch");
 	token_cache_drop(db, "appk", NULL, &err);
 	exec(db, "INSERT INTO token_leases VALUES ('appk', 1, "
@@ -231,7 +218,7 @@ main(void)
 	    "a live lease is waited for, then taken over when it expires");
 	CHECK(token_cache_get(db, TOKEN_SNS, "snsx", failing_fetch, NULL, tok,
 	    sizeof(tok), &fetched, &err) == DA_EHTTP &&
-	    count(db, "SELECT count(*) FROM token_leases") == 0,
+	    unit_count(db, "SELECT count(*) FROM token_leases") == 0,
 	    "a failed fetch releases its lease");
 
 	/* Directory. */
@@ -274,13 +261,14 @@ main(void)
 	CHECK(session_open(db, "u1", "127.0.0.1", "ua", id, &err) == DA_OK &&
 	    strlen(id) == SESSION_ID_LEN, "session opened");
 	crypto_sha256_hex(id, SESSION_ID_LEN, hex);
-	CHECK(count(db, "SELECT count(*) FROM sessions") == 1, "one row");
+	CHECK(unit_count(db, "SELECT count(*) FROM sessions") == 1, "one row");
 	{
 		char	 q[256];
 
 		snprintf(q, sizeof(q), "SELECT count(*) FROM sessions WHERE "
 		    "hex(id_hash) = upper('%s')", hex);
-		CHECK(count(db, q) == 1, "only the SHA-256 of the id is stored");
+		CHECK(unit_count(db, q) == 1,
+		    "only the SHA-256 of the id is stored");
 	}
 	CHECK(session_check(db, id, &su, &err) == DA_OK &&
 	    strcmp(su.userid, "u1") == 0 && strcmp(su.dept_ids, "3,4") == 0 &&
@@ -325,8 +313,9 @@ main(void)
 	CHECK(directory_counts(db, &users, &active, &depts, &err) == DA_OK &&
 	    users == 2 && active == 2 && depts == 4, "counts");
 	CHECK(directory_remove_dept(db, 3, &err) == DA_OK &&
-	    count(db, "SELECT count(*) FROM user_depts WHERE dept_id = 3") == 0
-	    && count(db, "SELECT count(*) FROM departments") == 3,
+	    unit_count(db, "SELECT count(*) FROM user_depts"
+	    " WHERE dept_id = 3") == 0 &&
+	    unit_count(db, "SELECT count(*) FROM departments") == 3,
 	    "department removed with its memberships");
 
 	/* Login states. */
@@ -340,7 +329,7 @@ main(void)
 	state_create(db, "/", state, &err);
 	exec(db, "UPDATE login_states SET expires_at = strftime('%s','now') - 1");
 	CHECK(state_take(db, state, rd, sizeof(rd), &err) == DA_ESTATE &&
-	    count(db, "SELECT count(*) FROM login_states") == 0,
+	    unit_count(db, "SELECT count(*) FROM login_states") == 0,
 	    "expired state refused and gone");
 	CHECK(state_take(db, "not-a-state", rd, sizeof(rd), &err) == DA_ESTATE,
 	    "forged state refused");

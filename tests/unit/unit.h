@@ -38,6 +38,23 @@ static int unit_passed;
 /* A string literal and its length without the NUL: f(LIT("abc")). */
 #define LIT(s)	(s), (sizeof(s) - 1)
 
+#if defined(SQLITE_VERSION) && defined(DINGAUTH_DB_H)
+/* A test looking into the database: the first column of sql, -1. */
+static inline long long
+unit_count(struct db *db, const char *sql)
+{
+	sqlite3_stmt	*st;
+	long long	 n = -1;
+
+	if (sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+#endif
+
 static inline int
 unit_done(void)
 {
