@@ -167,17 +167,4 @@ long long	 db_now(void);
  */
 struct sqlite3	*db_handle(struct db *db);
 
-/*
- * The raw interface the stores used before, kept until the last of them
- * moves to the functions above: the cached statement for sql (reset);
- * db_error fills err with SQLite's message; db_bind_text binds NULL for
- * NULL; db_column_text is never NULL.
- */
-#include <sqlite3.h>
-sqlite3_stmt	*db_stmt(struct db *db, const char *sql, struct da_error *err);
-enum da_err	 db_error(struct db *db, struct da_error *err,
-		    const char *what);
-int		 db_bind_text(sqlite3_stmt *st, int idx, const char *s);
-const char	*db_column_text(sqlite3_stmt *st, int col);
-
 #endif

@@ -114,4 +114,91 @@ enum da_err	 directory_counts(struct db *db, long long *users,
 		    long long *active, long long *departments,
 		    struct da_error *err);
 
+/*
+ * A staged copy of DingTalk's directory, for a full sync: filled while
+ * it is fetched, then compared with ours into a plan that sync applies
+ * through the functions above. The copy and the plan live in TEMP tables
+ * of this connection: they vanish with it, so a killed run leaves
+ * nothing behind.
+ */
+
+/* Start an empty copy holding the root (with our name for it, if any). */
+enum da_err	 directory_stage_begin(struct db *db, long long root,
+		    struct da_error *err);
+/* Drop the copy and its plan (errors ignored: cleanup). */
+void		 directory_stage_end(struct db *db);
+
+/* The root's name as DingTalk gave it. */
+enum da_err	 directory_stage_root_name(struct db *db, long long root,
+		    const char *name, struct da_error *err);
+/* A department; *fresh is 1 if it was not staged before. */
+enum da_err	 directory_stage_dept(struct db *db, long long dept_id,
+		    long long parent_id, const char *name, int *fresh,
+		    struct da_error *err);
+/* A department whose sub-departments or members could not be read. */
+enum da_err	 directory_stage_dept_failed(struct db *db, long long dept_id,
+		    struct da_error *err);
+/*
+ * A user (once: *fresh is 1 if not staged before) with the departments
+ * their record names and dept_id, where they were found.
+ */
+enum da_err	 directory_stage_user(struct db *db, const struct dt_user *u,
+		    long long dept_id, int *fresh, struct da_error *err);
+
+struct dir_stage_counts {
+	long long	 departments;
+	long long	 users;
+	long long	 failed;	/* departments not fully read */
+};
+
+/* What is staged; the first max failed departments into failed_ids. */
+enum da_err	 directory_stage_counts(struct db *db,
+		    struct dir_stage_counts *c, long long *failed_ids,
+		    size_t max, struct da_error *err);
+
+/* What the plan does to a user or department. */
+enum dir_action {
+	DIR_ADD = 1,
+	DIR_UPDATE,
+	DIR_REACTIVATE,
+	DIR_DEACTIVATE,		/* users: left the company */
+	DIR_REMOVE,		/* departments: gone */
+	DIR__MAX
+};
+
+/* "add", "update", "reactivate", "deactivate", "remove". */
+const char	*directory_action_name(enum dir_action action);
+
+struct dir_plan_counts {
+	long long	 active_before;		/* active users now */
+	long long	 users[DIR__MAX];	/* by action */
+	long long	 depts[DIR__MAX];	/* by action */
+};
+
+/*
+ * Compare the copy with our directory into the plan: users and
+ * departments to add or update (users to reactivate); when complete (the
+ * whole directory was read), also users who left and departments gone.
+ * Run inside the caller's transaction; counts into *c.
+ */
+enum da_err	 directory_plan(struct db *db, int complete,
+		    struct dir_plan_counts *c, struct da_error *err);
+
+/*
+ * Call fn for every department of the plan, ordered by action then id
+ * (d->name is ours for a removal), or for every user, ordered the same
+ * way (u as staged with its staged departments; a leaver carries only
+ * userid and our name). fn returns DA_OK to go on; its error (err
+ * filled) stops the walk and is returned. The plan is sorted before the
+ * first call, so fn may write to the directory.
+ */
+enum da_err	 directory_plan_each_dept(struct db *db,
+		    enum da_err (*fn)(enum dir_action action,
+		    const struct dt_dept *d, void *arg, struct da_error *err),
+		    void *arg, struct da_error *err);
+enum da_err	 directory_plan_each_user(struct db *db,
+		    enum da_err (*fn)(enum dir_action action,
+		    const struct dt_user *u, void *arg, struct da_error *err),
+		    void *arg, struct da_error *err);
+
 #endif

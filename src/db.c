@@ -19,7 +19,6 @@ struct db {
 	sqlite3		*h;
 	struct {
 		const struct db_sql	*q;
-		const char		*raw;	/* db_stmt's, q NULL */
 		sqlite3_stmt		*st;
 	}		 cache[DB_STMT_CACHE];
 	size_t		 ncache;
@@ -398,59 +397,3 @@ db_changes(struct db *db)
 	return db->changes;
 }
 
-
-/* The raw interface, until the last store moves to the one above. */
-sqlite3_stmt *
-db_stmt(struct db *db, const char *sql, struct da_error *err)
-{
-	sqlite3_stmt	*st;
-	size_t		 i;
-
-	for (i = 0; i < db->ncache; i++) {
-		if (db->cache[i].q == NULL && db->cache[i].raw == sql) {
-			st = db->cache[i].st;
-			sqlite3_reset(st);
-			sqlite3_clear_bindings(st);
-			return st;
-		}
-	}
-	if (sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
-	    NULL) != SQLITE_OK) {
-		fail(db, "prepare", err);
-		log_msg(LOG_ERR, "cannot prepare statement: %s",
-		    sqlite3_errmsg(db->h));
-		return NULL;
-	}
-	if (db->ncache == DB_STMT_CACHE) {
-		log_msg(LOG_ERR, "statement cache full (%d): raise "
-		    "DB_STMT_CACHE", DB_STMT_CACHE);
-		abort();
-	}
-	db->cache[db->ncache].q = NULL;
-	db->cache[db->ncache].raw = sql;
-	db->cache[db->ncache].st = st;
-	db->ncache++;
-	return st;
-}
-
-enum da_err
-db_error(struct db *db, struct da_error *err, const char *what)
-{
-	return fail(db, what, err);
-}
-
-int
-db_bind_text(sqlite3_stmt *st, int idx, const char *s)
-{
-	if (s == NULL)
-		return sqlite3_bind_null(st, idx);
-	return sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT);
-}
-
-const char *
-db_column_text(sqlite3_stmt *st, int col)
-{
-	const unsigned char	*s = sqlite3_column_text(st, col);
-
-	return s != NULL ? (const char *)s : "";
-}

@@ -26,6 +26,23 @@ enum stmt {
 	STMT_DEPT_MEMBERS_REMOVE,
 	STMT_IN_DEPTS,
 	STMT_COUNTS,
+	STMT_STAGE_ROOT,
+	STMT_STAGE_ROOT_NAME,
+	STMT_STAGE_DEPT,
+	STMT_STAGE_DEPT_FAILED,
+	STMT_STAGE_USER,
+	STMT_STAGE_MEMBER,
+	STMT_STAGE_COUNTS,
+	STMT_STAGE_FAILED_LIST,
+	STMT_ACTIVE_COUNT,
+	STMT_PLAN_USERS,
+	STMT_PLAN_LEAVERS,
+	STMT_PLAN_DEPTS,
+	STMT_PLAN_DEPT_REMOVALS,
+	STMT_PLAN_COUNTS,
+	STMT_PLAN_EACH_USER,
+	STMT_PLAN_USER_DEPTS,
+	STMT_PLAN_EACH_DEPT,
 	STMT__MAX
 };
 
@@ -103,6 +120,127 @@ static const struct db_sql stmts[STMT__MAX] = {
 	    " (SELECT count(*) FROM users WHERE active = 1 AND disabled = 0),"
 	    " (SELECT count(*) FROM departments)" },
 
+	/* The staged copy (see stage_create). */
+	/* The root keeps its stored name should department/get fail. */
+	[STMT_STAGE_ROOT] = { "staging",
+	    "INSERT OR IGNORE INTO temp.sync_depts (dept_id, parent_id, name)"
+	    " VALUES (?1, 0, COALESCE((SELECT name FROM main.departments"
+	    " WHERE dept_id = ?1), ''))" },
+	[STMT_STAGE_ROOT_NAME] = { "root name",
+	    "UPDATE temp.sync_depts SET name = ?2 WHERE dept_id = ?1" },
+	[STMT_STAGE_DEPT] = { "staging a department",
+	    "INSERT OR IGNORE INTO temp.sync_depts (dept_id, parent_id, name)"
+	    " VALUES (?1, ?2, ?3)" },
+	[STMT_STAGE_DEPT_FAILED] = { "failed department",
+	    "UPDATE temp.sync_depts SET failed = 1 WHERE dept_id = ?1" },
+	[STMT_STAGE_USER] = { "staging a user",
+	    "INSERT OR IGNORE INTO temp.sync_users (userid, unionid, name,"
+	    " title, job_number, email, mobile, admin)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)" },
+	[STMT_STAGE_MEMBER] = { "staging a membership",
+	    "INSERT OR IGNORE INTO temp.sync_user_depts (userid, dept_id)"
+	    " VALUES (?1, ?2)" },
+	[STMT_STAGE_COUNTS] = { "staged counts",
+	    "SELECT (SELECT count(*) FROM temp.sync_depts),"
+	    " (SELECT count(*) FROM temp.sync_users),"
+	    " (SELECT count(*) FROM temp.sync_depts WHERE failed)" },
+	[STMT_STAGE_FAILED_LIST] = { "staged counts",
+	    "SELECT dept_id FROM temp.sync_depts WHERE failed"
+	    " ORDER BY dept_id LIMIT ?1" },
+
+	/* The plan: ?1.. are enum dir_action values. */
+	[STMT_ACTIVE_COUNT] = { "plan",
+	    "SELECT count(*) FROM main.users WHERE active = 1" },
+	[STMT_PLAN_USERS] = { "plan",
+	    "INSERT INTO temp.sync_plan (userid, action)"
+	    " SELECT s.userid, CASE WHEN u.userid IS NULL THEN ?1"
+	    "  WHEN u.active = 0 THEN ?2 ELSE ?3 END"
+	    " FROM temp.sync_users s LEFT JOIN main.users u"
+	    " ON u.userid = s.userid"
+	    " WHERE u.userid IS NULL OR u.active = 0 OR u.name <> s.name"
+	    "  OR u.title <> s.title OR u.job_number <> s.job_number"
+	    "  OR u.email <> s.email OR u.mobile <> s.mobile"
+	    "  OR u.admin <> s.admin"
+	    "  OR (s.unionid <> '' AND u.unionid IS NOT s.unionid)"
+	    "  OR EXISTS (SELECT 1 FROM temp.sync_user_depts m"
+	    "   WHERE m.userid = s.userid AND NOT EXISTS (SELECT 1"
+	    "   FROM main.user_depts x WHERE x.userid = m.userid"
+	    "   AND x.dept_id = m.dept_id))"
+	    "  OR EXISTS (SELECT 1 FROM main.user_depts x"
+	    "   WHERE x.userid = s.userid AND NOT EXISTS (SELECT 1"
+	    "   FROM temp.sync_user_depts m WHERE m.userid = x.userid"
+	    "   AND m.dept_id = x.dept_id))" },
+	[STMT_PLAN_LEAVERS] = { "plan",
+	    "INSERT INTO temp.sync_plan (userid, action)"
+	    " SELECT userid, ?1 FROM main.users WHERE active = 1"
+	    " AND userid NOT IN (SELECT userid FROM temp.sync_users)" },
+	[STMT_PLAN_DEPTS] = { "plan",
+	    "INSERT INTO temp.sync_dept_plan (dept_id, action)"
+	    " SELECT s.dept_id, CASE WHEN d.dept_id IS NULL THEN ?1 ELSE ?2"
+	    " END FROM temp.sync_depts s LEFT JOIN main.departments d"
+	    " ON d.dept_id = s.dept_id WHERE d.dept_id IS NULL"
+	    " OR d.name <> s.name"
+	    " OR d.parent_id IS NOT NULLIF(s.parent_id, 0)" },
+	[STMT_PLAN_DEPT_REMOVALS] = { "plan",
+	    "INSERT INTO temp.sync_dept_plan (dept_id, action)"
+	    " SELECT dept_id, ?1 FROM main.departments"
+	    " WHERE dept_id NOT IN (SELECT dept_id FROM temp.sync_depts)" },
+	/* 0: users, 1: departments. */
+	[STMT_PLAN_COUNTS] = { "plan counts",
+	    "SELECT 0, action, count(*) FROM temp.sync_plan GROUP BY action"
+	    " UNION ALL"
+	    " SELECT 1, action, count(*) FROM temp.sync_dept_plan"
+	    " GROUP BY action" },
+	[STMT_PLAN_EACH_USER] = { "user plan",
+	    "SELECT p.action, p.userid, s.unionid, s.name, s.title,"
+	    " s.job_number, s.email, s.mobile, s.admin, u.name"
+	    " FROM temp.sync_plan p LEFT JOIN temp.sync_users s"
+	    " ON s.userid = p.userid LEFT JOIN main.users u"
+	    " ON u.userid = p.userid ORDER BY p.action, p.userid" },
+	[STMT_PLAN_USER_DEPTS] = { "staged memberships",
+	    "SELECT dept_id FROM temp.sync_user_depts WHERE userid = ?1"
+	    " ORDER BY dept_id" },
+	[STMT_PLAN_EACH_DEPT] = { "department plan",
+	    "SELECT p.action, p.dept_id, s.parent_id, s.name, d.name"
+	    " FROM temp.sync_dept_plan p LEFT JOIN temp.sync_depts s"
+	    " ON s.dept_id = p.dept_id LEFT JOIN main.departments d"
+	    " ON d.dept_id = p.dept_id ORDER BY p.action, p.dept_id" },
+};
+
+/* The staged copy and the plan: TEMP tables, made and dropped whole. */
+static const char *const stage_create =
+    "DROP TABLE IF EXISTS temp.sync_depts;"
+    "DROP TABLE IF EXISTS temp.sync_users;"
+    "DROP TABLE IF EXISTS temp.sync_user_depts;"
+    "DROP TABLE IF EXISTS temp.sync_plan;"
+    "DROP TABLE IF EXISTS temp.sync_dept_plan;"
+    "CREATE TEMP TABLE sync_depts ("
+    " dept_id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL,"
+    " name TEXT NOT NULL, failed INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TEMP TABLE sync_users ("
+    " userid TEXT PRIMARY KEY, unionid TEXT NOT NULL, name TEXT NOT NULL,"
+    " title TEXT NOT NULL, job_number TEXT NOT NULL, email TEXT NOT NULL,"
+    " mobile TEXT NOT NULL, admin INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TEMP TABLE sync_user_depts ("
+    " userid TEXT NOT NULL, dept_id INTEGER NOT NULL,"
+    " PRIMARY KEY (userid, dept_id)) WITHOUT ROWID;"
+    "CREATE TEMP TABLE sync_plan ("
+    " userid TEXT PRIMARY KEY, action INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TEMP TABLE sync_dept_plan ("
+    " dept_id INTEGER PRIMARY KEY, action INTEGER NOT NULL);";
+static const char *const stage_drop =
+    "DROP TABLE IF EXISTS temp.sync_depts;"
+    "DROP TABLE IF EXISTS temp.sync_users;"
+    "DROP TABLE IF EXISTS temp.sync_user_depts;"
+    "DROP TABLE IF EXISTS temp.sync_plan;"
+    "DROP TABLE IF EXISTS temp.sync_dept_plan;";
+
+static const char *const action_names[DIR__MAX] = {
+	[DIR_ADD] = "add",
+	[DIR_UPDATE] = "update",
+	[DIR_REACTIVATE] = "reactivate",
+	[DIR_DEACTIVATE] = "deactivate",
+	[DIR_REMOVE] = "remove",
 };
 
 void
@@ -412,4 +550,208 @@ directory_counts(struct db *db, long long *users, long long *active,
 		*departments = db_int(&r, 2);
 	}
 	return db_done(&r);
+}
+
+const char *
+directory_action_name(enum dir_action action)
+{
+	if (action < DIR_ADD || action >= DIR__MAX)
+		return "?";
+	return action_names[action];
+}
+
+enum da_err
+directory_stage_begin(struct db *db, long long root, struct da_error *err)
+{
+	enum da_err	 rc;
+
+	if ((rc = db_exec(db, stage_create, err)) != DA_OK)
+		return rc;
+	return db_run(db, &stmts[STMT_STAGE_ROOT], DB_ARGS(DB_INT(root)), err);
+}
+
+void
+directory_stage_end(struct db *db)
+{
+	struct da_error	 e;
+
+	db_exec(db, stage_drop, &e);
+}
+
+enum da_err
+directory_stage_root_name(struct db *db, long long root, const char *name,
+    struct da_error *err)
+{
+	return db_run(db, &stmts[STMT_STAGE_ROOT_NAME], DB_ARGS(DB_INT(root),
+	    DB_TEXT(name)), err);
+}
+
+enum da_err
+directory_stage_dept(struct db *db, long long dept_id, long long parent_id,
+    const char *name, int *fresh, struct da_error *err)
+{
+	enum da_err	 rc;
+
+	rc = db_run(db, &stmts[STMT_STAGE_DEPT], DB_ARGS(DB_INT(dept_id),
+	    DB_INT(parent_id), DB_TEXT(name)), err);
+	*fresh = rc == DA_OK && db_changes(db) == 1;
+	return rc;
+}
+
+enum da_err
+directory_stage_dept_failed(struct db *db, long long dept_id,
+    struct da_error *err)
+{
+	return db_run(db, &stmts[STMT_STAGE_DEPT_FAILED],
+	    DB_ARGS(DB_INT(dept_id)), err);
+}
+
+enum da_err
+directory_stage_user(struct db *db, const struct dt_user *u,
+    long long dept_id, int *fresh, struct da_error *err)
+{
+	enum da_err	 rc;
+	size_t		 i;
+
+	*fresh = 0;
+	if ((rc = db_run(db, &stmts[STMT_STAGE_USER], DB_ARGS(
+	    DB_TEXT(u->userid), DB_TEXT(u->unionid), DB_TEXT(u->name),
+	    DB_TEXT(u->title), DB_TEXT(u->job_number), DB_TEXT(u->email),
+	    DB_TEXT(u->mobile), DB_INT(u->admin ? 1 : 0)), err)) != DA_OK)
+		return rc;
+	*fresh = db_changes(db) == 1;
+	/* Memberships: what the user record says, and where we found it. */
+	for (i = 0; rc == DA_OK && i <= u->ndept; i++)
+		rc = db_run(db, &stmts[STMT_STAGE_MEMBER], DB_ARGS(
+		    DB_TEXT(u->userid), DB_INT(i < u->ndept ? u->dept_ids[i] :
+		    dept_id)), err);
+	return rc;
+}
+
+enum da_err
+directory_stage_counts(struct db *db, struct dir_stage_counts *c,
+    long long *failed_ids, size_t max, struct da_error *err)
+{
+	struct db_rows	 r;
+	enum da_err	 rc;
+	size_t		 n = 0;
+
+	memset(c, 0, sizeof(*c));
+	db_query(db, &r, &stmts[STMT_STAGE_COUNTS], DB_NOARGS, err);
+	if (db_next(&r) == 1) {
+		c->departments = db_int(&r, 0);
+		c->users = db_int(&r, 1);
+		c->failed = db_int(&r, 2);
+	}
+	if ((rc = db_done(&r)) != DA_OK || c->failed == 0 || max == 0)
+		return rc;
+	db_query(db, &r, &stmts[STMT_STAGE_FAILED_LIST], DB_ARGS(DB_INT(max)),
+	    err);
+	while (n < max && db_next(&r) == 1)
+		failed_ids[n++] = db_int(&r, 0);
+	return db_done(&r);
+}
+
+enum da_err
+directory_plan(struct db *db, int complete, struct dir_plan_counts *c,
+    struct da_error *err)
+{
+	struct db_rows	 r;
+	enum da_err	 rc;
+	long long	 action;
+
+	memset(c, 0, sizeof(*c));
+	db_query(db, &r, &stmts[STMT_ACTIVE_COUNT], DB_NOARGS, err);
+	if (db_next(&r) == 1)
+		c->active_before = db_int(&r, 0);
+	if ((rc = db_done(&r)) != DA_OK ||
+	    (rc = db_run(db, &stmts[STMT_PLAN_USERS], DB_ARGS(DB_INT(DIR_ADD),
+	    DB_INT(DIR_REACTIVATE), DB_INT(DIR_UPDATE)), err)) != DA_OK ||
+	    (rc = db_run(db, &stmts[STMT_PLAN_DEPTS], DB_ARGS(DB_INT(DIR_ADD),
+	    DB_INT(DIR_UPDATE)), err)) != DA_OK)
+		return rc;
+	/* Leavers and removals only when the whole directory was seen. */
+	if (complete &&
+	    ((rc = db_run(db, &stmts[STMT_PLAN_LEAVERS],
+	    DB_ARGS(DB_INT(DIR_DEACTIVATE)), err)) != DA_OK ||
+	    (rc = db_run(db, &stmts[STMT_PLAN_DEPT_REMOVALS],
+	    DB_ARGS(DB_INT(DIR_REMOVE)), err)) != DA_OK))
+		return rc;
+	db_query(db, &r, &stmts[STMT_PLAN_COUNTS], DB_NOARGS, err);
+	while (db_next(&r) == 1) {
+		if ((action = db_int(&r, 1)) < DIR_ADD || action >= DIR__MAX)
+			continue;
+		if (db_int(&r, 0) == 0)
+			c->users[action] = db_int(&r, 2);
+		else
+			c->depts[action] = db_int(&r, 2);
+	}
+	return db_done(&r);
+}
+
+enum da_err
+directory_plan_each_dept(struct db *db,
+    enum da_err (*fn)(enum dir_action, const struct dt_dept *, void *,
+    struct da_error *), void *arg, struct da_error *err)
+{
+	struct db_rows	 r;
+	struct dt_dept	 d;
+	enum da_err	 rc = DA_OK;
+	enum dir_action	 action;
+
+	db_query(db, &r, &stmts[STMT_PLAN_EACH_DEPT], DB_NOARGS, err);
+	while (rc == DA_OK && db_next(&r) == 1) {
+		action = (enum dir_action)db_int(&r, 0);
+		memset(&d, 0, sizeof(d));
+		d.dept_id = db_int(&r, 1);
+		d.parent_id = db_int(&r, 2);
+		/* A removal has no staged row: our name. */
+		copy(d.name, sizeof(d.name), &r, action == DIR_REMOVE ? 4 : 3);
+		rc = fn(action, &d, arg, err);
+	}
+	if (db_done(&r) != DA_OK)
+		rc = DA_EDB;
+	return rc;
+}
+
+enum da_err
+directory_plan_each_user(struct db *db,
+    enum da_err (*fn)(enum dir_action, const struct dt_user *, void *,
+    struct da_error *), void *arg, struct da_error *err)
+{
+	struct db_rows	 r, m;
+	struct dt_user	 u;
+	enum da_err	 rc = DA_OK;
+	enum dir_action	 action;
+
+	memset(&u, 0, sizeof(u));
+	db_query(db, &r, &stmts[STMT_PLAN_EACH_USER], DB_NOARGS, err);
+	while (rc == DA_OK && db_next(&r) == 1) {
+		action = (enum dir_action)db_int(&r, 0);
+		free(u.dept_ids);
+		memset(&u, 0, sizeof(u));
+		copy(u.userid, sizeof(u.userid), &r, 1);
+		copy(u.unionid, sizeof(u.unionid), &r, 2);
+		/* A leaver has no staged row: our name. */
+		copy(u.name, sizeof(u.name), &r, action == DIR_DEACTIVATE ?
+		    9 : 3);
+		copy(u.title, sizeof(u.title), &r, 4);
+		copy(u.job_number, sizeof(u.job_number), &r, 5);
+		copy(u.email, sizeof(u.email), &r, 6);
+		copy(u.mobile, sizeof(u.mobile), &r, 7);
+		u.admin = (int)db_int(&r, 8);
+		u.active = 1;
+		if (action != DIR_DEACTIVATE) {
+			db_query(db, &m, &stmts[STMT_PLAN_USER_DEPTS],
+			    DB_ARGS(DB_TEXT(u.userid)), err);
+			if ((rc = collect_ids(&m, &u.dept_ids, &u.ndept)) !=
+			    DA_OK)
+				break;
+		}
+		rc = fn(action, &u, arg, err);
+	}
+	if (db_done(&r) != DA_OK)
+		rc = DA_EDB;
+	free(u.dept_ids);
+	return rc;
 }

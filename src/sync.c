@@ -57,141 +57,39 @@ static const struct sync_api_def {
 	[API_USER_LIST] = { DT_API_USER_LIST, "members" },
 };
 
-/* Plan actions (temp.sync_plan.action, temp.sync_dept_plan.action). */
-enum plan_action {
-	PLAN_ADD = 1,
-	PLAN_UPDATE = 2,
-	PLAN_REACTIVATE = 3,
-	PLAN_DEACTIVATE = 4,
-	PLAN_REMOVE = 5,
+/* The run's record (table sync_runs); the directory's SQL is directory.c's. */
+enum stmt {
+	STMT_RUN_START,
+	STMT_RUN_ORPHANS,
+	STMT_RUN_FINISH,
+	STMT_RUN_LAST,
+	STMT_RUN_LAST_OK,
+	STMT__MAX
 };
 
-/*
- * The run's copy of DingTalk's directory lives in TEMP tables: they
- * vanish with the connection, so a killed run leaves nothing behind.
- */
-static const char *const sql_stage_create =
-    "DROP TABLE IF EXISTS temp.sync_depts;"
-    "DROP TABLE IF EXISTS temp.sync_users;"
-    "DROP TABLE IF EXISTS temp.sync_user_depts;"
-    "DROP TABLE IF EXISTS temp.sync_plan;"
-    "DROP TABLE IF EXISTS temp.sync_dept_plan;"
-    "CREATE TEMP TABLE sync_depts ("
-    " dept_id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL,"
-    " name TEXT NOT NULL, failed INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TEMP TABLE sync_users ("
-    " userid TEXT PRIMARY KEY, unionid TEXT NOT NULL, name TEXT NOT NULL,"
-    " title TEXT NOT NULL, job_number TEXT NOT NULL, email TEXT NOT NULL,"
-    " mobile TEXT NOT NULL, admin INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE TEMP TABLE sync_user_depts ("
-    " userid TEXT NOT NULL, dept_id INTEGER NOT NULL,"
-    " PRIMARY KEY (userid, dept_id)) WITHOUT ROWID;"
-    "CREATE TEMP TABLE sync_plan ("
-    " userid TEXT PRIMARY KEY, action INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE TEMP TABLE sync_dept_plan ("
-    " dept_id INTEGER PRIMARY KEY, action INTEGER NOT NULL);";
-static const char *const sql_stage_drop =
-    "DROP TABLE IF EXISTS temp.sync_depts;"
-    "DROP TABLE IF EXISTS temp.sync_users;"
-    "DROP TABLE IF EXISTS temp.sync_user_depts;"
-    "DROP TABLE IF EXISTS temp.sync_plan;"
-    "DROP TABLE IF EXISTS temp.sync_dept_plan;";
-/* The root keeps its stored name should department/get fail. */
-static const char *const sql_stage_root =
-    "INSERT OR IGNORE INTO temp.sync_depts (dept_id, parent_id, name)"
-    " VALUES (?1, 0, COALESCE((SELECT name FROM main.departments"
-    " WHERE dept_id = ?1), ''))";
-static const char *const sql_stage_root_name =
-    "UPDATE temp.sync_depts SET name = ?2 WHERE dept_id = ?1";
-static const char *const sql_stage_dept =
-    "INSERT OR IGNORE INTO temp.sync_depts (dept_id, parent_id, name)"
-    " VALUES (?1, ?2, ?3)";
-static const char *const sql_stage_dept_failed =
-    "UPDATE temp.sync_depts SET failed = 1 WHERE dept_id = ?1";
-static const char *const sql_stage_user =
-    "INSERT OR IGNORE INTO temp.sync_users (userid, unionid, name, title,"
-    " job_number, email, mobile, admin) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
-    " ?8)";
-static const char *const sql_stage_member =
-    "INSERT OR IGNORE INTO temp.sync_user_depts (userid, dept_id)"
-    " VALUES (?1, ?2)";
-static const char *const sql_stage_counts =
-    "SELECT (SELECT count(*) FROM temp.sync_depts),"
-    " (SELECT count(*) FROM temp.sync_users),"
-    " (SELECT count(*) FROM temp.sync_depts WHERE failed)";
-static const char *const sql_stage_failed_list =
-    "SELECT dept_id FROM temp.sync_depts WHERE failed ORDER BY dept_id"
-    " LIMIT ?1";
-
-static const char *const sql_run_start =
-    "INSERT INTO sync_runs (started_at, outcome) VALUES (?1, 'running')";
-/* Runs that never finished were killed (or are still going elsewhere). */
-static const char *const sql_run_orphans =
-    "UPDATE sync_runs SET outcome = 'interrupted',"
-    " error = 'the run ended before it finished (killed?)'"
-    " WHERE outcome = 'running' AND id < ?1";
-static const char *const sql_run_finish =
-    "UPDATE sync_runs SET finished_at = ?2, outcome = ?3, departments = ?4,"
-    " users = ?5, added = ?6, updated = ?7, deactivated = ?8,"
-    " reactivated = ?9, requests = ?10, error = ?11 WHERE id = ?1";
-static const char *const sql_run_last =
-    "SELECT started_at, outcome FROM sync_runs"
-    " WHERE outcome <> 'dry-run' ORDER BY id DESC LIMIT 1";
-static const char *const sql_run_last_ok =
-    "SELECT coalesce(max(finished_at), 0) FROM sync_runs"
-    " WHERE outcome = 'ok'";
-
-static const char *const sql_active_count =
-    "SELECT count(*) FROM main.users WHERE active = 1";
-static const char *const sql_plan_users =
-    "INSERT INTO temp.sync_plan (userid, action)"
-    " SELECT s.userid, CASE WHEN u.userid IS NULL THEN 1"
-    "  WHEN u.active = 0 THEN 3 ELSE 2 END"
-    " FROM temp.sync_users s LEFT JOIN main.users u ON u.userid = s.userid"
-    " WHERE u.userid IS NULL OR u.active = 0 OR u.name <> s.name"
-    "  OR u.title <> s.title OR u.job_number <> s.job_number"
-    "  OR u.email <> s.email OR u.mobile <> s.mobile OR u.admin <> s.admin"
-    "  OR (s.unionid <> '' AND u.unionid IS NOT s.unionid)"
-    "  OR EXISTS (SELECT 1 FROM temp.sync_user_depts m"
-    "   WHERE m.userid = s.userid AND NOT EXISTS (SELECT 1"
-    "   FROM main.user_depts x WHERE x.userid = m.userid"
-    "   AND x.dept_id = m.dept_id))"
-    "  OR EXISTS (SELECT 1 FROM main.user_depts x"
-    "   WHERE x.userid = s.userid AND NOT EXISTS (SELECT 1"
-    "   FROM temp.sync_user_depts m WHERE m.userid = x.userid"
-    "   AND m.dept_id = x.dept_id))";
-static const char *const sql_plan_leavers =
-    "INSERT INTO temp.sync_plan (userid, action)"
-    " SELECT userid, 4 FROM main.users WHERE active = 1"
-    " AND userid NOT IN (SELECT userid FROM temp.sync_users)";
-static const char *const sql_plan_depts =
-    "INSERT INTO temp.sync_dept_plan (dept_id, action)"
-    " SELECT s.dept_id, CASE WHEN d.dept_id IS NULL THEN 1 ELSE 2 END"
-    " FROM temp.sync_depts s LEFT JOIN main.departments d"
-    " ON d.dept_id = s.dept_id WHERE d.dept_id IS NULL OR d.name <> s.name"
-    " OR d.parent_id IS NOT NULLIF(s.parent_id, 0)";
-static const char *const sql_plan_dept_removals =
-    "INSERT INTO temp.sync_dept_plan (dept_id, action)"
-    " SELECT dept_id, 5 FROM main.departments"
-    " WHERE dept_id NOT IN (SELECT dept_id FROM temp.sync_depts)";
-static const char *const sql_plan_counts =
-    "SELECT action, count(*) FROM temp.sync_plan GROUP BY action";
-static const char *const sql_dept_plan_counts =
-    "SELECT action, count(*) FROM temp.sync_dept_plan GROUP BY action";
-static const char *const sql_plan_each =
-    "SELECT p.action, p.userid, s.unionid, s.name, s.title, s.job_number,"
-    " s.email, s.mobile, s.admin, u.name"
-    " FROM temp.sync_plan p LEFT JOIN temp.sync_users s"
-    " ON s.userid = p.userid LEFT JOIN main.users u ON u.userid = p.userid"
-    " ORDER BY p.action, p.userid";
-static const char *const sql_plan_user_depts =
-    "SELECT dept_id FROM temp.sync_user_depts WHERE userid = ?1"
-    " ORDER BY dept_id";
-static const char *const sql_dept_plan_each =
-    "SELECT p.action, p.dept_id, s.parent_id, s.name, d.name"
-    " FROM temp.sync_dept_plan p LEFT JOIN temp.sync_depts s"
-    " ON s.dept_id = p.dept_id LEFT JOIN main.departments d"
-    " ON d.dept_id = p.dept_id ORDER BY p.action, p.dept_id";
+static const struct db_sql stmts[STMT__MAX] = {
+	[STMT_RUN_START] = { "sync_runs",
+	    "INSERT INTO sync_runs (started_at, outcome) VALUES (?1, 'running')"
+	    " RETURNING id" },
+	/* Runs that never finished were killed (or are still going). */
+	[STMT_RUN_ORPHANS] = { "sync_runs",
+	    "UPDATE sync_runs SET outcome = 'interrupted',"
+	    " error = 'the run ended before it finished (killed?)'"
+	    " WHERE outcome = 'running' AND id < ?1" },
+	[STMT_RUN_FINISH] = { "sync_runs",
+	    "UPDATE sync_runs SET finished_at = ?2, outcome = ?3,"
+	    " departments = ?4, users = ?5, added = ?6, updated = ?7,"
+	    " deactivated = ?8, reactivated = ?9, requests = ?10, error = ?11"
+	    " WHERE id = ?1" },
+	/* ?1: the dry run's outcome name. */
+	[STMT_RUN_LAST] = { "sync_runs",
+	    "SELECT started_at, outcome FROM sync_runs"
+	    " WHERE outcome <> ?1 ORDER BY id DESC LIMIT 1" },
+	/* ?1: the ok outcome's name. */
+	[STMT_RUN_LAST_OK] = { "sync_runs",
+	    "SELECT coalesce(max(finished_at), 0) FROM sync_runs"
+	    " WHERE outcome = ?1" },
+};
 
 struct job {
 	enum sync_api	 api;
@@ -247,31 +145,24 @@ struct sync_ctx {
 enum da_err
 sync_history(struct db *db, struct sync_history *h, struct da_error *err)
 {
-	sqlite3_stmt	*st;
-	enum da_err	 rc = DA_OK;
-	int		 step;
+	struct db_rows	 r;
+	enum da_err	 rc;
 
 	memset(h, 0, sizeof(*h));
-	if ((st = db_stmt(db, sql_run_last, err)) == NULL)
-		return DA_EDB;
-	if ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		h->ran = 1;
-		h->last_started = sqlite3_column_int64(st, 0);
+	db_query(db, &r, &stmts[STMT_RUN_LAST],
+	    DB_ARGS(DB_TEXT(outcome_names[SYNC_DRY_RUN])), err);
+	if ((h->ran = db_next(&r) == 1)) {
+		h->last_started = db_int(&r, 0);
 		snprintf(h->last_outcome, sizeof(h->last_outcome), "%s",
-		    db_column_text(st, 1));
-	} else if (step != SQLITE_DONE)
-		rc = db_error(db, err, "sync_runs");
-	sqlite3_reset(st);
-	if (rc != DA_OK)
+		    db_text(&r, 1));
+	}
+	if ((rc = db_done(&r)) != DA_OK)
 		return rc;
-	if ((st = db_stmt(db, sql_run_last_ok, err)) == NULL)
-		return DA_EDB;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		h->last_ok = sqlite3_column_int64(st, 0);
-	else
-		rc = db_error(db, err, "sync_runs");
-	sqlite3_reset(st);
-	return rc;
+	db_query(db, &r, &stmts[STMT_RUN_LAST_OK],
+	    DB_ARGS(DB_TEXT(outcome_names[SYNC_OK])), err);
+	if (db_next(&r) == 1)
+		h->last_ok = db_int(&r, 0);
+	return db_done(&r);
 }
 
 const char *
@@ -390,31 +281,6 @@ pacer_ok(struct pacer *p)
 		p->interval = p->base;
 }
 
-/* Run a statement to completion; DA_EDB on failure. */
-static enum da_err
-step_done(struct db *db, sqlite3_stmt *st, const char *what,
-    struct da_error *err)
-{
-	enum da_err	 rc = DA_OK;
-
-	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = db_error(db, err, what);
-	sqlite3_reset(st);
-	return rc;
-}
-
-static enum da_err
-exec_id(struct db *db, const char *sql, long long id, const char *what,
-    struct da_error *err)
-{
-	sqlite3_stmt	*st;
-
-	if ((st = db_stmt(db, sql, err)) == NULL)
-		return DA_EDB;
-	sqlite3_bind_int64(st, 1, id);
-	return step_done(db, st, what, err);
-}
-
 /* The department could not be loaded: nobody may leave in this run. */
 static enum da_err
 dept_failed(struct sync_ctx *c, const struct job *j, const char *why,
@@ -440,8 +306,7 @@ dept_failed(struct sync_ctx *c, const struct job *j, const char *why,
 		    "read: %s", why);
 		goto out;
 	}
-	rc = exec_id(c->db, sql_stage_dept_failed, j->dept_id,
-	    "failed department", err);
+	rc = directory_stage_dept_failed(c->db, j->dept_id, err);
 out:
 	return rc;
 }
@@ -472,39 +337,11 @@ static enum da_err
 stage_user(struct sync_ctx *c, const struct dt_user *u, long long dept_id,
     struct da_error *err)
 {
-	sqlite3_stmt	*st;
-	enum da_err	 rc = DA_OK;
-	size_t		 i;
+	enum da_err	 rc;
+	int		 fresh;
 
-	if ((st = db_stmt(c->db, sql_stage_user, err)) == NULL) {
-		rc = DA_EDB;
-		goto out;
-	}
-	db_bind_text(st, 1, u->userid);
-	db_bind_text(st, 2, u->unionid);
-	db_bind_text(st, 3, u->name);
-	db_bind_text(st, 4, u->title);
-	db_bind_text(st, 5, u->job_number);
-	db_bind_text(st, 6, u->email);
-	db_bind_text(st, 7, u->mobile);
-	sqlite3_bind_int(st, 8, u->admin ? 1 : 0);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = db_error(c->db, err, "staging a user");
-	else
-		c->users_seen += sqlite3_changes(db_handle(c->db));
-	sqlite3_reset(st);
-	/* Memberships: what the user record says, and where we found it. */
-	for (i = 0; rc == DA_OK && i <= u->ndept; i++) {
-		if ((st = db_stmt(c->db, sql_stage_member, err)) == NULL) {
-			rc = DA_EDB;
-			goto out;
-		}
-		db_bind_text(st, 1, u->userid);
-		sqlite3_bind_int64(st, 2, i < u->ndept ? u->dept_ids[i] :
-		    dept_id);
-		rc = step_done(c->db, st, "staging a membership", err);
-	}
-out:
+	rc = directory_stage_user(c->db, u, dept_id, &fresh, err);
+	c->users_seen += fresh;
 	return rc;
 }
 
@@ -562,7 +399,6 @@ static enum da_err
 take_children(struct sync_ctx *c, const struct job *j, json *doc,
     const char **why, struct da_error *err)
 {
-	sqlite3_stmt	*st;
 	json		*result, *d;
 	long long	 id, parent;
 	char		 name[DT_TEXT_MAX];
@@ -592,20 +428,8 @@ take_children(struct sync_ctx *c, const struct job *j, json *doc,
 			parent = j->dept_id;
 		if (json_get_text(d, "name", name, sizeof(name)) != JSON_OK)
 			name[0] = '\0';
-		if ((st = db_stmt(c->db, sql_stage_dept, err)) == NULL) {
-			rc = DA_EDB;
-			goto out;
-		}
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int64(st, 2, parent);
-		db_bind_text(st, 3, name);
-		fresh = 0;
-		if (sqlite3_step(st) != SQLITE_DONE)
-			rc = db_error(c->db, err, "staging a department");
-		else
-			fresh = sqlite3_changes(db_handle(c->db)) == 1;
-		sqlite3_reset(st);
-		if (rc != DA_OK)
+		if ((rc = directory_stage_dept(c->db, id, parent, name, &fresh,
+		    err)) != DA_OK)
 			goto out;
 		/* Seen before (under a second parent?): never fetched twice. */
 		if (!fresh)
@@ -622,7 +446,6 @@ out:
 static enum da_err
 take_root(struct sync_ctx *c, json *doc, struct da_error *err)
 {
-	sqlite3_stmt	*st;
 	json		*result;
 	char		 name[DT_TEXT_MAX];
 	enum da_err	 rc = DA_OK;
@@ -631,13 +454,7 @@ take_root(struct sync_ctx *c, json *doc, struct da_error *err)
 	if (json_get_object(doc, "result", &result) != JSON_OK ||
 	    json_get_text(result, "name", name, sizeof(name)) != JSON_OK)
 		goto out;
-	if ((st = db_stmt(c->db, sql_stage_root_name, err)) == NULL) {
-		rc = DA_EDB;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 1, ROOT_DEPT);
-	db_bind_text(st, 2, name);
-	rc = step_done(c->db, st, "root name", err);
+	rc = directory_stage_root_name(c->db, ROOT_DEPT, name, err);
 out:
 	return rc;
 }
@@ -933,326 +750,134 @@ count_requests(struct sync_ctx *c)
 static enum da_err
 run_start(struct db *db, struct sync_stats *st, struct da_error *err)
 {
-	sqlite3_stmt	*s;
+	struct db_rows	 r;
 	enum da_err	 rc;
 
-	if ((s = db_stmt(db, sql_run_start, err)) == NULL) {
-		rc = DA_EDB;
-		goto out;
+	db_query(db, &r, &stmts[STMT_RUN_START], DB_ARGS(DB_INT(db_now())),
+	    err);
+	if (db_next(&r) == 1) {
+		st->run_id = db_int(&r, 0);
+		db_next(&r);	/* the INSERT to its end */
 	}
-	sqlite3_bind_int64(s, 1, db_now());
-	if ((rc = step_done(db, s, "sync_runs", err)) != DA_OK)
-		goto out;
-	st->run_id = sqlite3_last_insert_rowid(db_handle(db));
-	rc = exec_id(db, sql_run_orphans, st->run_id, "sync_runs", err);
-out:
-	return rc;
+	if ((rc = db_done(&r)) != DA_OK)
+		return rc;
+	return db_run(db, &stmts[STMT_RUN_ORPHANS], DB_ARGS(DB_INT(st->run_id)),
+	    err);
 }
 
 static enum da_err
 run_finish(struct db *db, const struct sync_stats *st, const char *error,
     struct da_error *err)
 {
-	sqlite3_stmt	*s;
-	enum da_err	 rc = DA_OK;
-
 	if (st->run_id == 0)
-		goto out;
-	if ((s = db_stmt(db, sql_run_finish, err)) == NULL) {
-		rc = DA_EDB;
-		goto out;
-	}
-	sqlite3_bind_int64(s, 1, st->run_id);
-	sqlite3_bind_int64(s, 2, db_now());
-	db_bind_text(s, 3, sync_outcome_name(st->outcome));
-	sqlite3_bind_int64(s, 4, st->departments);
-	sqlite3_bind_int64(s, 5, st->users);
-	sqlite3_bind_int64(s, 6, st->added);
-	sqlite3_bind_int64(s, 7, st->updated);
-	sqlite3_bind_int64(s, 8, st->outcome == SYNC_REFUSED ||
-	    st->outcome == SYNC_DRY_RUN ? 0 : st->deactivated);
-	sqlite3_bind_int64(s, 9, st->reactivated);
-	sqlite3_bind_int64(s, 10, st->requests);
-	db_bind_text(s, 11, error != NULL && *error != '\0' ? error : NULL);
-	rc = step_done(db, s, "sync_runs", err);
-out:
-	return rc;
+		return DA_OK;
+	return db_run(db, &stmts[STMT_RUN_FINISH], DB_ARGS(DB_INT(st->run_id),
+	    DB_INT(db_now()), DB_TEXT(sync_outcome_name(st->outcome)),
+	    DB_INT(st->departments), DB_INT(st->users), DB_INT(st->added),
+	    DB_INT(st->updated), DB_INT(st->outcome == SYNC_REFUSED ||
+	    st->outcome == SYNC_DRY_RUN ? 0 : st->deactivated),
+	    DB_INT(st->reactivated), DB_INT(st->requests),
+	    DB_TEXT(error != NULL && *error != '\0' ? error : NULL)), err);
 }
 
 static enum da_err
 count_staged(struct sync_ctx *c, struct da_error *err)
 {
-	sqlite3_stmt	*st;
-	enum da_err	 rc = DA_OK;
-	int		 n = 0;
+	struct dir_stage_counts	 n;
+	enum da_err		 rc;
 
-	if ((st = db_stmt(c->db, sql_stage_counts, err)) == NULL) {
-		rc = DA_EDB;
-		goto out;
-	}
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		c->st->departments = sqlite3_column_int64(st, 0);
-		c->st->users = sqlite3_column_int64(st, 1);
-		c->st->failed_departments = sqlite3_column_int64(st, 2);
-	} else
-		rc = db_error(c->db, err, "staged counts");
-	sqlite3_reset(st);
-	if (rc != DA_OK || c->st->failed_departments == 0)
-		goto out;
-	if ((st = db_stmt(c->db, sql_stage_failed_list, err)) == NULL) {
-		rc = DA_EDB;
-		goto out;
-	}
-	sqlite3_bind_int(st, 1, SYNC_FAILED_LISTED);
-	while (sqlite3_step(st) == SQLITE_ROW && n < SYNC_FAILED_LISTED)
-		c->st->failed[n++] = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-out:
+	rc = directory_stage_counts(c->db, &n, c->st->failed,
+	    SYNC_FAILED_LISTED, err);
+	c->st->departments = n.departments;
+	c->st->users = n.users;
+	c->st->failed_departments = n.failed;
 	return rc;
 }
 
-static enum da_err
-exec_plain(struct db *db, const char *sql, const char *what,
-    struct da_error *err)
-{
-	sqlite3_stmt	*st;
-
-	if ((st = db_stmt(db, sql, err)) == NULL)
-		return DA_EDB;
-	return step_done(db, st, what, err);
-}
-
-/* Compare the copy with the directory into temp.sync_plan/_dept_plan. */
+/* Compare the copy with the directory: the plan and its counts. */
 static enum da_err
 make_plan(struct sync_ctx *c, int complete, struct da_error *err)
 {
 	struct sync_stats	*s = c->st;
-	sqlite3_stmt		*st;
-	enum da_err		 rc = DA_OK;
-	long long		 n;
-	int			 i, step = SQLITE_DONE;
-	const char		*counts[2] = { sql_plan_counts,
-				    sql_dept_plan_counts };
+	struct dir_plan_counts	 n;
+	enum da_err		 rc;
 
-	if ((st = db_stmt(c->db, sql_active_count, err)) == NULL) {
-		rc = DA_EDB;
-		goto out;
-	}
-	if (sqlite3_step(st) == SQLITE_ROW)
-		s->active_before = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	if ((rc = exec_plain(c->db, sql_plan_users, "plan", err)) != DA_OK ||
-	    (rc = exec_plain(c->db, sql_plan_depts, "plan", err)) != DA_OK)
-		goto out;
-	/* Leavers and removals only when the whole directory was seen. */
-	if (complete &&
-	    ((rc = exec_plain(c->db, sql_plan_leavers, "plan", err)) !=
-	    DA_OK || (rc = exec_plain(c->db, sql_plan_dept_removals, "plan",
-	    err)) != DA_OK))
-		goto out;
-	for (i = 0; i < 2 && step == SQLITE_DONE; i++) {
-		if ((st = db_stmt(c->db, counts[i], err)) == NULL) {
-			rc = DA_EDB;
-			goto out;
-		}
-		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-			n = sqlite3_column_int64(st, 1);
-			switch (sqlite3_column_int(st, 0) + 10 * i) {
-			case PLAN_ADD:
-				s->added = n;
-				break;
-			case PLAN_UPDATE:
-				s->updated = n;
-				break;
-			case PLAN_REACTIVATE:
-				s->reactivated = n;
-				break;
-			case PLAN_DEACTIVATE:
-				s->deactivated = n;
-				break;
-			case 10 + PLAN_ADD:
-				s->depts_added = n;
-				break;
-			case 10 + PLAN_UPDATE:
-				s->depts_updated = n;
-				break;
-			case 10 + PLAN_REMOVE:
-				s->depts_removed = n;
-				break;
-			}
-		}
-		sqlite3_reset(st);
-	}
-	if (step != SQLITE_DONE)
-		rc = db_error(c->db, err, "plan counts");
-out:
+	rc = directory_plan(c->db, complete, &n, err);
+	s->active_before = n.active_before;
+	s->added = n.users[DIR_ADD];
+	s->updated = n.users[DIR_UPDATE];
+	s->reactivated = n.users[DIR_REACTIVATE];
+	s->deactivated = n.users[DIR_DEACTIVATE];
+	s->depts_added = n.depts[DIR_ADD];
+	s->depts_updated = n.depts[DIR_UPDATE];
+	s->depts_removed = n.depts[DIR_REMOVE];
 	return rc;
 }
 
-static const char *
-action_word(int action)
-{
-	switch (action) {
-	case PLAN_ADD:
-		return "add";
-	case PLAN_UPDATE:
-		return "update";
-	case PLAN_REACTIVATE:
-		return "reactivate";
-	case PLAN_DEACTIVATE:
-		return "deactivate";
-	case PLAN_REMOVE:
-		return "remove";
-	default:
-		return "?";
-	}
-}
-
-/* The staged departments of userid into u->dept_ids. */
+/* A dry run: a line per change of the plan. */
 static enum da_err
-staged_depts(struct db *db, struct dt_user *u, struct da_error *err)
+print_dept(enum dir_action action, const struct dt_dept *d, void *arg,
+    struct da_error *err)
 {
-	sqlite3_stmt	*st;
-	size_t		 cap = 0;
-	enum da_err	 rc = DA_OK;
-	int		 step;
+	struct sync_ctx	*c = arg;
 
-	if ((st = db_stmt(db, sql_plan_user_depts, err)) == NULL) {
-		rc = DA_EDB;
-		goto out;
-	}
-	db_bind_text(st, 1, u->userid);
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (u->ndept == cap) {
-			cap = cap ? cap * 2 : 4;
-			u->dept_ids = xrealloc(u->dept_ids,
-			    cap * sizeof(*u->dept_ids));
-		}
-		u->dept_ids[u->ndept++] = sqlite3_column_int64(st, 0);
-	}
-	if (step != SQLITE_DONE)
-		rc = db_error(db, err, "staged memberships");
-	sqlite3_reset(st);
-out:
-	return rc;
+	if (c->opt->plan != NULL)
+		fprintf(c->opt->plan, "%s department %lld %s\n",
+		    directory_action_name(action), d->dept_id, d->name);
+	return DA_OK;
 }
 
-static void
-text_col(char *dst, size_t size, sqlite3_stmt *st, int col)
+static enum da_err
+print_user(enum dir_action action, const struct dt_user *u, void *arg,
+    struct da_error *err)
 {
-	snprintf(dst, size, "%s", db_column_text(st, col));
+	struct sync_ctx	*c = arg;
+
+	if (c->opt->plan != NULL)
+		fprintf(c->opt->plan, "%s user %s %s\n",
+		    directory_action_name(action), u->userid, u->name);
+	return DA_OK;
 }
 
 /*
- * The plan's departments, added and changed ones first: print them (dry
- * run) or write them. Removals wait for remove_depts(), after the users.
- * Plans are sorted before their first row comes back, so writing to the
- * main tables meanwhile does not disturb a walk.
+ * Applying the plan: departments added and changed first, then the
+ * users, then the departments that are gone (their members have moved).
  */
 static enum da_err
-walk_depts(struct sync_ctx *c, int apply, struct da_error *err)
+apply_dept(enum dir_action action, const struct dt_dept *d, void *arg,
+    struct da_error *err)
 {
-	FILE		*out = c->opt->plan;
-	sqlite3_stmt	*st;
-	struct dt_dept	 d;
-	enum da_err	 rc = DA_OK;
-	int		 action, step;
+	struct sync_ctx	*c = arg;
 
-	if ((st = db_stmt(c->db, sql_dept_plan_each, err)) == NULL) {
-		rc = DA_EDB;
-		goto out;
-	}
-	while (rc == DA_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		action = sqlite3_column_int(st, 0);
-		memset(&d, 0, sizeof(d));
-		d.dept_id = sqlite3_column_int64(st, 1);
-		d.parent_id = sqlite3_column_int64(st, 2);
-		text_col(d.name, sizeof(d.name), st, action == PLAN_REMOVE ?
-		    4 : 3);
-		if (!apply) {
-			if (out != NULL)
-				fprintf(out, "%s department %lld %s\n",
-				    action_word(action), d.dept_id, d.name);
-		} else if (action != PLAN_REMOVE)
-			rc = directory_upsert_dept(c->db, &d, err);
-	}
-	if (rc == DA_OK && step != SQLITE_DONE)
-		rc = db_error(c->db, err, "department plan");
-	sqlite3_reset(st);
-out:
+	if (action == DIR_REMOVE)
+		return DA_OK;
+	return directory_upsert_dept(c->db, d, err);
+}
+
+static enum da_err
+apply_user(enum dir_action action, const struct dt_user *u, void *arg,
+    struct da_error *err)
+{
+	struct sync_ctx	*c = arg;
+	enum da_err	 rc;
+	int		 ended = 0;
+
+	if (action != DIR_DEACTIVATE)
+		return directory_upsert_user(c->db, u, "sync", NULL, err);
+	rc = directory_deactivate_user(c->db, u->userid, &ended, err);
+	c->st->sessions_ended += ended;
 	return rc;
 }
 
 static enum da_err
-remove_depts(struct sync_ctx *c, struct da_error *err)
+remove_dept(enum dir_action action, const struct dt_dept *d, void *arg,
+    struct da_error *err)
 {
-	sqlite3_stmt	*st;
-	enum da_err	 rc = DA_OK;
-	int		 step;
+	struct sync_ctx	*c = arg;
 
-	if ((st = db_stmt(c->db, sql_dept_plan_each, err)) == NULL) {
-		rc = DA_EDB;
-		goto out;
-	}
-	while (rc == DA_OK && (step = sqlite3_step(st)) == SQLITE_ROW)
-		if (sqlite3_column_int(st, 0) == PLAN_REMOVE)
-			rc = directory_remove_dept(c->db,
-			    sqlite3_column_int64(st, 1), err);
-	if (rc == DA_OK && step != SQLITE_DONE)
-		rc = db_error(c->db, err, "department removals");
-	sqlite3_reset(st);
-out:
-	return rc;
-}
-
-/* The plan's users: print them (dry run) or apply through directory.h. */
-static enum da_err
-walk_users(struct sync_ctx *c, int apply, struct da_error *err)
-{
-	FILE		*out = c->opt->plan;
-	sqlite3_stmt	*st;
-	struct dt_user	 u;
-	enum da_err	 rc = DA_OK;
-	int		 action, step, ended;
-
-	memset(&u, 0, sizeof(u));
-	if ((st = db_stmt(c->db, sql_plan_each, err)) == NULL) {
-		rc = DA_EDB;
-		goto out;
-	}
-	while (rc == DA_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		action = sqlite3_column_int(st, 0);
-		dt_user_clear(&u);
-		text_col(u.userid, sizeof(u.userid), st, 1);
-		text_col(u.unionid, sizeof(u.unionid), st, 2);
-		/* A leaver has no staged row: show the stored name. */
-		text_col(u.name, sizeof(u.name), st, action ==
-		    PLAN_DEACTIVATE ? 9 : 3);
-		text_col(u.title, sizeof(u.title), st, 4);
-		text_col(u.job_number, sizeof(u.job_number), st, 5);
-		text_col(u.email, sizeof(u.email), st, 6);
-		text_col(u.mobile, sizeof(u.mobile), st, 7);
-		u.admin = sqlite3_column_int(st, 8);
-		u.active = 1;
-		if (!apply) {
-			if (out != NULL)
-				fprintf(out, "%s user %s %s\n",
-				    action_word(action), u.userid, u.name);
-		} else if (action == PLAN_DEACTIVATE) {
-			ended = 0;
-			rc = directory_deactivate_user(c->db, u.userid, &ended,
-			    err);
-			c->st->sessions_ended += ended;
-		} else if ((rc = staged_depts(c->db, &u, err)) == DA_OK)
-			rc = directory_upsert_user(c->db, &u, "sync", NULL,
-			    err);
-	}
-	if (rc == DA_OK && step != SQLITE_DONE)
-		rc = db_error(c->db, err, "user plan");
-	sqlite3_reset(st);
-out:
-	dt_user_clear(&u);
-	return rc;
+	if (action != DIR_REMOVE)
+		return DA_OK;
+	return directory_remove_dept(c->db, d->dept_id, err);
 }
 
 /* Decide and, unless refused or dry, replace the directory at once. */
@@ -1277,8 +902,10 @@ conclude(struct sync_ctx *c, struct da_error *err)
 	refuse = complete && !c->opt->force && s->deactivated > 0 &&
 	    s->deactivated * 100 > limit * s->active_before;
 	if (c->opt->dry_run) {
-		if ((rc = walk_depts(c, 0, err)) == DA_OK)
-			rc = walk_users(c, 0, err);
+		if ((rc = directory_plan_each_dept(c->db, print_dept, c,
+		    err)) == DA_OK)
+			rc = directory_plan_each_user(c->db, print_user, c,
+			    err);
 		s->outcome = SYNC_DRY_RUN;
 		goto out;
 	}
@@ -1293,9 +920,12 @@ conclude(struct sync_ctx *c, struct da_error *err)
 		goto out;
 	}
 	s->outcome = complete ? SYNC_OK : SYNC_PARTIAL;
-	if ((rc = walk_depts(c, 1, err)) != DA_OK ||
-	    (rc = walk_users(c, 1, err)) != DA_OK ||
-	    (rc = remove_depts(c, err)) != DA_OK)
+	if ((rc = directory_plan_each_dept(c->db, apply_dept, c, err)) !=
+	    DA_OK ||
+	    (rc = directory_plan_each_user(c->db, apply_user, c, err)) !=
+	    DA_OK ||
+	    (rc = directory_plan_each_dept(c->db, remove_dept, c, err)) !=
+	    DA_OK)
 		goto out;
 	count_requests(c);
 	/* The run's record commits with the directory it describes. */
@@ -1340,9 +970,7 @@ run(struct db *db, const struct sync_options *opt, struct sync_stats *st,
 
 	if ((rc = run_start(db, st, err)) != DA_OK)
 		goto out;
-	if ((rc = db_exec(db, sql_stage_create, err)) != DA_OK ||
-	    (rc = exec_id(db, sql_stage_root, ROOT_DEPT, "staging", err)) !=
-	    DA_OK)
+	if ((rc = directory_stage_begin(db, ROOT_DEPT, err)) != DA_OK)
 		goto out;
 	if ((rc = dt_corp_token(db, c.token, sizeof(c.token), NULL, err)) !=
 	    DA_OK)
@@ -1368,7 +996,7 @@ out:
 		st->outcome = SYNC_FAILED;
 		run_finish(db, st, err->msg, &e2);
 	}
-	db_exec(db, sql_stage_drop, &e2);
+	directory_stage_end(db);
 	return rc;
 }
 

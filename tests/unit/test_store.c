@@ -84,24 +84,12 @@ mkuser(struct dt_user *u, const char *userid, const char *unionid,
 	u->active = 1;
 }
 
-int
-main(void)
+/* The database: migrations, pragmas, the statement helpers and cache. */
+static void
+test_db(struct db *db, const char *path)
 {
 	struct da_error		 err = { 0 };
-	struct db		*db = NULL, *db2 = NULL;
-	struct session_user	 su;
-	struct dir_user		 du;
-	struct dt_user		 u;
-	struct dt_dept		 d;
-	struct token_info	 ti[4];
-	char			 dir[] = "/tmp/dingauth-store-XXXXXX";
-	char			 path[128], tok[TOKEN_MAX], id[SESSION_ID_LEN + 1];
-	char			 id2[SESSION_ID_LEN + 1], state[STATE_LEN + 1];
-	char			 rd[256], hex[65];
-	long long		 ttl = 7200, users, active, depts;
-	long long		 want[2];
-	size_t			 n;
-	int			 fetched, was, yes, ended;
+	struct db		*db2 = NULL;
 	struct db_rows		 r1, r2;
 	void			*st1;
 	static const struct db_sql q_one = { "one", "SELECT ?1 + 1" };
@@ -111,13 +99,6 @@ main(void)
 	    "INSERT INTO departments (dept_id, name, updated_at)"
 	    " VALUES (?1, ?2, 0)" };
 
-	if (mkdtemp(dir) == NULL)
-		return 1;
-	snprintf(path, sizeof(path), "%s/t.db", dir);
-	setenv("DINGAUTH_CONFIG", "/dev/null", 1);
-	config_load(0, &err);
-
-	CHECK(db_open(path, &db, &err) == DA_OK, "open creates (%s)", err.msg);
 	CHECK(db_schema_version(db) == db_schema_latest() &&
 	    db_schema_latest() >= 1, "migrated to the latest version (%d)",
 	    db_schema_version(db));
@@ -157,8 +138,19 @@ main(void)
 	    "db_run counts changes and reports a failed step once (%s)",
 	    err.msg);
 	exec(db, "DELETE FROM departments WHERE dept_id = 77");
+}
 
-	/* Token cache. */
+/* The token cache and its lease. */
+static void
+test_tokens(struct db *db, char *path)
+{
+	struct da_error		 err = { 0 };
+	struct token_info	 ti[4];
+	char			 tok[TOKEN_MAX];
+	long long		 ttl = 7200;
+	size_t			 n;
+	int			 fetched;
+
 	fetch_calls = 0;
 	CHECK(token_cache_get(db, TOKEN_CORP, "appk", fake_fetch, &ttl, tok,
 	    sizeof(tok), &fetched, &err) == DA_OK && fetched &&
@@ -220,8 +212,19 @@ main(void)
 	    sizeof(tok), &fetched, &err) == DA_EHTTP &&
 	    unit_count(db, "SELECT count(*) FROM token_leases") == 0,
 	    "a failed fetch releases its lease");
+}
 
-	/* Directory. */
+/* The directory: users, memberships, the department rule. */
+static void
+test_directory(struct db *db)
+{
+	struct da_error		 err = { 0 };
+	struct dir_user		 du;
+	struct dt_user		 u;
+	struct dt_dept		 d;
+	long long		 want[2];
+	int			 was, yes;
+
 	d.dept_id = 1; d.parent_id = 0; snprintf(d.name, sizeof(d.name), "Co");
 	directory_upsert_dept(db, &d, &err);
 	d.dept_id = 2; d.parent_id = 1; snprintf(d.name, sizeof(d.name), "RD");
@@ -256,8 +259,101 @@ main(void)
 	want[1] = 4;
 	CHECK(directory_user_in_depts(db, "u2", want, 2, &yes, &err) ==
 	    DA_OK && yes, "any of several departments");
+}
 
-	/* Sessions. */
+/* A plan walk into a line of "action id[:ndept]" words. */
+static enum da_err
+note_user(enum dir_action action, const struct dt_user *u, void *arg,
+    struct da_error *err)
+{
+	char	*seen = arg;
+	size_t	 len = strlen(seen);
+
+	snprintf(seen + len, 256 - len, "%s %s:%zu,",
+	    directory_action_name(action), u->userid, u->ndept);
+	return DA_OK;
+}
+
+static enum da_err
+note_dept(enum dir_action action, const struct dt_dept *d, void *arg,
+    struct da_error *err)
+{
+	char	*seen = arg;
+	size_t	 len = strlen(seen);
+
+	snprintf(seen + len, 256 - len, "%s %lld %s,",
+	    directory_action_name(action), d->dept_id, d->name);
+	return DA_OK;
+}
+
+/* A sync's staged copy and the plan made from it (nothing applied). */
+static void
+test_stage(struct db *db)
+{
+	struct da_error		 err = { 0 };
+	struct dir_stage_counts	 sc;
+	struct dir_plan_counts	 pc;
+	struct dt_user		 u;
+	long long		 failed[2] = { 0, 0 };
+	char			 seen[256] = "";
+	int			 fresh, a, b;
+
+	CHECK(directory_stage_begin(db, 1, &err) == DA_OK,
+	    "a staged copy begins with the root (%s)", err.msg);
+	CHECK(directory_stage_dept(db, 2, 1, "RD", &fresh, &err) == DA_OK &&
+	    fresh && directory_stage_dept(db, 2, 1, "RD", &fresh, &err) ==
+	    DA_OK && !fresh, "a department is staged once");
+	directory_stage_dept(db, 3, 2, "FE", &fresh, &err);
+	directory_stage_dept(db, 5, 1, "Ops", &fresh, &err);
+	mkuser(&u, "u1", "un1", "张三丰", 3, 0);
+	a = directory_stage_user(db, &u, 3, &fresh, &err) == DA_OK && fresh;
+	b = directory_stage_user(db, &u, 3, &fresh, &err) == DA_OK && !fresh;
+	CHECK(a && b, "a user is staged once");
+	dt_user_clear(&u);
+	mkuser(&u, "u3", "un3", "Wang", 5, 0);
+	directory_stage_user(db, &u, 5, &fresh, &err);
+	dt_user_clear(&u);
+	CHECK(directory_stage_counts(db, &sc, failed, 2, &err) == DA_OK &&
+	    sc.departments == 4 && sc.users == 2 && sc.failed == 0,
+	    "staged counts");
+	CHECK(directory_plan(db, 1, &pc, &err) == DA_OK &&
+	    pc.active_before == 2 && pc.users[DIR_ADD] == 1 &&
+	    pc.users[DIR_UPDATE] == 1 && pc.users[DIR_DEACTIVATE] == 1 &&
+	    pc.users[DIR_REACTIVATE] == 0 && pc.depts[DIR_ADD] == 1 &&
+	    pc.depts[DIR_UPDATE] == 0 && pc.depts[DIR_REMOVE] == 1,
+	    "the plan counts each action (%s)", err.msg);
+	CHECK(directory_plan_each_user(db, note_user, seen, &err) == DA_OK,
+	    "the user plan walks");
+	CHECK_STR(seen, "add u3:1,update u1:1,deactivate u2:0,",
+	    "users by action, with staged departments; a leaver bare");
+	seen[0] = '\0';
+	CHECK(directory_plan_each_dept(db, note_dept, seen, &err) == DA_OK,
+	    "the department plan walks");
+	CHECK_STR(seen, "add 5 Ops,remove 4 HR,",
+	    "departments by action; a removal with our name");
+	CHECK(directory_stage_dept_failed(db, 5, &err) == DA_OK &&
+	    directory_stage_counts(db, &sc, failed, 2, &err) == DA_OK &&
+	    sc.failed == 1 && failed[0] == 5, "a failed department is listed");
+	directory_stage_end(db);
+	CHECK(unit_count(db, "SELECT count(*) FROM temp.sqlite_master"
+	    " WHERE name LIKE 'sync%'") == 0 &&
+	    unit_count(db, "SELECT count(*) FROM users WHERE active = 1") == 2,
+	    "the copy is dropped and the directory untouched");
+}
+
+/* Sessions, and how the directory ends them. */
+static void
+test_sessions(struct db *db)
+{
+	struct da_error		 err = { 0 };
+	struct session_user	 su;
+	struct dir_user		 du;
+	struct dt_user		 u;
+	char			 id[SESSION_ID_LEN + 1];
+	char			 id2[SESSION_ID_LEN + 1], hex[65];
+	long long		 users, active, depts;
+	int			 was, ended;
+
 	CHECK(session_open(db, "u1", "127.0.0.1", "ua", id, &err) == DA_OK &&
 	    strlen(id) == SESSION_ID_LEN, "session opened");
 	crypto_sha256_hex(id, SESSION_ID_LEN, hex);
@@ -317,8 +413,15 @@ main(void)
 	    " WHERE dept_id = 3") == 0 &&
 	    unit_count(db, "SELECT count(*) FROM departments") == 3,
 	    "department removed with its memberships");
+}
 
-	/* Login states. */
+/* Login states: single-use, time-boxed. */
+static void
+test_states(struct db *db)
+{
+	struct da_error		 err = { 0 };
+	char			 state[STATE_LEN + 1], rd[256];
+
 	CHECK(state_create(db, "/wiki?a=1", state, &err) == DA_OK &&
 	    strlen(state) == STATE_LEN && strpbrk(state, "+/=") == NULL,
 	    "state created, URL-safe");
@@ -333,7 +436,31 @@ main(void)
 	    "expired state refused and gone");
 	CHECK(state_take(db, "not-a-state", rd, sizeof(rd), &err) == DA_ESTATE,
 	    "forged state refused");
+}
 
+int
+main(void)
+{
+	struct da_error		 err = { 0 };
+	struct db		*db = NULL;
+	char			 dir[] = "/tmp/dingauth-store-XXXXXX";
+	char			 path[128];
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	snprintf(path, sizeof(path), "%s/t.db", dir);
+	setenv("DINGAUTH_CONFIG", "/dev/null", 1);
+	config_load(0, &err);
+
+	CHECK(db_open(path, &db, &err) == DA_OK, "open creates (%s)", err.msg);
+	if (db != NULL) {
+		test_db(db, path);
+		test_tokens(db, path);
+		test_directory(db);
+		test_stage(db);
+		test_sessions(db);
+		test_states(db);
+	}
 	db_close(db);
 	snprintf(path, sizeof(path), "rm -rf %s", dir);
 	if (system(path) != 0)
