@@ -31,7 +31,10 @@ Control API (JSON in and out; errors are HTTP 400/404/405 {"error": "..."}):
   POST /_fake/log/clear                 GET /_fake/stats -> {connections, api_connections, requests, by_path}
   POST /_fake/fault {path|"*", kind, count=1, delay_ms, errcode, errmsg, sub_code, sub_msg, status, code,
        match, after}
-       kinds: invalid_token (sub_code may pick 42001), errcode, rate_limit, http500, slow, garbage, drop
+       kinds: invalid_token (sub_code may pick 42001), errcode, rate_limit, http500, http504, slow,
+       garbage, throttle_html, drop. DingTalk's documented timeouts: errcode with errcode=15,
+       sub_code="isp.top-remote-connection-timeout"; errcode with errcode=88, sub_code=""; http504
+       (a gateway timeout page). throttle_html: the HTML page of IP-level throttling [h.1].
        match {name: value, ...}: only requests whose JSON body (or query) has these values (compared as
        strings), e.g. {"userid": "u002"}; the others pass untouched and do not use up count.
        after (slow only): answer first, then wait delay_ms before sending it, so the answer is what
@@ -129,6 +132,12 @@ TOKEN_MESSAGES = {
 }
 QPS_MESSAGE = "当前应用调用该接口的QPS超过限制,请稍后重试"
 QPS_V1_CODE = "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi"
+# IP-level throttling as an HTML page [h.1, h.3]: the gateway's deny page,
+# whose script carries the same "punish" settings as the JSON form.
+THROTTLE_PAGE = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>访问被拒绝</title></head>\n"
+                 "<body><div id=\"container\"><h1>访问被拒绝</h1><p>您的访问过于频繁，请稍后再试。</p></div>\n"
+                 "<script>window._config_ = {\"action\":\"deny\",\"source\":\"x5\",\"punish\":\"deny\","
+                 "\"wait\":5};</script></body></html>\n")
 
 CALLBACK_TAGS = {
     "user_add_org", "user_modify_org", "user_leave_org", "user_active_org",
@@ -867,7 +876,8 @@ class RateLimiter:
 
 
 class FaultTable:
-    FAULT_KINDS = ("invalid_token", "errcode", "rate_limit", "http500", "slow", "garbage", "drop")
+    FAULT_KINDS = ("invalid_token", "errcode", "rate_limit", "http500", "http504", "slow", "garbage",
+                   "throttle_html", "drop")
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -1305,6 +1315,13 @@ class FakeDingTalkApp:
         if kind == "http500":
             return Reply(500, "<html><body><h1>500 Internal Server Error</h1></body></html>\n",
                          "text/html; charset=utf-8")
+        if kind == "http504":
+            return Reply(504, "<html><body><center><h1>504 Gateway Time-out</h1></center>"
+                         "</body></html>\n", "text/html; charset=utf-8")
+        if kind == "throttle_html":
+            reply = Reply(200, THROTTLE_PAGE, "text/html; charset=utf-8")
+            reply.rate_limited = True
+            return reply
         if kind == "garbage":
             return Reply(200, "<html>upstream gateway: this is not JSON {\n", "text/html; charset=utf-8")
         if kind == "invalid_token":

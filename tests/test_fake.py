@@ -906,6 +906,22 @@ def test_faults(fake):
     check("fault slow after: the answer held is the one computed on arrival",
           time.monotonic() - t0 >= 0.65 and box["r"]["errcode"] == 0 and
           box["r"]["result"]["userid"] == "u009", box)
+    fake.fault(path, "errcode", errcode=15, sub_code="isp.top-remote-connection-timeout")
+    r = get_user()
+    check("fault errcode 15: DingTalk's remote connection timeout", r.get("errcode") == 15 and
+          r.get("sub_code") == "isp.top-remote-connection-timeout", r)
+    fake.fault(path, "errcode", errcode=88, sub_code="")
+    r = get_user()
+    check("fault errcode 88 with an empty sub_code", r.get("errcode") == 88 and
+          r.get("sub_code") == "", r)
+    fake.fault("/v1.0/contact/users/me", "http504")
+    r = fake.get("/v1.0/contact/users/me")
+    check("fault http504: a gateway timeout page", r.status == 504 and b"504" in r.body, r)
+    fake.fault(path, "throttle_html")
+    r = fake.post(path, {"userid": "u001"}, query={"access_token": tok})
+    check("fault throttle_html: HTTP 200, an HTML page naming the punishment",
+          r.status == 200 and r.headers.get("content-type", "").startswith("text/html") and
+          b"punish" in r.body and fake.log(path=path)[-1]["rate_limited"] is True, r)
     fake.fault(path, "drop")
     try:
         fake.post(path, {"userid": "u001"}, query={"access_token": tok})
