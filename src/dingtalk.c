@@ -44,12 +44,18 @@ dt_map_errcode(long long code, const char *sub_code)
 	case 0:
 		return DA_OK;
 	case 88:
+		/* The wrapper with no reason: DingTalk's gateway timed out. */
 		if (sub_code == NULL || *sub_code == '\0')
-			return DA_EAPI;
+			return DA_ETIMEOUT;
 		sub = strtoll(sub_code, &end, 10);
 		if (*end != '\0' || sub == 88)
 			return DA_EAPI;
 		return dt_map_errcode(sub, NULL);
+	case 15:
+		/* The gateway could not reach the service behind it. */
+		return sub_code != NULL && strcmp(sub_code,
+		    "isp.top-remote-connection-timeout") == 0 ? DA_ETIMEOUT :
+		    DA_EAPI;
 	case 40014: case 42001: case 40001: case 33001:
 		return DA_ETOKEN;
 	case 40089: case 40096:
@@ -200,6 +206,8 @@ judge_newapi_error(const struct http_response *resp, const json *j,
 		rc = DA_ECREDENTIALS;
 	else if (strstr(sub, "QpsLimit") != NULL || resp->status == 429)
 		rc = DA_ERATE;
+	else if (resp->status == 504)
+		rc = DA_ETIMEOUT;	/* the gateway timed out: transient */
 	else if (resp->status >= 500)
 		rc = DA_EHTTP;
 	else
@@ -235,6 +243,23 @@ judge_errcode(long long code, const json *j, struct da_error *why)
 }
 
 /*
+ * IP-level throttling answered as an HTML page instead of its JSON form
+ * (docs/dingtalk.md §h.1, §h.3): markup naming the punishment, as the
+ * JSON form's "punish" does. Rate limited, not garbage.
+ */
+static int
+throttle_page(const struct http_response *resp)
+{
+	const char	*s = resp->body;
+
+	if (s == NULL)
+		return 0;
+	while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+		s++;
+	return *s == '<' && strstr(s, "punish") != NULL;
+}
+
+/*
  * Parse and judge one answer (§h.1): DA_OK with *doc, or the reason in
  * why (always filled).
  */
@@ -249,14 +274,20 @@ judge(enum dt_family family, const struct http_response *resp, json **doc,
 	*doc = NULL;
 	da_error_clear(why);
 	j = json_parse(resp->body, resp->len);
+	if (j == NULL && throttle_page(resp)) {
+		rc = DA_ERROR(why, DA_ERATE, "DingTalk throttled this IP (HTTP "
+		    "%ld, an HTML page)", resp->status);
+		goto out;
+	}
 	if (family == DT_NEWAPI && resp->status >= 400) {
 		rc = judge_newapi_error(resp, j, why);
 		goto out;
 	}
 	if (resp->status != 200 && !(family == DT_NEWAPI &&
 	    resp->status >= 200 && resp->status < 300)) {
-		rc = DA_ERROR(why, DA_EHTTP, "DingTalk answered HTTP %ld",
-		    resp->status);
+		rc = DA_ERROR(why, resp->status == 504 ? DA_ETIMEOUT : DA_EHTTP,
+		    "DingTalk answered HTTP %ld%s", resp->status,
+		    resp->status == 504 ? " (its gateway timed out)" : "");
 		why->api_code = resp->status;
 		goto out;
 	}
@@ -367,8 +398,21 @@ dt_classify(enum dt_family family, enum da_err transport,
 		retry_or_fail(v, busy_delay(&v->why, tries->busy),
 		    &tries->busy, policy->busy_retries, policy);
 		break;
-	case DA_EHTTP:
 	case DA_ETIMEOUT:
+		if (transport == DA_OK) {
+			/*
+			 * DingTalk answered that it timed out behind its
+			 * gateway (errcode 15 isp.top-remote-connection-
+			 * timeout, 88 without a sub_code, HTTP 504; §h.2):
+			 * transient, so even a blocking call asks again once.
+			 */
+			retry_or_fail(v, (long)FAIL_BACKOFF_MS << shift,
+			    &tries->failed, policy->fail_retries > 0 ?
+			    policy->fail_retries : 1, policy);
+			break;
+		}
+		/* FALLTHROUGH */
+	case DA_EHTTP:
 	case DA_ETOOBIG:
 	case DA_EJSON:
 		retry_or_fail(v, (long)FAIL_BACKOFF_MS << shift,

@@ -545,6 +545,58 @@ def test_dingtalk_failures(fk):
                        "dingtalk_bad_answer", "could not be read")
 
 
+# DingTalk's documented timeout answers (docs/dingtalk.md §h.2): each form,
+# injected once on a login's DingTalk call, is retried and the login goes
+# through; an HTML throttling page is "rate limited", not garbage.
+TIMEOUT_FORMS = (
+    ("errcode 15 isp.top-remote-connection-timeout", "errcode",
+     {"errcode": 15, "sub_code": "isp.top-remote-connection-timeout",
+      "errmsg": "Remote service error"}),
+    ("errcode 88 without a sub_code", "errcode",
+     {"errcode": 88, "sub_code": "", "errmsg": "ding talk error"}),
+    ("HTTP 504", "http504", {}),
+)
+
+
+def test_dingtalk_timeouts(fk):
+    for flow in FLOWS:
+        with Env(fake=fk, DINGAUTH_LOGIN_FLOW=flow) as env:
+            seed_demo(env)
+            r, state = start(env)
+            fk.clear_log()
+            exchange(env, mint(fk, env, userid="u001"), state)
+            # The calls a login makes once its tokens are warm.
+            paths = [e["path"] for e in fk.log()
+                     if e["path"] not in ("/gettoken", "/sns/gettoken", "/v1.0/oauth2/accessToken")]
+            t.check(flow + ": a warm login makes DingTalk calls", len(paths) >= 1, paths)
+            for path in paths:
+                for name, kind, opts in TIMEOUT_FORMS:
+                    if kind == "errcode" and path.startswith("/v1.0/"):
+                        continue    # errcodes are oapi/topapi answers
+                    r, state = start(env)
+                    code = mint(fk, env, userid="u001")
+                    fk.clear_log()
+                    fk.fault(path, kind, count=1, **opts)
+                    r = exchange(env, code, state)
+                    calls = fk.log(path=path)
+                    t.check("%s: %s on %s: asked again, and the login goes through"
+                            % (flow, name, path),
+                            r.status == 302 and "dingauth_session" in r.cookies() and
+                            [bool(c["fault"]) for c in calls] == [True, False],
+                            (r.status, [(c["status"], c["errcode"], c["fault"]) for c in calls],
+                             r.stderr[-800:]))
+                    fk.clear_faults()
+            r, state = start(env)
+            code = mint(fk, env, userid="u001")
+            before, n0 = kept(env), states(env)
+            fk.fault(paths[0], "throttle_html", count=1)
+            r = exchange(env, code, state)
+            fk.clear_faults()
+            check_problem(flow + ": an HTML throttling page", r, 503, "rate_limited",
+                          "wait about")
+            no_rows(flow + ": an HTML throttling page", env, before, n0)
+
+
 def test_directory_decides(fk):
     for flow in FLOWS:
         with Env(fake=fk, DINGAUTH_LOGIN_FLOW=flow,
@@ -781,7 +833,8 @@ def main():
     fk = fresh_fake()
     try:
         for test in (test_login_page, test_flows, test_state_failures,
-                     test_dingtalk_failures, test_directory_decides,
+                     test_dingtalk_failures, test_dingtalk_timeouts,
+                     test_directory_decides,
                      test_escaping, test_rd, test_sessions, test_own_names):
             try:
                 test(fk)

@@ -430,6 +430,37 @@ def test_retries():
         t.eq("...and changes nothing", env.sql("SELECT count(*) FROM users"), [(0,)])
 
 
+def test_timeouts():
+    """DingTalk's documented timeout answers on a sync page (docs/dingtalk.md
+    §h.2), each injected once: asked again, and the sync completes. An HTML
+    throttling page counts as rate limiting, not as garbage."""
+    forms = (("errcode 15 isp.top-remote-connection-timeout", "errcode",
+              {"errcode": 15, "sub_code": "isp.top-remote-connection-timeout",
+               "errmsg": "Remote service error"}),
+             ("errcode 88 without a sub_code", "errcode",
+              {"errcode": 88, "sub_code": "", "errmsg": "ding talk error"}),
+             ("HTTP 504", "http504", {}))
+    for name, kind, opts in forms:
+        for path in (LISTSUB, USERLIST):
+            with FakeDingTalk(generate=SMALL, qps=100) as fk, Env(fake=fk) as env:
+                fk.fault(path, kind, count=1, **opts)
+                rc, s, err = sync(env, **FAST)
+                faulted = [e for e in fk.log(path=path) if e["fault"]]
+                t.check("%s on %s: asked again, the sync completes" % (name, path),
+                        rc == 0 and s.get("outcome") == "ok" and len(faulted) == 1 and
+                        (s.get("retries") or 0) >= 1 and fk.faults() == [],
+                        (rc, s, err[-600:]))
+                same_directory("after %s on %s" % (name, path), env, fk)
+    with FakeDingTalk(generate=SMALL, qps=100) as fk, Env(fake=fk) as env:
+        fk.fault(USERLIST, "throttle_html", count=1)
+        rc, s, err = sync(env, **FAST)
+        # An IP ban lasts minutes: the sync stops (nothing changed) and says why.
+        t.check("an HTML throttling page is an IP ban, not garbage",
+                rc == 1 and "throttled this IP" in (s.get("reason") or "") and
+                "not a JSON" not in err and env.sql("SELECT count(*) FROM users") == [(0,)],
+                (rc, s, err[-600:]))
+
+
 def test_killed():
     with FakeDingTalk(generate=SMALL, qps=100) as fk, Env(fake=fk) as env:
         rc, s, err = sync(env, **FAST)
@@ -551,6 +582,7 @@ test_mass_disappearance()
 test_force()
 test_department_fails()
 test_retries()
+test_timeouts()
 test_killed()
 test_dry_run()
 test_output()

@@ -107,6 +107,48 @@ test_retry(void)
 	    "calls disabled (90003): fails at once");
 }
 
+/* DingTalk's own timeout answers (§h.2): retried, even with a person waiting. */
+static void
+test_timeouts(void)
+{
+	struct dt_tries	 tries;
+
+	CHECK(oapi("{\"errcode\":15,\"errmsg\":\"Remote service error\","
+	    "\"sub_code\":\"isp.top-remote-connection-timeout\"}", &blocking) ==
+	    DT_ACT_RETRY && v.why.code == DA_ETIMEOUT && v.delay_ms == 250,
+	    "errcode 15 isp.top-remote-connection-timeout: retry, even for a "
+	    "login");
+	CHECK(oapi("{\"errcode\":15,\"sub_code\":\"isp.other\"}", &blocking) ==
+	    DT_ACT_FAIL && v.why.code == DA_EAPI,
+	    "errcode 15 with another sub_code: fails, EAPI");
+	CHECK(oapi("{\"errcode\":88,\"sub_code\":\"\",\"errmsg\":\"x\"}",
+	    &blocking) == DT_ACT_RETRY && v.why.code == DA_ETIMEOUT,
+	    "errcode 88 with an empty sub_code: retry");
+	CHECK(oapi("{\"errcode\":88}", &blocking) == DT_ACT_RETRY &&
+	    v.why.code == DA_ETIMEOUT, "errcode 88 without a sub_code: retry");
+	CHECK(answer(DT_NEWAPI, 504, "<html><h1>504 Gateway Time-out</h1>"
+	    "</html>", &blocking, NULL) == DT_ACT_RETRY &&
+	    v.why.code == DA_ETIMEOUT && v.why.api_code == 504,
+	    "v1.0 HTTP 504: retry");
+	CHECK(answer(DT_TOPAPI, 504, "", &blocking, NULL) == DT_ACT_RETRY &&
+	    v.why.code == DA_ETIMEOUT, "HTTP 504 elsewhere: retry");
+	memset(&tries, 0, sizeof(tries));
+	tries.failed = 1;
+	CHECK(answer(DT_NEWAPI, 504, "", &blocking, &tries) == DT_ACT_FAIL &&
+	    v.why.code == DA_ETIMEOUT && v.used_up,
+	    "a second 504 with a person waiting: fails, ETIMEOUT");
+	CHECK(answer(DT_TOPAPI, 504, "", &patient, &tries) == DT_ACT_RETRY,
+	    "a second 504 for the sync: its own retries");
+	CHECK(answer(DT_TOPAPI, 200, "<!DOCTYPE html><html><script>"
+	    "window._config_={\"action\":\"deny\",\"punish\":\"deny\"}"
+	    "</script></html>", &patient, NULL) == DT_ACT_FAIL &&
+	    v.why.code == DA_ERATE && !v.used_up,
+	    "an HTML throttling page: rate limited (an IP ban), not garbage");
+	CHECK(answer(DT_NEWAPI, 403, "<html>punish</html>", &blocking, NULL) ==
+	    DT_ACT_FAIL && v.why.code == DA_ERATE,
+	    "an HTML throttling page from the v1.0 API: rate limited");
+}
+
 static void
 test_refresh(void)
 {
@@ -238,6 +280,7 @@ main(void)
 {
 	test_ok();
 	test_retry();
+	test_timeouts();
 	test_refresh();
 	test_fail();
 	test_request();
