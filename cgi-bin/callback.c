@@ -10,7 +10,11 @@
  * writes nothing and is answered the same), the encrypted "success" goes
  * out and the request is finished (FCGX_Finish_r, or stdout closed under
  * CGI) before any call to DingTalk: DingTalk allows 1500 ms. Only then
- * are pending events applied to the directory.
+ * is the event applied to the directory (a user_leave_org or
+ * org_dept_remove was applied with its store, before the answer), and
+ * other events that are due, for at most EVENT_APPLY_BUDGET_MS. A push
+ * stored before (a retry, a replay) writes nothing, takes no write lock
+ * and does nothing after its answer.
  *
  * check_url (sent by register_call_back and the developer console) is
  * answered and not stored.
@@ -312,6 +316,9 @@ handle(struct req *r, void *arg)
 			refuse(r, R_INTERNAL, err.msg);
 			goto out;
 		}
+		if (stored && ev.ninvalid > 0)
+			log_msg(LOG_WARN, "%s event %lld: %zu id(s) left out: "
+			    "%s", ev.type, id, ev.ninvalid, ev.invalid);
 		log_msg(LOG_DEBUG, "%s event %s as %lld", ev.type,
 		    applied ? "stored and applied" : stored ? "stored" :
 		    "already stored", id);
@@ -328,9 +335,10 @@ handle(struct req *r, void *arg)
 
 	/* DingTalk has its answer; now the slow part. */
 	resp_send(r);
-	if (ev.kind == EVENT_CHECK_URL || applied)
+	if (ev.kind == EVENT_CHECK_URL || ev.kind == EVENT_OTHER || !stored ||
+	    applied)
 		goto out;
-	if (events_apply_pending(cb->db, EVENT_APPLY_MAX, 0, &run,
+	if (events_apply_pending(cb->db, id, EVENT_APPLY_BUDGET_MS, 0, &run,
 	    &err) != DA_OK)
 		log_msg(LOG_ERR, "applying events: %s", err.msg);
 	else if (run.failed > 0)

@@ -6,9 +6,9 @@
 #include "err.h"
 
 /*
- * DingTalk's address-book events (dingtalk-api.md §b): parsed from a
- * decrypted push, stored in the events table before the push is answered,
- * and applied to the directory afterwards.
+ * DingTalk's address-book events (docs/dingtalk.md §b): parsed from a
+ * decrypted push, stored in the events table before the push is
+ * answered, and applied to the directory afterwards.
  *
  * Storing is idempotent: every event has a dedupe key (its eventId, else
  * its BizId, else the push's msg_signature) and a second push with the
@@ -16,20 +16,31 @@
  * the user from DingTalk and upsert the row (a user DingTalk no longer
  * knows is deactivated), user_leave_org deactivates locally and ends the
  * sessions, department events fetch and upsert the department (or remove
- * it). An event whose application fails stays pending with last_error.
+ * it).
  *
- * Events are applied one process at a time and in the order they were
- * stored (a lock file beside the database), so "add" then "leave" for the
- * same user cannot be reordered by two FastCGI workers.
+ * A leave and a department removal need no DingTalk call: they are
+ * applied in the transaction that stores them, whatever else is pending.
+ * Every other event is applied on its own: a process claims it for
+ * EVENT_CLAIM_SECONDS (one that dies lets go), and a failure is retried
+ * after a growing delay (next_attempt_at) without holding up the
+ * others. A permanent failure (DingTalk says the user is outside the
+ * app's visible range, 50002; the event cannot be used) or
+ * EVENT_ATTEMPTS_MAX failures end the event as 'failed' with its reason.
  */
 struct db;
 
 #define EVENT_TYPE_MAX		64	/* EventType, bytes with NUL */
 #define EVENT_KEY_MAX		192	/* dedupe key, bytes with NUL */
 #define EVENT_ID_MAX		128	/* one userid, bytes with NUL */
+#define EVENT_ID_MAX_TEXT	"127"	/* the longest, said in errors */
 #define EVENT_IDS_MAX		1000	/* ids in one event */
 #define EVENT_ERROR_MAX		400	/* last_error kept, bytes */
-#define EVENT_APPLY_MAX		100	/* events applied after one push */
+#define EVENT_INVALID_MAX	256	/* invalid ids noted, bytes with NUL */
+#define EVENT_APPLY_BUDGET_MS	500	/* other events applied after a push */
+#define EVENT_CLAIM_SECONDS	120	/* an event held by its applier */
+#define EVENT_RETRY_FIRST	30	/* s before the second attempt, */
+#define EVENT_RETRY_LONGEST	3600	/* doubling up to this */
+#define EVENT_ATTEMPTS_MAX	24	/* then failed: about a day of tries */
 
 enum event_kind {
 	EVENT_CHECK_URL,	/* check_url: answered, never stored */
@@ -56,6 +67,8 @@ struct event {
 	size_t		 nuser;
 	long long	*dept_ids;	/* kinds with departments: >= 1 */
 	size_t		 ndept;
+	char		 invalid[EVENT_INVALID_MAX];	/* "UserId[2] (why)" */
+	size_t		 ninvalid;	/* ids left out as unusable */
 };
 
 /* The EventType of kind ("user_add_org"); "" for EVENT_OTHER. */
@@ -66,7 +79,9 @@ const char	*event_kind_name(enum event_kind kind);
  * valid UTF-8, a JSON object with a string EventType; UserId/userId
  * (strings) for user events and DeptId/deptId (numbers or digit
  * strings) for department events, each a non-empty array (or one
- * value) of at most EVENT_IDS_MAX; TimeStamp/timeStamp/EventTime a
+ * value) of at most EVENT_IDS_MAX holding at least one usable id (the
+ * others are noted in invalid and left out: DingTalk batches ids, and
+ * one bad id must not cost the others); TimeStamp/timeStamp/EventTime a
  * number or a digit string when present. DA_EINPUT (err says what is
  * wrong) otherwise. On success ev owns allocations: event_clear frees.
  * Needs no configuration and no database.
@@ -90,14 +105,16 @@ enum da_err	 events_store(struct db *db, const struct event *ev,
 		    int *stored, long long *id, struct da_error *err);
 
 /*
- * events_store, and when the event needs no DingTalk call
- * (user_leave_org, org_dept_remove) also apply it and mark it applied in
- * the same transaction, whatever else is pending: one durable write, and
- * a leaver's sessions are gone before DingTalk has its answer. An older
- * event applied later cannot bring the leaver back: a user's row is only
- * written from a DingTalk answer asked after the leave (a rehire).
- * *applied tells whether that happened; otherwise the event is stored
- * (pending) for events_apply_pending, as with events_store.
+ * events_store for callback.fcgi. A push stored before writes nothing
+ * and takes no write lock (one read). When the event needs no DingTalk
+ * call (user_leave_org, org_dept_remove) it is also applied and marked
+ * applied in the same transaction, whatever else is pending: one durable
+ * write, and a leaver's sessions are gone before DingTalk has its
+ * answer. An older event applied later cannot bring the leaver back: a
+ * user's row is only written from a DingTalk answer asked after the
+ * leave (a rehire). *applied tells whether that happened. Any other new
+ * event is stored pending and claimed by the caller, who applies it
+ * after the answer (events_apply_pending with own = *id).
  */
 enum da_err	 events_store_apply(struct db *db, const struct event *ev,
 		    const char *payload, size_t len, const char *fallback,
@@ -107,30 +124,43 @@ enum da_err	 events_store_apply(struct db *db, const struct event *ev,
 /* The outcome of one run over the pending events. */
 struct events_run {
 	int		 applied;	/* now 'applied' */
-	int		 failed;	/* tried and left pending */
-	int		 skipped;	/* another process was applying */
+	int		 failed;	/* tried and not applied */
+	int		 gave_up;	/* of which now 'failed' for good */
 	long long	 pending;	/* still pending after the run */
 	struct da_error	 first_error;	/* of the first failure */
 };
 
 /*
- * Apply pending events in id order, at most max of them (0: no limit),
- * each at most once in this run. wait: block until no other process is
- * applying (the command line); otherwise (the callback) leave the work
- * to the process that holds the lock, which looks again for new events
- * before it lets go. A run stops at the first failure that says
- * DingTalk or the database is unavailable (transport, timeout, rate
- * limit, token, configuration), so later events keep their order; a
- * failure of one event alone (DingTalk refused that user) is recorded
- * and the run goes on. Returns DA_OK when the run itself worked (even if
- * events failed: see run), or the error that stopped it from starting.
+ * Apply pending events, oldest first: first own (an event the caller
+ * claimed with events_store_apply; 0 for none), then every event that
+ * is due (all: every pending one, whatever its next attempt time) and
+ * not held by another process, each claimed while it is applied, until
+ * budget_ms have passed (0: no limit; the event in hand is finished).
+ * An event that fails is tried again after a delay (EVENT_RETRY_FIRST
+ * doubling to EVENT_RETRY_LONGEST) or ends as 'failed' (permanent
+ * failure, EVENT_ATTEMPTS_MAX attempts). A failure that says DingTalk or
+ * the database is unavailable (transport, timeout, rate limit, token,
+ * configuration) ends the run: the next event would fail the same way.
+ * Returns DA_OK when the run itself worked (even if events failed: see
+ * run), or the database error that stopped it.
  */
-enum da_err	 events_apply_pending(struct db *db, int max, int wait,
-		    struct events_run *run, struct da_error *err);
+enum da_err	 events_apply_pending(struct db *db, long long own,
+		    long budget_ms, int all, struct events_run *run,
+		    struct da_error *err);
+
+/*
+ * Is e (from events_apply) a failure that will not go away by asking
+ * again: not visible to the app (50002), not found, unusable input?
+ */
+int		 events_failure_is_permanent(const struct da_error *e);
 
 /*
  * Apply one parsed event (no state bookkeeping): the directory changes
- * described above. For tests and for events_apply_pending.
+ * described above, for every id; one id failing does not keep the
+ * others from being applied, unless the failure says DingTalk is not
+ * usable now. DA_OK when every id was applied; otherwise the first
+ * failure that is not permanent if there is one, else the first
+ * permanent one (err names the id). For tests and events_apply_pending.
  */
 enum da_err	 events_apply(struct db *db, const struct event *ev,
 		    struct da_error *err);
@@ -141,24 +171,68 @@ struct event_row {
 	const char	*dedupe_key;
 	const char	*type;
 	const char	*payload;
-	const char	*state;		/* pending|applied|ignored */
+	const char	*state;		/* pending|applied|ignored|failed */
 	const char	*last_error;	/* "" when none */
+	const char	*invalid_ids;	/* ids left out of the push, "" */
 	long long	 received_at;
 	long long	 applied_at;	/* 0 when not applied */
+	long long	 next_attempt_at; /* pending: not tried before */
 	int		 attempts;
 };
 
+enum events_filter {
+	EVENTS_ALL,
+	EVENTS_PENDING,
+	EVENTS_FAILED,
+};
+
 /*
- * Call fn for the newest limit stored events (0: all; pending_only: only
- * pending ones), oldest first. The row's strings are valid during the
+ * Call fn for the newest limit stored events that filter lets through
+ * (limit 0: all), oldest first. The row's strings are valid during the
  * call only. fn returns non-zero to stop.
  */
-enum da_err	 events_each(struct db *db, int pending_only, long long limit,
+enum da_err	 events_each(struct db *db, enum events_filter filter,
+		    long long limit,
 		    int (*fn)(const struct event_row *row, void *arg),
 		    void *arg, struct da_error *err);
 
 /* Number of pending events. */
 enum da_err	 events_count_pending(struct db *db, long long *n,
+		    struct da_error *err);
+
+/* What doctor and the health check report. */
+struct events_health {
+	long long	 pending;
+	long long	 oldest_pending;	/* received_at, 0 if none */
+	long long	 failed;
+	char		 last_failure[EVENT_ERROR_MAX];	/* newest, "" */
+};
+
+enum da_err	 events_health(struct db *db, struct events_health *h,
+		    struct da_error *err);
+
+/*
+ * How long finished events (and so their dedupe keys) are kept, in
+ * seconds, for a callback timestamp window and a retention in days: the
+ * retention, but never less than the window and a day more. A push
+ * DingTalk retries is signed afresh and passes the window whenever it
+ * comes: only its dedupe key tells it apart, so the key must outlive
+ * the retries (DingTalk gives up on a push within minutes to hours,
+ * docs/dingtalk.md §a.8) and any replay the window still lets in. A
+ * window of 0 lets any old push in: then 0 is returned, never prune.
+ */
+long long	 events_keep_seconds(long long window,
+		    long long retention_days);
+
+/*
+ * Make every failed event pending again, due now (the operator fixed
+ * the cause, e.g. widened the app's visible range); *n of them.
+ */
+enum da_err	 events_requeue_failed(struct db *db, long long *n,
+		    struct da_error *err);
+
+/* Delete finished events received before before; *n deleted. */
+enum da_err	 events_prune(struct db *db, long long before, long long *n,
 		    struct da_error *err);
 
 #endif

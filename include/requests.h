@@ -72,4 +72,11 @@ enum da_err	 requests_reject(struct db *db, long long id, int *changed,
 enum da_err	 requests_approve_user(struct db *db, const char *userid,
 		    int *n, struct da_error *err);
 
+/*
+ * Delete the requests decided (approved or rejected) before before; *n
+ * deleted. Pending ones stay whatever their age.
+ */
+enum da_err	 requests_prune(struct db *db, long long before, long long *n,
+		    struct da_error *err);
+
 #endif

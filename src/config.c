@@ -86,6 +86,11 @@ static const struct cfg_def defs[CFG__MAX] = {
 	    NULL, NULL, 0 },
 	[CFG_LOG_LEVEL] = { "DINGAUTH_LOG_LEVEL", CFG_T_ENUM, 0, 0,
 	    "error|warn|info|debug", "info", 0 },
+	/* "HH:MM" local time or "off"; checked by the worker (worker.h). */
+	[CFG_SYNC_AT] = { "DINGAUTH_SYNC_AT", CFG_T_STRING, 0, 0, NULL,
+	    "03:30", 0 },
+	[CFG_RETENTION_DAYS] = { "DINGAUTH_RETENTION_DAYS", CFG_T_INT, 7,
+	    3650, NULL, "30", 0 },
 };
 
 enum cfg_src { SRC_UNSET, SRC_DEFAULT, SRC_FILE, SRC_ENV };

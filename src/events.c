@@ -1,15 +1,12 @@
 /*
  * Callback events: parse a decrypted push, store it once, apply it to
- * the directory (dingtalk-api.md §b). See events.h.
+ * the directory (docs/dingtalk.md §b). See events.h.
  */
-#include <sys/file.h>
-
-#include <errno.h>
-#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <time.h>
 
 #include "db.h"
 #include "dingtalk.h"
@@ -51,49 +48,89 @@ static const char *const keys_event_id[] = { "eventId", "BizId", NULL };
 enum stmt {
 	STMT_INSERT,
 	STMT_FIND,
-	STMT_NEXT_PENDING,
+	STMT_NEXT_DUE,
+	STMT_CLAIM,
+	STMT_HELD,
 	STMT_APPLIED,
+	STMT_RETRY,
 	STMT_FAILED,
 	STMT_UNUSABLE,
 	STMT_COUNT_PENDING,
+	STMT_HEALTH,
+	STMT_PRUNE,
+	STMT_REQUEUE,
 	STMT_LIST,
 	STMT_LIST_PENDING,
+	STMT_LIST_FAILED,
 	STMT__MAX
 };
 
 #define LIST_COLUMNS \
     "SELECT id, dedupe_key, event_type, payload, state," \
     " coalesce(last_error, ''), received_at, coalesce(applied_at, 0)," \
-    " attempts"
+    " attempts, next_attempt_at, coalesce(invalid_ids, '')"
 
 static const struct db_sql stmts[STMT__MAX] = {
-	/* A new row (its id returned); nothing if its key is there. */
+	/*
+	 * A new row (its id returned); nothing if its key is there.
+	 * claimed_until (?6): held by the process storing it until then.
+	 */
 	[STMT_INSERT] = { "event store",
 	    "INSERT INTO events (dedupe_key, event_type, payload, received_at,"
-	    " state, attempts, applied_at) VALUES (?1, ?2, ?3, ?4, ?5,"
-	    " ?5 = 'applied', CASE WHEN ?5 = 'applied' THEN ?4 END)"
+	    " state, attempts, applied_at, claimed_until, invalid_ids)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?5 = 'applied',"
+	    " CASE WHEN ?5 = 'applied' THEN ?4 END, ?6, NULLIF(?7, ''))"
 	    " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id" },
 	[STMT_FIND] = { "event lookup",
 	    "SELECT id FROM events WHERE dedupe_key = ?1" },
-	[STMT_NEXT_PENDING] = { "pending events",
-	    "SELECT id, payload FROM events WHERE state = 'pending'"
-	    " AND id > ?1 ORDER BY id LIMIT 1" },
+	/* ?2 now, ?3 the latest next attempt time that is due. */
+	[STMT_NEXT_DUE] = { "pending events",
+	    "SELECT id, payload, attempts FROM events WHERE state = 'pending'"
+	    " AND id > ?1 AND claimed_until <= ?2 AND next_attempt_at <= ?3"
+	    " ORDER BY id LIMIT 1" },
+	[STMT_CLAIM] = { "event claim",
+	    "UPDATE events SET claimed_until = ?2 WHERE id = ?1"
+	    " AND state = 'pending' AND claimed_until <= ?3" },
+	[STMT_HELD] = { "event lookup",
+	    "SELECT payload, attempts FROM events WHERE id = ?1"
+	    " AND state = 'pending'" },
 	[STMT_APPLIED] = { "event update",
 	    "UPDATE events SET state = 'applied', attempts = attempts + 1,"
-	    " last_error = NULL, applied_at = ?2 WHERE id = ?1" },
-	[STMT_FAILED] = { "event update",
-	    "UPDATE events SET attempts = attempts + 1, last_error = ?2"
+	    " last_error = NULL, applied_at = ?2, claimed_until = 0"
 	    " WHERE id = ?1" },
+	[STMT_RETRY] = { "event update",
+	    "UPDATE events SET attempts = attempts + 1, last_error = ?2,"
+	    " next_attempt_at = ?3, claimed_until = 0 WHERE id = ?1" },
+	[STMT_FAILED] = { "event update",
+	    "UPDATE events SET state = 'failed', attempts = attempts + 1,"
+	    " last_error = ?2, claimed_until = 0 WHERE id = ?1" },
 	[STMT_UNUSABLE] = { "event update",
 	    "UPDATE events SET state = 'ignored', attempts = attempts + 1,"
-	    " last_error = ?2 WHERE id = ?1" },
+	    " last_error = ?2, claimed_until = 0 WHERE id = ?1" },
 	[STMT_COUNT_PENDING] = { "count pending events",
 	    "SELECT count(*) FROM events WHERE state = 'pending'" },
+	[STMT_HEALTH] = { "event health",
+	    "SELECT (SELECT count(*) FROM events WHERE state = 'pending'),"
+	    " (SELECT coalesce(min(received_at), 0) FROM events"
+	    "  WHERE state = 'pending'),"
+	    " (SELECT count(*) FROM events WHERE state = 'failed'),"
+	    " (SELECT coalesce(last_error, '') FROM events"
+	    "  WHERE state = 'failed' ORDER BY id DESC LIMIT 1)" },
+	/* Finished events only: a pending one is kept whatever its age. */
+	[STMT_PRUNE] = { "prune events",
+	    "DELETE FROM events WHERE received_at < ?1"
+	    " AND state <> 'pending'" },
+	[STMT_REQUEUE] = { "event update",
+	    "UPDATE events SET state = 'pending', next_attempt_at = 0,"
+	    " claimed_until = 0 WHERE state = 'failed'" },
 	[STMT_LIST] = { "list events",
 	    LIST_COLUMNS " FROM (SELECT * FROM events ORDER BY id DESC"
 	    " LIMIT ?1) ORDER BY id" },
 	[STMT_LIST_PENDING] = { "list events",
 	    LIST_COLUMNS " FROM (SELECT * FROM events WHERE state = 'pending'"
+	    " ORDER BY id DESC LIMIT ?1) ORDER BY id" },
+	[STMT_LIST_FAILED] = { "list events",
+	    LIST_COLUMNS " FROM (SELECT * FROM events WHERE state = 'failed'"
 	    " ORDER BY id DESC LIMIT ?1) ORDER BY id" },
 };
 
@@ -197,13 +234,40 @@ kind_of(const char *type)
 	return EVENT_OTHER;
 }
 
-/* The ids of a user event: an array of strings, or one string. */
+/*
+ * Note the id at key[i] that cannot be used (why) in ev->invalid; the
+ * first reason is kept in first for a push with no usable id at all.
+ */
+static void
+note_invalid(struct event *ev, const char *key, size_t i, const char *why,
+    char *first, size_t size)
+{
+	size_t	 len = strlen(ev->invalid);
+
+	if (ev->ninvalid++ == 0)
+		snprintf(first, size, "%s[%zu] is %s", key, i, why);
+	if (len + 1 >= sizeof(ev->invalid))
+		return;
+	if (snprintf(ev->invalid + len, sizeof(ev->invalid) - len,
+	    "%s%s[%zu] (%s)", len ? ", " : "", key, i, why) >=
+	    (int)(sizeof(ev->invalid) - len))
+		/* Cut at a whole entry: say that more were left out. */
+		snprintf(ev->invalid + len, sizeof(ev->invalid) - len,
+		    "%s...", len ? ", " : "");
+}
+
+/*
+ * The ids of a user event: an array of strings, or one string. Ids
+ * that cannot be used are noted (ev->invalid); only an event without
+ * one usable id is refused.
+ */
 static enum da_err
 parse_users(const json *ids, const char *key, struct event *ev,
     struct da_error *err)
 {
 	const json	*item = ids;
 	const char	*s;
+	char		 first[160] = "";
 	size_t		 i, n;
 
 	if (json_as_str(ids) != NULL)
@@ -223,23 +287,27 @@ parse_users(const json *ids, const char *key, struct event *ev,
 		if (json_is_array(ids))
 			item = json_array_item(ids, i);
 		if ((s = json_as_str(item)) == NULL)
-			return DA_ERROR(err, DA_EINPUT, "%s[%zu] is not a "
-			    "string", key, i);
-		if (!valid_id(s, EVENT_ID_MAX))
-			return DA_ERROR(err, DA_EINPUT, "%s[%zu] is not a "
-			    "usable userid (1..%d bytes, no spaces or control "
-			    "characters)", key, i, EVENT_ID_MAX - 1);
-		ev->userids[ev->nuser++] = xstrdup(s);
+			note_invalid(ev, key, i, "not a string", first,
+			    sizeof(first));
+		else if (!valid_id(s, EVENT_ID_MAX))
+			note_invalid(ev, key, i, "not a usable userid (no "
+			    "spaces or control characters, at most "
+			    EVENT_ID_MAX_TEXT " bytes)", first, sizeof(first));
+		else
+			ev->userids[ev->nuser++] = xstrdup(s);
 	}
+	if (ev->nuser == 0)
+		return DA_ERROR(err, DA_EINPUT, "%s", first);
 	return DA_OK;
 }
 
-/* The ids of a department event: numbers or digit strings. */
+/* The ids of a department event: numbers or digit strings; as above. */
 static enum da_err
 parse_depts(const json *ids, const char *key, struct event *ev,
     struct da_error *err)
 {
 	const json	*item = ids;
+	char		 first[160] = "";
 	long long	 id;
 	size_t		 i, n;
 
@@ -254,10 +322,13 @@ parse_depts(const json *ids, const char *key, struct event *ev,
 		if (json_is_array(ids))
 			item = json_array_item(ids, i);
 		if (json_as_int(item, &id) != JSON_OK || id < 1)
-			return DA_ERROR(err, DA_EINPUT, "%s[%zu] is not a "
-			    "positive department id", key, i);
-		ev->dept_ids[ev->ndept++] = id;
+			note_invalid(ev, key, i, "not a positive department "
+			    "id", first, sizeof(first));
+		else
+			ev->dept_ids[ev->ndept++] = id;
 	}
+	if (ev->ndept == 0)
+		return DA_ERROR(err, DA_EINPUT, "%s", first);
 	return DA_OK;
 }
 
@@ -346,69 +417,88 @@ out:
 	return rc;
 }
 
-static enum da_err store_as(struct db *, const struct event *, const char *,
-		    size_t, const char *, const char *, int *, long long *,
-		    struct da_error *);
-
-enum da_err
-events_store(struct db *db, const struct event *ev, const char *payload,
-    size_t len, const char *fallback, int *stored, long long *id,
-    struct da_error *err)
+/*
+ * The dedupe key of ev: "event:" + its eventId (or BizId), else fallback.
+ * DA_EINPUT when there is neither.
+ */
+static enum da_err
+event_key(const struct event *ev, const char *fallback, char *key,
+    size_t size, struct da_error *err)
 {
-	return store_as(db, ev, payload, len, fallback,
-	    ev->kind == EVENT_OTHER ? "ignored" : "pending", stored, id, err);
+	if (ev->kind == EVENT_CHECK_URL)
+		return DA_ERROR(err, DA_EINPUT, "check_url is not stored");
+	if (ev->event_id[0] != '\0')
+		snprintf(key, size, "event:%s", ev->event_id);
+	else if (fallback != NULL && *fallback != '\0' &&
+	    strlen(fallback) < size)
+		snprintf(key, size, "%s", fallback);
+	else
+		return DA_ERROR(err, DA_EINPUT, "the event has no eventId "
+		    "and no usable key to tell it apart");
+	return DA_OK;
 }
 
-/* Insert the event's row in state (unless its key is there already). */
+/* The id of the row stored under key in *id, 0 when there is none. */
 static enum da_err
-store_as(struct db *db, const struct event *ev, const char *payload,
-    size_t len, const char *fallback, const char *state, int *stored,
-    long long *id, struct da_error *err)
+find(struct db *db, const char *key, long long *id, struct da_error *err)
 {
 	struct db_rows	 r;
-	char		 key[EVENT_KEY_MAX];
-	long long	 row = 0;
-	enum da_err	 rc = DA_OK;
 
-	*stored = 0;
-	if (id != NULL)
-		*id = 0;
-	if (ev->kind == EVENT_CHECK_URL) {
-		rc = DA_ERROR(err, DA_EINPUT, "check_url is not stored");
-		goto out;
-	}
-	if (ev->event_id[0] != '\0')
-		snprintf(key, sizeof(key), "event:%s", ev->event_id);
-	else if (fallback != NULL && *fallback != '\0' &&
-	    strlen(fallback) < sizeof(key))
-		snprintf(key, sizeof(key), "%s", fallback);
-	else {
-		rc = DA_ERROR(err, DA_EINPUT, "the event has no eventId "
-		    "and no usable key to tell it apart");
-		goto out;
-	}
+	*id = 0;
+	db_query(db, &r, &stmts[STMT_FIND], DB_ARGS(DB_TEXT(key)), err);
+	if (db_next(&r) == 1)
+		*id = db_int(&r, 0);
+	return db_done(&r);
+}
+
+/*
+ * Insert the event's row in state under key (unless the key is there
+ * already), held by the caller until claimed_until (0: by nobody).
+ */
+static enum da_err
+store_as(struct db *db, const struct event *ev, const char *payload,
+    size_t len, const char *key, const char *state, long long claimed_until,
+    int *stored, long long *id, struct da_error *err)
+{
+	struct db_rows	 r;
+	long long	 row = 0;
+	enum da_err	 rc;
+
 	db_query(db, &r, &stmts[STMT_INSERT], DB_ARGS(DB_TEXT(key),
 	    DB_TEXT(ev->type), DB_TEXTN(payload, len), DB_INT(db_now()),
-	    DB_TEXT(state)), err);
+	    DB_TEXT(state), DB_INT(claimed_until), DB_TEXT(ev->invalid)),
+	    err);
 	if ((*stored = db_next(&r) == 1))
 		row = db_int(&r, 0);
 	if (*stored)
 		db_next(&r);	/* the INSERT to its end */
 	if ((rc = db_done(&r)) != DA_OK) {
 		*stored = 0;
-		goto out;
+		return rc;
 	}
-	if (*stored || id == NULL)
-		goto out;
-	/* Stored before: its id. */
-	db_query(db, &r, &stmts[STMT_FIND], DB_ARGS(DB_TEXT(key)), err);
-	if (db_next(&r) == 1)
-		row = db_int(&r, 0);
-	rc = db_done(&r);
-out:
+	if (!*stored)	/* stored before: its id */
+		rc = find(db, key, &row, err);
 	if (id != NULL && rc == DA_OK)
 		*id = row;
 	return rc;
+}
+
+enum da_err
+events_store(struct db *db, const struct event *ev, const char *payload,
+    size_t len, const char *fallback, int *stored, long long *id,
+    struct da_error *err)
+{
+	char		 key[EVENT_KEY_MAX];
+	enum da_err	 rc;
+
+	*stored = 0;
+	if (id != NULL)
+		*id = 0;
+	if ((rc = event_key(ev, fallback, key, sizeof(key), err)) != DA_OK)
+		return rc;
+	return store_as(db, ev, payload, len, key,
+	    ev->kind == EVENT_OTHER ? "ignored" : "pending", 0, stored, id,
+	    err);
 }
 
 static int
@@ -422,13 +512,29 @@ events_store_apply(struct db *db, const struct event *ev, const char *payload,
     size_t len, const char *fallback, int *stored, long long *id,
     int *applied, struct da_error *err)
 {
+	char		 key[EVENT_KEY_MAX];
 	long long	 row = 0;
 	enum da_err	 rc;
 
-	*applied = 0;
-	if (!is_local(ev))
-		return events_store(db, ev, payload, len, fallback, stored, id,
-		    err);
+	*stored = *applied = 0;
+	if (id != NULL)
+		*id = 0;
+	if ((rc = event_key(ev, fallback, key, sizeof(key), err)) != DA_OK)
+		return rc;
+	/*
+	 * A push stored before (DingTalk's retry, a replay) costs one read:
+	 * no write lock, nothing written.
+	 */
+	if ((rc = find(db, key, &row, err)) != DA_OK || row != 0)
+		goto done;
+	if (!is_local(ev)) {
+		/* Ours to apply after the answer; anyone's if we die first. */
+		rc = store_as(db, ev, payload, len, key,
+		    ev->kind == EVENT_OTHER ? "ignored" : "pending",
+		    ev->kind == EVENT_OTHER ? 0 : db_now() +
+		    EVENT_CLAIM_SECONDS, stored, &row, err);
+		goto done;
+	}
 	/*
 	 * Whatever else is pending: a leaver is out before DingTalk has its
 	 * answer. An older event applied later cannot bring them back
@@ -436,29 +542,31 @@ events_store_apply(struct db *db, const struct event *ev, const char *payload,
 	 */
 	if ((rc = db_begin_immediate(db, err)) != DA_OK)
 		return rc;
-	if ((rc = store_as(db, ev, payload, len, fallback, "applied", stored,
-	    &row, err)) != DA_OK)
-		goto out;
-	if (*stored) {
+	if ((rc = store_as(db, ev, payload, len, key, "applied", 0, stored,
+	    &row, err)) == DA_OK && *stored) {
 		/* Local changes only: no DingTalk call inside the lock. */
-		if ((rc = events_apply(db, ev, err)) != DA_OK)
-			goto out;
-		*applied = 1;
-		log_msg(LOG_DEBUG, "event %lld (%s) applied", row, ev->type);
+		if ((rc = events_apply(db, ev, err)) == DA_OK) {
+			*applied = 1;
+			log_msg(LOG_DEBUG, "event %lld (%s) applied", row,
+			    ev->type);
+		}
 	}
-out:
 	if (rc != DA_OK) {
 		db_rollback(db);
 		*stored = *applied = 0;
-		if (rc != DA_EDB)
-			/* It could not be applied here: store it for later. */
-			return events_store(db, ev, payload, len, fallback,
-			    stored, id, err);
-		return rc;
+		if (rc == DA_EDB)
+			return rc;
+		/* It could not be applied here: store it for later. */
+		return store_as(db, ev, payload, len, key, "pending", 0,
+		    stored, id, err);
 	}
-	if (id != NULL)
+	rc = db_commit(db, err);
+done:
+	if (rc != DA_OK)
+		*stored = *applied = 0;
+	else if (id != NULL)
 		*id = row;
-	return db_commit(db, err);
+	return rc;
 }
 
 /*
@@ -531,50 +639,12 @@ apply_dept(struct db *db, long long dept_id, struct da_error *err)
 	return rc;
 }
 
-enum da_err
-events_apply(struct db *db, const struct event *ev, struct da_error *err)
-{
-	struct da_error	 e;
-	enum da_err	 rc = DA_OK;
-	size_t		 i;
-
-	for (i = 0; rc == DA_OK && i < ev->nuser; i++) {
-		da_error_clear(&e);
-		if (ev->kind == EVENT_USER_LEAVE)
-			rc = apply_leave(db, ev->userids[i], &e);
-		else
-			rc = apply_user(db, ev->userids[i], &e);
-		if (rc != DA_OK && err != NULL) {
-			*err = e;	/* keeps api_code and sub_code */
-			DA_ERROR(err, e.code, "user %s: %s", ev->userids[i],
-			    e.msg);
-		}
-	}
-	for (i = 0; rc == DA_OK && i < ev->ndept; i++) {
-		da_error_clear(&e);
-		if (ev->kind == EVENT_DEPT_REMOVE)
-			rc = directory_remove_dept(db, ev->dept_ids[i], &e);
-		else
-			rc = apply_dept(db, ev->dept_ids[i], &e);
-		if (rc != DA_OK && err != NULL) {
-			*err = e;
-			DA_ERROR(err, e.code, "department %lld: %s",
-			    ev->dept_ids[i], e.msg);
-		}
-	}
-	return rc;
-}
-
-/*
- * Failures that concern one event alone; any other failure means
- * DingTalk (or our side) is not usable right now and stops a run.
- */
-static int
-failure_is_local(const struct da_error *e)
+int
+events_failure_is_permanent(const struct da_error *e)
 {
 	switch (e->code) {
 	case DA_EINPUT:
-	case DA_EAPI:
+	case DA_ENOTFOUND:
 		return 1;
 	case DA_EPERM:
 		return e->api_code == 50002;	/* outside the app's range */
@@ -584,44 +654,116 @@ failure_is_local(const struct da_error *e)
 }
 
 /*
- * The next pending event after *last: 1 and *id, *payload (allocated)
- * set; 0 when there is none; -1 on error.
+ * Does e say that DingTalk (or our side) is not usable right now, so
+ * that asking about the next user or event would fail the same way?
  */
 static int
-next_pending(struct db *db, long long last, long long *id, char **payload,
-    struct da_error *err)
+failure_stops(const struct da_error *e)
 {
-	struct db_rows	 r;
-	int		 found;
-
-	db_query(db, &r, &stmts[STMT_NEXT_PENDING], DB_ARGS(DB_INT(last)),
-	    err);
-	if ((found = db_next(&r)) == 1) {
-		*id = db_int(&r, 0);
-		*payload = xstrdup(db_text(&r, 1));
-	}
-	db_done(&r);
-	return found;
+	return !events_failure_is_permanent(e) && e->code != DA_EAPI &&
+	    e->code != DA_EBUSY;
 }
 
 /*
- * Apply the stored event id and record the outcome on its row: 1
- * applied, 0 failed (*stop set when the failure should end the run), -1
- * when the database failed.
+ * Keep the failure that decides the event's fate in *worst: a transient
+ * one over a permanent one (the event is tried again), the first of each.
  */
-static int
-apply_row(struct db *db, long long id, const char *payload,
+static void
+note_failure(struct da_error *worst, int *have, const struct da_error *e,
+    const char *what)
+{
+	if (*have && (events_failure_is_permanent(e) ||
+	    !events_failure_is_permanent(worst)))
+		return;
+	*worst = *e;	/* keeps api_code and sub_code */
+	DA_ERROR(worst, e->code, "%s: %s", what, e->msg);
+	*have = 1;
+}
+
+enum da_err
+events_apply(struct db *db, const struct event *ev, struct da_error *err)
+{
+	struct da_error	 e, worst;
+	char		 what[EVENT_ID_MAX + 32];
+	enum da_err	 rc;
+	size_t		 i;
+	int		 have = 0, stop = 0;
+
+	da_error_clear(&worst);
+	for (i = 0; !stop && i < ev->nuser; i++) {
+		da_error_clear(&e);
+		if (ev->kind == EVENT_USER_LEAVE)
+			rc = apply_leave(db, ev->userids[i], &e);
+		else
+			rc = apply_user(db, ev->userids[i], &e);
+		if (rc != DA_OK) {
+			snprintf(what, sizeof(what), "user %s",
+			    ev->userids[i]);
+			note_failure(&worst, &have, &e, what);
+			stop = failure_stops(&e);
+		}
+	}
+	for (i = 0; !stop && i < ev->ndept; i++) {
+		da_error_clear(&e);
+		if (ev->kind == EVENT_DEPT_REMOVE)
+			rc = directory_remove_dept(db, ev->dept_ids[i], &e);
+		else
+			rc = apply_dept(db, ev->dept_ids[i], &e);
+		if (rc != DA_OK) {
+			snprintf(what, sizeof(what), "department %lld",
+			    ev->dept_ids[i]);
+			note_failure(&worst, &have, &e, what);
+			stop = failure_stops(&e);
+		}
+	}
+	if (!have)
+		return DA_OK;
+	if (err != NULL)
+		*err = worst;
+	return worst.code;
+}
+
+/* Seconds before attempt number n + 1 of an event tried n times. */
+static long long
+retry_delay(int n)
+{
+	long long	 d = EVENT_RETRY_FIRST;
+
+	while (--n > 0 && d < EVENT_RETRY_LONGEST)
+		d *= 2;
+	return d < EVENT_RETRY_LONGEST ? d : EVENT_RETRY_LONGEST;
+}
+
+static long long
+monotonic_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Apply the stored event id, tried attempts times before and held by
+ * us, and record the outcome on its row (which lets go of it): applied;
+ * tried again after a delay; or failed for good (a permanent failure,
+ * or EVENT_ATTEMPTS_MAX attempts). *stop is set when the failure says
+ * DingTalk is not usable now. DA_EDB when the database failed.
+ */
+static enum da_err
+apply_row(struct db *db, long long id, const char *payload, int attempts,
     struct events_run *run, int *stop, struct da_error *err)
 {
 	struct event	 ev;
 	struct da_error	 e;
 	char		 text[EVENT_ERROR_MAX];
-	struct db_arg	 detail = DB_TEXT(text);	/* last_error */
 	enum stmt	 q;
-	int		 rc = 0;
+	enum da_err	 rc;
+	long long	 now = db_now(), next = 0;
 
 	*stop = 0;
 	da_error_clear(&e);
+	attempts++;
 	if (events_parse(payload, strlen(payload), &ev, &e) != DA_OK) {
 		/* Not written by us: kept for the operator, out of the way. */
 		log_msg(LOG_WARN, "event %lld cannot be parsed: %s", id, e.msg);
@@ -629,109 +771,143 @@ apply_row(struct db *db, long long id, const char *payload,
 	} else if (events_apply(db, &ev, &e) == DA_OK) {
 		log_msg(LOG_INFO, "event %lld (%s) applied", id, ev.type);
 		q = STMT_APPLIED;
-		detail = DB_INT(db_now());	/* applied_at */
 		run->applied++;
-		rc = 1;
-	} else {
-		log_msg(LOG_WARN, "event %lld (%s) stays pending: %s: %s", id,
-		    ev.type, da_errname(e.code), e.msg);
+	} else if (events_failure_is_permanent(&e) ||
+	    attempts >= EVENT_ATTEMPTS_MAX) {
+		log_msg(LOG_WARN, "event %lld (%s) failed for good after %d "
+		    "attempt(s): %s: %s", id, ev.type, attempts,
+		    da_errname(e.code), e.msg);
 		q = STMT_FAILED;
 		if (run->failed++ == 0)
 			run->first_error = e;
-		*stop = !failure_is_local(&e);
+		run->gave_up++;
+	} else {
+		next = now + retry_delay(attempts);
+		log_msg(LOG_WARN, "event %lld (%s) will be tried again in "
+		    "%lld s: %s: %s", id, ev.type, next - now,
+		    da_errname(e.code), e.msg);
+		q = STMT_RETRY;
+		if (run->failed++ == 0)
+			run->first_error = e;
+		*stop = failure_stops(&e);
 	}
-	snprintf(text, sizeof(text), "%s: %s", da_errname(e.code), e.msg);
-	if (db_run(db, &stmts[q], DB_ARGS(DB_INT(id), detail), err) != DA_OK)
-		rc = -1;
+	if (q == STMT_FAILED && !events_failure_is_permanent(&e))
+		snprintf(text, sizeof(text), "%s: gave up after %d attempts: "
+		    "%s", da_errname(e.code), attempts, e.msg);
+	else
+		snprintf(text, sizeof(text), "%s: %s", da_errname(e.code),
+		    e.msg);
 	event_clear(&ev);
+	switch (q) {
+	case STMT_APPLIED:
+		rc = db_run(db, &stmts[q], DB_ARGS(DB_INT(id), DB_INT(now)),
+		    err);
+		break;
+	case STMT_RETRY:
+		rc = db_run(db, &stmts[q], DB_ARGS(DB_INT(id), DB_TEXT(text),
+		    DB_INT(next)), err);
+		break;
+	default:
+		rc = db_run(db, &stmts[q], DB_ARGS(DB_INT(id), DB_TEXT(text)),
+		    err);
+		break;
+	}
 	return rc;
 }
 
 /*
- * The lock file beside the database: fd, or -1 (no file database). Opened
- * once per process and database file, and kept: a FastCGI worker locks it
- * on every push.
+ * The next pending event after last that is due (all: whatever its next
+ * attempt time) and held by nobody, claimed for us: 1 with *id,
+ * *payload (allocated) and *attempts set; 0 when there is none; -1 on
+ * error. Another process may claim a row between the look and the
+ * claim: then the next one is looked at.
  */
 static int
-lock_open(struct db *db)
+claim_next(struct db *db, long long *last, int all, long long *id,
+    char **payload, int *attempts, struct da_error *err)
 {
-	static char	*open_path;
-	static int	 open_fd = -1;
-	const char	*path;
-	char		*lock;
-	int		 fd;
+	struct db_rows	 r;
+	long long	 now;
+	int		 found;
 
-	path = db_path(db);
-	if (*path == '\0')
-		return -1;
-	if (open_fd != -1 && open_path != NULL && strcmp(open_path, path) == 0)
-		return open_fd;
-	lock = xasprintf("%s.events-lock", path);
-	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd == -1)
-		log_msg(LOG_WARN, "cannot open %s: %s; applying events "
-		    "without it", lock, strerror(errno));
-	else {
-		if (open_fd != -1)
-			close(open_fd);
-		free(open_path);
-		open_path = xstrdup(path);
-		open_fd = fd;
+	for (;;) {
+		now = db_now();
+		db_query(db, &r, &stmts[STMT_NEXT_DUE], DB_ARGS(DB_INT(*last),
+		    DB_INT(now), DB_INT(all ? LLONG_MAX : now)), err);
+		if ((found = db_next(&r)) == 1) {
+			*id = db_int(&r, 0);
+			*payload = xstrdup(db_text(&r, 1));
+			*attempts = (int)db_int(&r, 2);
+		}
+		if (db_done(&r) != DA_OK)
+			found = -1;
+		if (found != 1)
+			return found;
+		*last = *id;
+		if (db_run(db, &stmts[STMT_CLAIM], DB_ARGS(DB_INT(*id),
+		    DB_INT(now + EVENT_CLAIM_SECONDS), DB_INT(now)), err) !=
+		    DA_OK) {
+			free(*payload);
+			*payload = NULL;
+			return -1;
+		}
+		if (db_changes(db) == 1)
+			return 1;
+		free(*payload);	/* someone else's now */
+		*payload = NULL;
 	}
-	free(lock);
-	return fd;
+}
+
+/* The row of the event id that we hold: 1, 0 when it is not pending. */
+static int
+held_row(struct db *db, long long id, char **payload, int *attempts,
+    struct da_error *err)
+{
+	struct db_rows	 r;
+	int		 found;
+
+	db_query(db, &r, &stmts[STMT_HELD], DB_ARGS(DB_INT(id)), err);
+	if ((found = db_next(&r)) == 1) {
+		*payload = xstrdup(db_text(&r, 0));
+		*attempts = (int)db_int(&r, 1);
+	}
+	if (db_done(&r) != DA_OK)
+		found = -1;
+	return found;
 }
 
 enum da_err
-events_apply_pending(struct db *db, int max, int wait,
+events_apply_pending(struct db *db, long long own, long budget_ms, int all,
     struct events_run *run, struct da_error *err)
 {
-	long long	 last = 0, id;
+	long long	 last = 0, id = 0, deadline;
 	char		*payload = NULL;
 	enum da_err	 rc = DA_OK;
-	int		 fd, n = 0, found, stop = 0, r;
+	int		 found, attempts = 0, stop = 0;
 
 	memset(run, 0, sizeof(*run));
-	fd = lock_open(db);
-	for (;;) {
-		if (fd != -1 && flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB)
-		    == -1) {
-			if (errno == EWOULDBLOCK) {
-				/* The holder looks again before it lets go. */
-				run->skipped = 1;
-				break;
-			}
-			log_msg(LOG_WARN, "events lock: %s", strerror(errno));
-		}
-		while (!stop && (max == 0 || n < max)) {
-			if ((found = next_pending(db, last, &id, &payload,
-			    err)) <= 0) {
-				if (found < 0)
-					rc = DA_EDB;
-				break;
-			}
-			last = id;
-			n++;
-			r = apply_row(db, id, payload, run, &stop, err);
-			free(payload);
-			payload = NULL;
-			if (r < 0) {
-				rc = DA_EDB;
-				break;
-			}
-		}
-		if (fd != -1)
-			flock(fd, LOCK_UN);
-		if (rc != DA_OK || stop || (max != 0 && n >= max) ||
-		    fd == -1)
-			break;
-		/* Someone may have stored an event while we held the lock. */
-		if ((found = next_pending(db, last, &id, &payload, err)) < 0)
+	deadline = monotonic_ms() + budget_ms;
+	if (own > 0) {
+		/* Our own event first, whatever the budget. */
+		if ((found = held_row(db, own, &payload, &attempts, err)) < 0)
 			rc = DA_EDB;
+		else if (found == 1)
+			rc = apply_row(db, own, payload, attempts, run, &stop,
+			    err);
 		free(payload);
 		payload = NULL;
-		if (found <= 0)
+	}
+	while (rc == DA_OK && !stop &&
+	    (budget_ms <= 0 || monotonic_ms() < deadline)) {
+		if ((found = claim_next(db, &last, all, &id, &payload,
+		    &attempts, err)) <= 0) {
+			if (found < 0)
+				rc = DA_EDB;
 			break;
+		}
+		rc = apply_row(db, id, payload, attempts, run, &stop, err);
+		free(payload);
+		payload = NULL;
 	}
 	if (rc == DA_OK)
 		rc = events_count_pending(db, &run->pending, err);
@@ -749,14 +925,72 @@ events_count_pending(struct db *db, long long *n, struct da_error *err)
 }
 
 enum da_err
-events_each(struct db *db, int pending_only, long long limit,
+events_health(struct db *db, struct events_health *h, struct da_error *err)
+{
+	struct db_rows	 r;
+
+	memset(h, 0, sizeof(*h));
+	db_query(db, &r, &stmts[STMT_HEALTH], DB_NOARGS, err);
+	if (db_next(&r) == 1) {
+		h->pending = db_int(&r, 0);
+		h->oldest_pending = db_int(&r, 1);
+		h->failed = db_int(&r, 2);
+		snprintf(h->last_failure, sizeof(h->last_failure), "%s",
+		    db_text(&r, 3));
+	}
+	return db_done(&r);
+}
+
+enum da_err
+events_prune(struct db *db, long long before, long long *n,
+    struct da_error *err)
+{
+	enum da_err	 rc;
+
+	*n = 0;
+	if ((rc = db_run(db, &stmts[STMT_PRUNE], DB_ARGS(DB_INT(before)),
+	    err)) == DA_OK)
+		*n = db_changes(db);
+	return rc;
+}
+
+enum da_err
+events_requeue_failed(struct db *db, long long *n, struct da_error *err)
+{
+	enum da_err	 rc;
+
+	*n = 0;
+	if ((rc = db_run(db, &stmts[STMT_REQUEUE], DB_NOARGS, err)) == DA_OK)
+		*n = db_changes(db);
+	return rc;
+}
+
+long long
+events_keep_seconds(long long window, long long retention_days)
+{
+	long long	 keep = retention_days * 86400;
+
+	if (window == 0)
+		return 0;	/* never prune */
+	if (keep < window + 86400)
+		keep = window + 86400;
+	return keep;
+}
+
+enum da_err
+events_each(struct db *db, enum events_filter filter, long long limit,
     int (*fn)(const struct event_row *, void *), void *arg,
     struct da_error *err)
 {
+	static const enum stmt	 lists[] = {
+		[EVENTS_ALL] = STMT_LIST,
+		[EVENTS_PENDING] = STMT_LIST_PENDING,
+		[EVENTS_FAILED] = STMT_LIST_FAILED,
+	};
 	struct event_row	 row;
 	struct db_rows		 r;
 
-	db_query(db, &r, &stmts[pending_only ? STMT_LIST_PENDING : STMT_LIST],
+	db_query(db, &r, &stmts[lists[filter]],
 	    DB_ARGS(DB_INT(limit > 0 ? limit : -1)), err);
 	while (db_next(&r) == 1) {
 		row.id = db_int(&r, 0);
@@ -768,6 +1002,8 @@ events_each(struct db *db, int pending_only, long long limit,
 		row.received_at = db_int(&r, 6);
 		row.applied_at = db_int(&r, 7);
 		row.attempts = (int)db_int(&r, 8);
+		row.next_attempt_at = db_int(&r, 9);
+		row.invalid_ids = db_text(&r, 10);
 		if (fn(&row, arg) != 0)
 			break;
 	}

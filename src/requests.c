@@ -14,6 +14,7 @@ enum stmt {
 	STMT_GET,
 	STMT_REJECT,
 	STMT_APPROVE_USER,
+	STMT_PRUNE,
 	STMT__MAX
 };
 
@@ -49,6 +50,9 @@ static const struct db_sql stmts[STMT__MAX] = {
 	[STMT_REJECT] = { "login requests",
 	    "UPDATE login_requests SET status = 'rejected', decided_at = ?2,"
 	    " updated_at = ?2 WHERE id = ?1 AND status = 'pending'" },
+	[STMT_PRUNE] = { "prune login requests",
+	    "DELETE FROM login_requests WHERE status <> 'pending'"
+	    " AND decided_at < ?1" },
 	[STMT_APPROVE_USER] = { "login requests",
 	    "UPDATE login_requests SET status = 'approved', decided_at = ?2,"
 	    " updated_at = ?2 WHERE userid = ?1 AND status = 'pending'" },
@@ -176,5 +180,18 @@ requests_approve_user(struct db *db, const char *userid, int *n,
 	rc = db_run(db, &stmts[STMT_APPROVE_USER], DB_ARGS(DB_TEXT(userid),
 	    DB_INT(db_now())), err);
 	*n = rc == DA_OK ? (int)db_changes(db) : 0;
+	return rc;
+}
+
+enum da_err
+requests_prune(struct db *db, long long before, long long *n,
+    struct da_error *err)
+{
+	enum da_err	 rc;
+
+	*n = 0;
+	if ((rc = db_run(db, &stmts[STMT_PRUNE], DB_ARGS(DB_INT(before)),
+	    err)) == DA_OK)
+		*n = db_changes(db);
 	return rc;
 }

@@ -53,6 +53,8 @@ enum cmd_opt {
 	OPT_DB,			/* init: --db FILE */
 	OPT_GROUP,		/* init: --group GROUP */
 	OPT_OWNER,		/* init: --owner USER */
+	OPT_ONCE,		/* worker: --once */
+	OPT_FAILED,		/* events: --failed */
 	OPT__MAX
 };
 
@@ -98,6 +100,7 @@ int	cmd_requests(int argc, char **argv);
 int	cmd_sessions(int argc, char **argv);
 int	cmd_callback(int argc, char **argv);
 int	cmd_events(int argc, char **argv);
+int	cmd_worker(int argc, char **argv);
 int	cmd_init(int argc, char **argv);
 
 /*

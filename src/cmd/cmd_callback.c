@@ -492,7 +492,7 @@ callback_failed(const struct cmd_sub *sub, const struct cmd_args *a)
 			more = 0;
 	}
 	if (a->opt[OPT_APPLY] != NULL &&
-	    events_apply_pending(db, 0, 1, &run, &err) != DA_OK) {
+	    events_apply_pending(db, 0, 0, 1, &run, &err) != DA_OK) {
 		rc = cmd_fail("applying events: %s", err.msg);
 		goto out;
 	}

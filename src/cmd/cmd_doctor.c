@@ -15,6 +15,7 @@
 #include "dingtalk.h"
 #include "directory.h"
 #include "events.h"
+#include "worker.h"
 #include "sync.h"
 #include "token.h"
 
@@ -82,11 +83,55 @@ check_config(void)
 }
 
 static void
+check_events(struct db *db)
+{
+	struct events_health	 h;
+	struct da_error		 err = { 0 };
+
+	if (events_health(db, &h, &err) != DA_OK) {
+		report("FAIL", "events", "%s", err.msg);
+		return;
+	}
+	if (h.pending == 0)
+		report("ok", "events", "0 pending callback event(s)");
+	else
+		report("warn", "events", "%lld pending callback event(s), the "
+		    "oldest received %lld s ago: 'dingauth events list "
+		    "--pending'", h.pending, db_now() - h.oldest_pending);
+	if (h.failed > 0)
+		report("warn", "events", "%lld event(s) failed for good; the "
+		    "latest: %s ('dingauth events list --failed')", h.failed,
+		    h.last_failure);
+}
+
+static void
+check_worker(struct db *db)
+{
+	struct worker_beat	 b;
+	struct da_error		 err = { 0 };
+	long long		 age;
+
+	if (worker_heartbeat(db, &b, &err) != DA_OK) {
+		report("FAIL", "worker", "%s", err.msg);
+		return;
+	}
+	if (!b.present) {
+		report("warn", "worker", "no worker has run on this database: "
+		    "start dingauth-worker (systemd) or 'dingauth worker "
+		    "--once' from cron");
+		return;
+	}
+	age = db_now() - b.beat_at;
+	report(age > WORKER_STALE_SECONDS ? "warn" : "ok", "worker",
+	    "heartbeat %lld s ago (pid %lld): %s", age, b.pid, b.step);
+}
+
+static void
 check_database(struct db *db)
 {
 	struct sync_history	 h;
 	struct da_error		 err = { 0 };
-	long long		 users = 0, active = 0, depts = 0, age, n;
+	long long		 users = 0, active = 0, depts = 0, age;
 
 	report("ok", "database", "%s, schema version %d (latest %d)",
 	    config_str(CFG_DB), db_schema_version(db), db_schema_latest());
@@ -111,9 +156,8 @@ check_database(struct db *db)
 			    "sync)", age / 3600, age % 3600 / 60);
 		}
 	}
-	if (events_count_pending(db, &n, &err) == DA_OK)
-		report(n ? "warn" : "ok", "events", "%lld pending callback "
-		    "event(s)%s", n, n ? ": 'dingauth events retry'" : "");
+	check_events(db);
+	check_worker(db);
 }
 
 static void

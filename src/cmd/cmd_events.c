@@ -3,8 +3,10 @@
  * callback.fcgi (and by 'dingauth callback failed').
  *
  * list shows them, oldest first (--pending: only those not yet applied,
- * with the error that kept them); retry applies the pending ones now, in
- * order, stopping at the first failure that says DingTalk is unreachable.
+ * with the error that kept them and their next attempt; --failed: those
+ * that failed for good, with the reason); retry applies the pending ones
+ * now, whatever their next attempt time, stopping at the first failure
+ * that says DingTalk is unreachable.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,22 +32,29 @@ static int	events_retry(const struct cmd_sub *, const struct cmd_args *);
 
 static const struct cmd_sub subs[SUB__MAX] = {
 	[SUB_LIST] = { "list", events_list,
-	    CMD_OPT(OPT_PENDING) | CMD_OPT(OPT_JSON) | CMD_OPT(OPT_LIMIT), 0,
-	    CFG_NEED_DB, 0,
-	    "usage: dingauth events list [--pending] [--limit N] [--json]\n\n"
+	    CMD_OPT(OPT_PENDING) | CMD_OPT(OPT_FAILED) | CMD_OPT(OPT_JSON) |
+	    CMD_OPT(OPT_LIMIT), 0, CFG_NEED_DB, 0,
+	    "usage: dingauth events list [--pending | --failed] [--limit N] "
+	    "[--json]\n\n"
 	    "Lists stored callback events, oldest first: the newest N (default "
 	    "100,\n0 for all). --pending shows only events not applied yet, "
-	    "with the\nerror that kept each one. --json prints an array of "
-	    "objects (id, type,\nstate, received_at, applied_at, attempts, "
-	    "last_error, dedupe_key,\npayload).\n" },
-	[SUB_RETRY] = { "retry", events_retry, CMD_OPT(OPT_JSON), 0,
+	    "with the\nerror that kept each one and its next attempt; --failed "
+	    "those that\nfailed for good (not visible to the app, not found, "
+	    "too many attempts),\nwith the reason. --json prints an array of "
+	    "objects (id, type, state,\nreceived_at, applied_at, attempts, "
+	    "next_attempt_at, last_error,\ninvalid_ids, dedupe_key, "
+	    "payload).\n" },
+	[SUB_RETRY] = { "retry", events_retry,
+	    CMD_OPT(OPT_JSON) | CMD_OPT(OPT_FAILED), 0,
 	    CFG_NEED_DIRECTORY | CFG_NEED_DB, 0,
-	    "usage: dingauth events retry [--json]\n\n"
-	    "Applies the pending events now, oldest first (waiting for a\n"
-	    "callback process that is applying them). A failure that says\n"
-	    "DingTalk is unreachable or refusing us stops the run, so later\n"
-	    "events keep their order. Exit 0 when every event tried was "
-	    "applied.\n" },
+	    "usage: dingauth events retry [--failed] [--json]\n\n"
+	    "Applies the pending events now, oldest first, whatever their next "
+	    "attempt\ntime (an event another process is applying is left to "
+	    "it). A failure\nthat says DingTalk is unreachable or refusing us "
+	    "stops the run. Events\nthat failed for good stay failed, unless "
+	    "--failed: then they are tried\nagain too (after the cause was "
+	    "fixed, e.g. the app's visible range\nwidened). Exit 0 when every "
+	    "event tried was applied.\n" },
 };
 
 static const struct cmd_group group = {
@@ -105,6 +114,11 @@ print_text(const struct event_row *row, void *arg)
 	    row->attempts, ids);
 	if (row->last_error[0] != '\0')
 		printf("       error: %s\n", row->last_error);
+	if (strcmp(row->state, "pending") == 0 && row->attempts > 0)
+		printf("       next attempt: %s\n", cmd_time(row->next_attempt_at,
+		    received, sizeof(received)));
+	if (row->invalid_ids[0] != '\0')
+		printf("       left out: %s\n", row->invalid_ids);
 	return 0;
 }
 
@@ -123,6 +137,14 @@ add_json(const struct event_row *row, void *arg)
 	else
 		json_add_null(o, "applied_at");
 	json_add_int(o, "attempts", row->attempts);
+	if (strcmp(row->state, "pending") == 0)
+		json_add_int(o, "next_attempt_at", row->next_attempt_at);
+	else
+		json_add_null(o, "next_attempt_at");
+	if (row->invalid_ids[0] != '\0')
+		json_add_str(o, "invalid_ids", row->invalid_ids);
+	else
+		json_add_null(o, "invalid_ids");
 	if (row->last_error[0] != '\0')
 		json_add_str(o, "last_error", row->last_error);
 	else
@@ -144,7 +166,8 @@ events_list(const struct cmd_sub *sub, const struct cmd_args *a)
 	json		*list = NULL;
 	long long	 limit = LIST_DEFAULT;
 	char		*end;
-	int		 rc, pending = a->opt[OPT_PENDING] != NULL;
+	enum events_filter filter = EVENTS_ALL;
+	int		 rc;
 
 	da_error_clear(&err);
 	if (a->opt[OPT_LIMIT] != NULL) {
@@ -153,11 +176,17 @@ events_list(const struct cmd_sub *sub, const struct cmd_args *a)
 			return cmd_usage("events list: --limit takes a number "
 			    ">= 0");
 	}
+	if (a->opt[OPT_PENDING] != NULL && a->opt[OPT_FAILED] != NULL)
+		return cmd_usage("events list: --pending or --failed, not both");
+	if (a->opt[OPT_PENDING] != NULL)
+		filter = EVENTS_PENDING;
+	else if (a->opt[OPT_FAILED] != NULL)
+		filter = EVENTS_FAILED;
 	if ((rc = cmd_open(sub->needs, &db)) != EXIT_OK)
 		goto out;
 	if (a->opt[OPT_JSON] != NULL) {
 		list = json_new_array();
-		if (events_each(db, pending, limit, add_json, list, &err) !=
+		if (events_each(db, filter, limit, add_json, list, &err) !=
 		    DA_OK) {
 			rc = cmd_fail("listing events: %s", err.msg);
 			goto out;
@@ -166,7 +195,7 @@ events_list(const struct cmd_sub *sub, const struct cmd_args *a)
 	} else {
 		printf("%-6s %-8s %-17s %-20s %3s  %s\n", "ID", "STATE", "TYPE",
 		    "RECEIVED", "TRY", "IDS");
-		if (events_each(db, pending, limit, print_text, NULL, &err) !=
+		if (events_each(db, filter, limit, print_text, NULL, &err) !=
 		    DA_OK) {
 			rc = cmd_fail("listing events: %s", err.msg);
 			goto out;
@@ -186,13 +215,19 @@ events_retry(const struct cmd_sub *sub, const struct cmd_args *a)
 	struct da_error		 err;
 	struct db		*db = NULL;
 	json			*out = NULL;
+	long long		 requeued = 0;
 	int			 rc;
 
 	da_error_clear(&err);
 	memset(&run, 0, sizeof(run));
 	if ((rc = cmd_open(sub->needs, &db)) != EXIT_OK)
 		goto out;
-	if (events_apply_pending(db, 0, 1, &run, &err) != DA_OK) {
+	if (a->opt[OPT_FAILED] != NULL &&
+	    events_requeue_failed(db, &requeued, &err) != DA_OK) {
+		rc = cmd_fail("requeueing failed events: %s", err.msg);
+		goto out;
+	}
+	if (events_apply_pending(db, 0, 0, 1, &run, &err) != DA_OK) {
 		rc = cmd_fail("applying events: %s", err.msg);
 		goto out;
 	}
@@ -200,13 +235,15 @@ events_retry(const struct cmd_sub *sub, const struct cmd_args *a)
 		out = json_new_object();
 		json_add_int(out, "applied", run.applied);
 		json_add_int(out, "failed", run.failed);
+		json_add_int(out, "failed_for_good", run.gave_up);
 		json_add_int(out, "pending", run.pending);
 		if (run.failed > 0)
 			json_add_str(out, "error", run.first_error.msg);
 		cmd_print_json(out);
 	} else {
-		printf("applied %d event(s), %d failed, %lld still pending\n",
-		    run.applied, run.failed, run.pending);
+		printf("applied %d event(s), %d failed (%d for good), %lld "
+		    "still pending\n", run.applied, run.failed, run.gave_up,
+		    run.pending);
 		if (run.failed > 0)
 			printf("first error: %s: %s\n",
 			    da_errname(run.first_error.code),

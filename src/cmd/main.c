@@ -49,6 +49,8 @@ static const struct option_def {
 	[OPT_DB] = { "db", 1, 1 },
 	[OPT_GROUP] = { "group", 1, 1 },
 	[OPT_OWNER] = { "owner", 1, 1 },
+	[OPT_ONCE] = { "once", 0, 0 },
+	[OPT_FAILED] = { "failed", 0, 0 },
 };
 
 static const struct command {
@@ -62,6 +64,7 @@ static const struct command {
 	{ "sessions", cmd_sessions, "list|revoke sessions" },
 	{ "callback", cmd_callback, "register|update|show|delete|failed the DingTalk callback" },
 	{ "events", cmd_events, "list|retry stored callback events" },
+	{ "worker", cmd_worker, "the background process: events, daily sync, pruning (--once)" },
 	{ "token", cmd_token, "show|refresh cached DingTalk access tokens" },
 	{ "crypto", cmd_crypto, "decrypt|encrypt|sign callback envelopes" },
 	{ "doctor", cmd_doctor, "check configuration, database, DingTalk, clock" },

@@ -165,8 +165,21 @@ test_refuse(void)
 	    "user event without ids");
 	CHECK(refused(LIT("{\"EventType\":\"user_add_org\",\"UserId\":[]}"),
 	    "empty"), "empty id list");
+	CHECK(parses("{\"EventType\":\"user_add_org\",\"UserId\":[\"a\",3,"
+	    "\"b c\",\"d\"]}", &ev) && ev.nuser == 2 && ev.ninvalid == 2 &&
+	    strstr(ev.invalid, "UserId[1] (not a string)") != NULL &&
+	    strstr(ev.invalid, "UserId[2] (not a usable userid") != NULL,
+	    "invalid userids among valid ones are noted and left out (%s)",
+	    ev.invalid);
+	event_clear(&ev);
 	CHECK(refused(LIT("{\"EventType\":\"user_add_org\","
-	    "\"UserId\":[\"a\",3]}"), "UserId[1]"), "a number among userids");
+	    "\"UserId\":[3,\"b c\"]}"), "UserId[0]"),
+	    "no usable userid at all is refused");
+	CHECK(parses("{\"EventType\":\"org_dept_remove\",\"DeptId\":[0,7]}",
+	    &ev) && ev.ndept == 1 && ev.dept_ids[0] == 7 &&
+	    strstr(ev.invalid, "DeptId[0]") != NULL,
+	    "an invalid dept id among valid ones is left out");
+	event_clear(&ev);
 	CHECK(refused(LIT("{\"EventType\":\"user_add_org\",\"UserId\":{}}"),
 	    "neither"), "ids as an object");
 	CHECK(refused(LIT("{\"EventType\":\"org_dept_remove\","
@@ -253,7 +266,7 @@ test_apply(struct db *db)
 	    session_open(db, "u1", "127.0.0.1", "ua", sid, &err) == DA_OK,
 	    "a user with a session");
 	dt_user_clear(&u);
-	CHECK(events_apply_pending(db, 0, 1, &run, &err) == DA_OK &&
+	CHECK(events_apply_pending(db, 0, 0, 1, &run, &err) == DA_OK &&
 	    run.applied == 1 && run.failed == 0 && run.pending == 0,
 	    "user_leave_org applied (%d applied, %d failed)", run.applied,
 	    run.failed);
@@ -265,7 +278,7 @@ test_apply(struct db *db)
 	    "last_error IS NULL") == 1, "bookkeeping of an applied event");
 	CHECK(store(db, "{\"EventType\":\"org_dept_remove\",\"DeptId\":[5]}",
 	    "sig:eee", &stored) == 0 &&
-	    events_apply_pending(db, 0, 1, &run, &err) == DA_OK &&
+	    events_apply_pending(db, 0, 0, 1, &run, &err) == DA_OK &&
 	    run.applied == 1 &&
 	    unit_count(db, "SELECT count(*) FROM departments") == 0 &&
 	    unit_count(db, "SELECT count(*) FROM user_depts") == 1,
@@ -276,7 +289,7 @@ test_apply(struct db *db)
 	    "sig:fff", &stored) == 0 &&
 	    store(db, "{\"EventType\":\"user_leave_org\",\"UserId\":[\"u1\"]}",
 	    "sig:ggg", &stored) == 0, "two more events");
-	CHECK(events_apply_pending(db, 0, 1, &run, &err) == DA_OK &&
+	CHECK(events_apply_pending(db, 0, 0, 1, &run, &err) == DA_OK &&
 	    run.applied == 0 && run.failed == 1 && run.pending == 2 &&
 	    run.first_error.code == DA_ECONFIG,
 	    "a configuration error stops the run (%s)", run.first_error.msg);
@@ -286,16 +299,22 @@ test_apply(struct db *db)
 	    unit_count(db, "SELECT count(*) FROM events"
 	    " WHERE state = 'pending' AND attempts = 0") == 1,
 	    "the first keeps its error, the second was not tried");
-	CHECK(events_apply_pending(db, 1, 0, &run, &err) == DA_OK &&
-	    run.failed == 1 && unit_count(db, "SELECT max(attempts)"
-	    " FROM events WHERE state = 'pending'") == 2, "max bounds a run");
+	CHECK(unit_count(db, "SELECT count(*) FROM events WHERE state ="
+	    " 'pending' AND attempts = 1 AND next_attempt_at >= strftime('%s',"
+	    " 'now') + 25 AND claimed_until = 0") == 1,
+	    "the failed one waits about 30 s for its next attempt");
+	CHECK(events_apply_pending(db, 0, 0, 0, &run, &err) == DA_OK &&
+	    run.applied == 1 && run.failed == 0 && run.pending == 1 &&
+	    unit_count(db, "SELECT max(attempts) FROM events"
+	    " WHERE state = 'pending'") == 1,
+	    "the next one is applied past it; it is not tried before its time");
 
 	/* A payload that is not an event (not written by us) is set aside. */
 	sqlite3_exec(db_handle(db), "DELETE FROM events WHERE state = "
 	    "'pending'; INSERT INTO events (dedupe_key, event_type, payload, "
 	    "received_at) VALUES ('x', 'user_add_org', 'garbage', 1)", NULL,
 	    NULL, NULL);
-	CHECK(events_apply_pending(db, 0, 0, &run, &err) == DA_OK &&
+	CHECK(events_apply_pending(db, 0, 0, 0, &run, &err) == DA_OK &&
 	    run.pending == 0 && unit_count(db, "SELECT count(*) FROM events"
 	    " WHERE dedupe_key = 'x' AND state = 'ignored'"
 	    " AND last_error LIKE 'EINPUT%'") == 1,
@@ -323,8 +342,13 @@ test_list(struct db *db)
 	    id == unit_count(db, "SELECT max(id) - 1 FROM events"),
 	    "the newest events, oldest first");
 	listed = 0;
-	CHECK(events_each(db, 1, 0, list_counter, &listed, &err) == DA_OK &&
-	    listed == 0, "list pending: none");
+	CHECK(events_each(db, EVENTS_PENDING, 0, list_counter, &listed,
+	    &err) == DA_OK && listed == 0, "list pending: none");
+	sqlite3_exec(db_handle(db), "UPDATE events SET state = 'failed'"
+	    " WHERE dedupe_key = 'x'", NULL, NULL, NULL);
+	listed = 0;
+	CHECK(events_each(db, EVENTS_FAILED, 0, list_counter, &listed,
+	    &err) == DA_OK && listed == 1, "list failed: one");
 }
 
 int

@@ -1,0 +1,83 @@
+#ifndef DINGAUTH_WORKER_H
+#define DINGAUTH_WORKER_H
+
+#include "err.h"
+
+/*
+ * dingauth worker (docs/contract.md): the one long-running background
+ * process, for systemd, or for cron with one pass at a time. A pass:
+ * apply the pending events that are due (events.h), run the daily full
+ * sync when DINGAUTH_SYNC_AT has come, prune expired sessions and login
+ * states and, past the retention, finished events and decided login
+ * requests, and write the heartbeat (table worker_status) that doctor
+ * and the health check read. One worker per database: a lock on a file
+ * beside it. Each action is one log line.
+ */
+struct db;
+
+#define WORKER_POLL_MS		1000	/* between passes */
+#define WORKER_EVENTS_BUDGET_MS	1000	/* events applied per pass, then
+					   the next step (SIGTERM waits at
+					   most for the event in hand) */
+#define WORKER_BEAT_SECONDS	30	/* heartbeat at least this often */
+#define WORKER_PRUNE_SECONDS	600	/* pruning at most this often */
+#define WORKER_STALE_SECONDS	300	/* an older heartbeat is a warning
+					   (cron runs --once every minute) */
+
+struct worker_options {
+	int	 once;		/* one pass, then return */
+	/*
+	 * Run one full sync to its end (or until worker_stopping()):
+	 * its exit status, 0 for a complete run. The command runs it as
+	 * a process of its own, so stopping never waits for a long sync.
+	 */
+	int	(*run_sync)(void *arg);
+	void	*sync_arg;
+};
+
+/*
+ * DINGAUTH_SYNC_AT: "HH:MM" (local time) to *minutes after midnight, or
+ * "off" to -1. DA_EINPUT (err says why) for anything else.
+ */
+enum da_err	 worker_parse_sync_at(const char *s, int *minutes,
+		    struct da_error *err);
+
+/*
+ * The start (Unix seconds) of the latest daily slot at minutes after
+ * local midnight that is not after now: today's, or yesterday's.
+ */
+long long	 worker_sync_slot(long long now, int minutes);
+
+/*
+ * Take the lock of the database at dbpath (a file dbpath.worker-lock),
+ * kept until the process ends: *fd. DA_EBUSY when another worker holds
+ * it; DA_EINPUT when the file cannot be opened.
+ */
+enum da_err	 worker_lock(const char *dbpath, int *fd,
+		    struct da_error *err);
+
+/* Ask worker_run to finish its step and return: async-signal-safe. */
+void		 worker_stop(void);
+int		 worker_stopping(void);
+
+/*
+ * Run passes until worker_stop (or one with opt->once). DA_OK, or the
+ * error of a step that failed in the last pass (--once: a failed sync,
+ * the database).
+ */
+enum da_err	 worker_run(struct db *db, const struct worker_options *opt,
+		    struct da_error *err);
+
+/* The heartbeat, for doctor and the health check. */
+struct worker_beat {
+	int		 present;	/* a worker has ever run */
+	long long	 pid;
+	long long	 started_at;
+	long long	 beat_at;
+	char		 step[200];
+};
+
+enum da_err	 worker_heartbeat(struct db *db, struct worker_beat *b,
+		    struct da_error *err);
+
+#endif
