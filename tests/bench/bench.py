@@ -97,7 +97,8 @@ WORKLOADS = [
     ("insert", "insert responder", "insert", None, None),
     ("callback", "callback (unique pushes)", "callback", "insert", 0.90),
     ("login", "login page", "login", "insert", 0.85),
-    ("replay", "callback (replays)", "callback", "insert", None),
+    # A replay writes nothing and calls nobody: compared with the plain responder.
+    ("replay", "callback (replays)", "callback", "min", 0.80),
     ("exchange", "exchange (full logins)", "exchange", None, None),
 ]
 # The order inside a round: each program right after its ceiling, and the
