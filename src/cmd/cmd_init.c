@@ -136,6 +136,12 @@ static const struct key_doc {
 	[CFG_SYNC_MAX_DEACTIVATE] = { SEC_SYNC, NULL,
 	    "Percentage of active users a sync may deactivate without "
 	    "--force.", NULL },
+	[CFG_SYNC_AT] = { SEC_SYNC, NULL,
+	    "Local time (HH:MM) of dingauth worker's daily full sync, or off.",
+	    NULL },
+	[CFG_RETENTION_DAYS] = { SEC_SYNC, NULL,
+	    "Days finished callback events and decided login requests are "
+	    "kept (dingauth worker prunes them).", NULL },
 	[CFG_OAPI_URL] = { SEC_DINGTALK, NULL,
 	    "DingTalk's old API endpoint.", NULL },
 	[CFG_API_URL] = { SEC_DINGTALK, NULL,
