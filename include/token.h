@@ -30,8 +30,9 @@ typedef enum da_err (*token_fetch_fn)(void *arg, char *token, size_t size,
     long long *expires_in, struct da_error *err);
 
 /*
- * A valid token for app_key into token[size]. *fetched is set to 1 when
- * this call asked DingTalk (may be NULL).
+ * A valid kind token for app_key into token[size]. The cache is keyed by
+ * kind and app: one app may have both a corp and an sns token. *fetched
+ * is set to 1 when this call asked DingTalk (may be NULL).
  */
 enum da_err	 token_cache_get(struct db *db, enum token_kind kind,
 		    const char *app_key, token_fetch_fn fetch, void *arg,
@@ -39,12 +40,13 @@ enum da_err	 token_cache_get(struct db *db, enum token_kind kind,
 		    struct da_error *err);
 
 /*
- * Forget the cached token for app_key, but only if it is still bad_token
- * (a concurrent refresh may already have replaced it).
+ * Forget the cached kind token for app_key, but only if it is still
+ * bad_token (a concurrent refresh may already have replaced it).
  * bad_token NULL forgets whatever is cached.
  */
-enum da_err	 token_cache_drop(struct db *db, const char *app_key,
-		    const char *bad_token, struct da_error *err);
+enum da_err	 token_cache_drop(struct db *db, enum token_kind kind,
+		    const char *app_key, const char *bad_token,
+		    struct da_error *err);
 
 struct token_info {
 	char		app_key[128];

@@ -613,7 +613,8 @@ dt_token_refresh(struct db *db, enum token_kind kind, char *token,
 	enum da_err	 rc;
 
 	/* Forget it only if nobody did yet, then take the current one. */
-	if ((rc = token_cache_drop(db, token_key(kind), token, err)) != DA_OK)
+	if ((rc = token_cache_drop(db, kind, token_key(kind), token,
+	    err)) != DA_OK)
 		return rc;
 	return get_token(db, kind, token, size, NULL, err);
 }

@@ -23,29 +23,33 @@ enum stmt {
 
 static const struct db_sql stmts[STMT__MAX] = {
 	[STMT_GET] = { "token lookup",
-	    "SELECT access_token, expires_at FROM tokens WHERE app_key = ?1" },
+	    "SELECT access_token, expires_at FROM tokens"
+	    " WHERE kind = ?1 AND app_key = ?2" },
 	[STMT_PUT] = { "token store",
-	    "INSERT INTO tokens (app_key, kind, access_token, expires_at,"
+	    "INSERT INTO tokens (kind, app_key, access_token, expires_at,"
 	    " fetched_at) VALUES (?1, ?2, ?3, ?4, ?5)"
-	    " ON CONFLICT (app_key) DO UPDATE SET"
-	    " kind = excluded.kind, access_token = excluded.access_token,"
+	    " ON CONFLICT (kind, app_key) DO UPDATE SET"
+	    " access_token = excluded.access_token,"
 	    " expires_at = excluded.expires_at,"
 	    " fetched_at = excluded.fetched_at" },
 	[STMT_DROP_IF] = { "token drop",
-	    "DELETE FROM tokens WHERE app_key = ?1 AND access_token = ?2" },
+	    "DELETE FROM tokens WHERE kind = ?1 AND app_key = ?2"
+	    " AND access_token = ?3" },
 	[STMT_DROP] = { "token drop",
-	    "DELETE FROM tokens WHERE app_key = ?1" },
+	    "DELETE FROM tokens WHERE kind = ?1 AND app_key = ?2" },
 	[STMT_LEASE_GET] = { "token lease",
-	    "SELECT expires_at FROM token_leases WHERE app_key = ?1" },
+	    "SELECT expires_at FROM token_leases"
+	    " WHERE kind = ?1 AND app_key = ?2" },
 	[STMT_LEASE_TAKE] = { "token lease",
-	    "INSERT INTO token_leases (app_key, holder, expires_at)"
-	    " VALUES (?1, ?2, ?3) ON CONFLICT (app_key) DO UPDATE SET"
+	    "INSERT INTO token_leases (kind, app_key, holder, expires_at)"
+	    " VALUES (?1, ?2, ?3, ?4)"
+	    " ON CONFLICT (kind, app_key) DO UPDATE SET"
 	    " holder = excluded.holder, expires_at = excluded.expires_at" },
 	[STMT_LEASE_DROP] = { "token lease",
-	    "DELETE FROM token_leases WHERE app_key = ?1" },
+	    "DELETE FROM token_leases WHERE kind = ?1 AND app_key = ?2" },
 	[STMT_LIST] = { "token list",
 	    "SELECT app_key, kind, access_token, expires_at, fetched_at"
-	    " FROM tokens ORDER BY app_key" },
+	    " FROM tokens ORDER BY app_key, kind" },
 };
 
 static const char *const kind_names[] = {
@@ -54,13 +58,14 @@ static const char *const kind_names[] = {
 
 /* 1: fresh token copied; 0: none or stale; -1: error. */
 static int
-lookup(struct db *db, const char *app_key, char *token, size_t size,
-    struct da_error *err)
+lookup(struct db *db, enum token_kind kind, const char *app_key, char *token,
+    size_t size, struct da_error *err)
 {
 	struct db_rows	 r;
 	int		 found;
 
-	db_query(db, &r, &stmts[STMT_GET], DB_ARGS(DB_TEXT(app_key)), err);
+	db_query(db, &r, &stmts[STMT_GET], DB_ARGS(DB_TEXT(kind_names[kind]),
+	    DB_TEXT(app_key)), err);
 	if ((found = db_next(&r)) == 1) {
 		if (db_int(&r, 1) - TOKEN_EARLY > db_now() &&
 		    db_bytes(&r, 0) < size)
@@ -94,8 +99,8 @@ sleep_ms(long ms)
  * (we took the lease: 0), or is someone else fetching (2)? -1 on error.
  */
 static int
-claim(struct db *db, const char *app_key, char *token, size_t size,
-    struct da_error *err)
+claim(struct db *db, enum token_kind kind, const char *app_key, char *token,
+    size_t size, struct da_error *err)
 {
 	struct db_rows	 r;
 	long long	 now = db_now();
@@ -103,16 +108,17 @@ claim(struct db *db, const char *app_key, char *token, size_t size,
 
 	if (db_begin_immediate(db, err) != DA_OK)
 		return -1;
-	if ((found = lookup(db, app_key, token, size, err)) != 0)
+	if ((found = lookup(db, kind, app_key, token, size, err)) != 0)
 		goto out;
-	db_query(db, &r, &stmts[STMT_LEASE_GET], DB_ARGS(DB_TEXT(app_key)),
-	    err);
+	db_query(db, &r, &stmts[STMT_LEASE_GET],
+	    DB_ARGS(DB_TEXT(kind_names[kind]), DB_TEXT(app_key)), err);
 	busy = db_next(&r) == 1 && db_int(&r, 0) > now;
 	if (db_done(&r) != DA_OK)
 		found = -1;
 	else if (busy)
 		found = 2;
-	else if (db_run(db, &stmts[STMT_LEASE_TAKE], DB_ARGS(DB_TEXT(app_key),
+	else if (db_run(db, &stmts[STMT_LEASE_TAKE],
+	    DB_ARGS(DB_TEXT(kind_names[kind]), DB_TEXT(app_key),
 	    DB_INT(getpid()), DB_INT(now + lease_seconds())), err) != DA_OK)
 		found = -1;
 out:
@@ -136,9 +142,10 @@ token_cache_get(struct db *db, enum token_kind kind, const char *app_key,
 		*fetched = 0;
 	deadline = db_now() + lease_seconds() + 2;
 	for (;;) {
-		if ((state = lookup(db, app_key, token, size, err)) != 0)
+		if ((state = lookup(db, kind, app_key, token, size, err)) != 0)
 			return state == 1 ? DA_OK : DA_EDB;
-		if ((state = claim(db, app_key, token, size, err)) == -1)
+		if ((state = claim(db, kind, app_key, token, size, err)) ==
+		    -1)
 			return DA_EDB;
 		if (state == 1)
 			return DA_OK;
@@ -165,11 +172,13 @@ token_cache_get(struct db *db, enum token_kind kind, const char *app_key,
 		if (expires_in <= 0)
 			expires_in = 7200;
 		now = db_now();
-		rc = db_run(db, &stmts[STMT_PUT], DB_ARGS(DB_TEXT(app_key),
-		    DB_TEXT(kind_names[kind]), DB_TEXT(token),
+		rc = db_run(db, &stmts[STMT_PUT],
+		    DB_ARGS(DB_TEXT(kind_names[kind]), DB_TEXT(app_key),
+		    DB_TEXT(token),
 		    DB_INT(now + expires_in), DB_INT(now)), err);
 	}
-	if (db_run(db, &stmts[STMT_LEASE_DROP], DB_ARGS(DB_TEXT(app_key)),
+	if (db_run(db, &stmts[STMT_LEASE_DROP],
+	    DB_ARGS(DB_TEXT(kind_names[kind]), DB_TEXT(app_key)),
 	    rc == DA_OK ? err : NULL) != DA_OK && rc == DA_OK)
 		rc = DA_EDB;
 	if (rc == DA_OK || rc != DA_EDB) {
@@ -191,13 +200,14 @@ out:
 }
 
 enum da_err
-token_cache_drop(struct db *db, const char *app_key, const char *bad_token,
-    struct da_error *err)
+token_cache_drop(struct db *db, enum token_kind kind, const char *app_key,
+    const char *bad_token, struct da_error *err)
 {
 	if (bad_token == NULL)
-		return db_run(db, &stmts[STMT_DROP], DB_ARGS(DB_TEXT(app_key)),
-		    err);
-	return db_run(db, &stmts[STMT_DROP_IF], DB_ARGS(DB_TEXT(app_key),
+		return db_run(db, &stmts[STMT_DROP],
+		    DB_ARGS(DB_TEXT(kind_names[kind]), DB_TEXT(app_key)), err);
+	return db_run(db, &stmts[STMT_DROP_IF],
+	    DB_ARGS(DB_TEXT(kind_names[kind]), DB_TEXT(app_key),
 	    DB_TEXT(bad_token)), err);
 }
 

@@ -100,7 +100,7 @@ refresh_one(struct db *db, enum token_kind kind)
 	int		 fetched = 0;
 	enum da_err	 rc;
 
-	if (token_cache_drop(db, key, NULL, &err) != DA_OK)
+	if (token_cache_drop(db, kind, key, NULL, &err) != DA_OK)
 		return cmd_fail("%s", err.msg);
 	rc = kind == TOKEN_CORP ?
 	    dt_corp_token(db, token, sizeof(token), &fetched, &err) :

@@ -167,10 +167,10 @@ test_tokens(struct db *db, char *path)
 	CHECK(token_cache_get(db, TOKEN_CORP, "appk", fake_fetch, &ttl, tok,
 	    sizeof(tok), &fetched, &err) == DA_OK && !fetched,
 	    "used until 300 s before expiry");
-	CHECK(token_cache_drop(db, "appk", "tok-1", &err) == DA_OK &&
+	CHECK(token_cache_drop(db, TOKEN_CORP, "appk", "tok-1", &err) == DA_OK &&
 	    unit_count(db, "SELECT count(*) FROM tokens") == 1,
 	    "drop of a token already replaced keeps the new one");
-	CHECK(token_cache_drop(db, "appk", "tok-2", &err) == DA_OK &&
+	CHECK(token_cache_drop(db, TOKEN_CORP, "appk", "tok-2", &err) == DA_OK &&
 	    unit_count(db, "SELECT count(*) FROM tokens") == 0,
 	    "drop of the current token removes it");
 	CHECK(token_cache_get(db, TOKEN_SNS, "snsapp", failing_fetch, NULL,
@@ -186,7 +186,7 @@ test_tokens(struct db *db, char *path)
 	    "list shows a fingerprint, not the token");
 
 	/* The lease: DingTalk is asked without holding the write lock. */
-	token_cache_drop(db, "appk", NULL, &err);
+	token_cache_drop(db, TOKEN_CORP, "appk", NULL, &err);
 	fetch_calls = writer_ok = 0;
 	CHECK(token_cache_get(db, TOKEN_CORP, "appk", writing_fetch, path, tok,
 	    sizeof(tok), &fetched, &err) == DA_OK && writer_ok &&
@@ -194,15 +194,15 @@ test_tokens(struct db *db, char *path)
 	    "another writer is not blocked while a token is fetched");
 	CHECK(unit_count(db, "SELECT count(*) FROM token_leases") == 0,
 	    "the lease is released after the fetch");
-	token_cache_drop(db, "appk", NULL, &err);
-	exec(db, "INSERT INTO token_leases VALUES ('appk', 1, "
+	token_cache_drop(db, TOKEN_CORP, "appk", NULL, &err);
+	exec(db, "INSERT INTO token_leases VALUES ('corp', 'appk', 1, "
 	    "strftime('%s','now') - 1)");
 	fetch_calls = 0;
 	CHECK(token_cache_get(db, TOKEN_CORP, "appk", fake_fetch, &ttl, tok,
 	    sizeof(tok), &fetched, &err) == DA_OK && fetched &&
 	    fetch_calls == 1, "an expired lease (its holder died) is taken over");
-	token_cache_drop(db, "appk", NULL, &err);
-	exec(db, "INSERT INTO token_leases VALUES ('appk', 1, "
+	token_cache_drop(db, TOKEN_CORP, "appk", NULL, &err);
+	exec(db, "INSERT INTO token_leases VALUES ('corp', 'appk', 1, "
 	    "strftime('%s','now') + 2)");
 	fetch_calls = 0;
 	CHECK(token_cache_get(db, TOKEN_CORP, "appk", fake_fetch, &ttl, tok,
@@ -212,6 +212,27 @@ test_tokens(struct db *db, char *path)
 	    sizeof(tok), &fetched, &err) == DA_EHTTP &&
 	    unit_count(db, "SELECT count(*) FROM token_leases") == 0,
 	    "a failed fetch releases its lease");
+
+	/* One app as both corp and login app: two tokens, side by side. */
+	exec(db, "DELETE FROM tokens");
+	fetch_calls = 0;
+	CHECK(token_cache_get(db, TOKEN_CORP, "same", fake_fetch, &ttl, tok,
+	    sizeof(tok), &fetched, &err) == DA_OK && fetched &&
+	    strcmp(tok, "tok-1") == 0 && token_cache_get(db, TOKEN_SNS, "same",
+	    fake_fetch, &ttl, tok, sizeof(tok), &fetched, &err) == DA_OK &&
+	    fetched && strcmp(tok, "tok-2") == 0,
+	    "the corp and sns tokens of one app are fetched separately");
+	CHECK(token_cache_get(db, TOKEN_CORP, "same", fake_fetch, &ttl, tok,
+	    sizeof(tok), &fetched, &err) == DA_OK && !fetched &&
+	    strcmp(tok, "tok-1") == 0 && token_cache_get(db, TOKEN_SNS, "same",
+	    fake_fetch, &ttl, tok, sizeof(tok), &fetched, &err) == DA_OK &&
+	    !fetched && strcmp(tok, "tok-2") == 0 && fetch_calls == 2 &&
+	    unit_count(db, "SELECT count(*) FROM tokens") == 2,
+	    "both stay cached: each was fetched once");
+	CHECK(token_cache_drop(db, TOKEN_SNS, "same", NULL, &err) == DA_OK &&
+	    unit_count(db, "SELECT count(*) FROM tokens WHERE kind = 'corp'")
+	    == 1 && unit_count(db, "SELECT count(*) FROM tokens") == 1,
+	    "dropping the sns token keeps the corp token of the same app");
 }
 
 /* The directory: users, memberships, the department rule. */
