@@ -33,9 +33,7 @@ import fake_dingtalk as fd  # noqa: E402
 from fakedt import FAKE_SCRIPT, PYTHON, FakeDingTalk  # noqa: E402
 
 VECTORS = os.environ.get("DINGAUTH_CRYPTO_VECTORS",
-                         os.path.join(HERE, "..", "..", "shared", "crypto-vectors.json"))
-if not os.path.exists(VECTORS):
-    VECTORS = "/work/shared/crypto-vectors.json"
+                         os.path.join(HERE, "data", "crypto-vectors.json"))
 
 FAILURES = []
 COUNT = [0]
