@@ -1,5 +1,5 @@
 /*
- * callback.fcgi: DingTalk's encrypted event push (dingtalk-api.md §a, §b).
+ * callback.fcgi: DingTalk's encrypted event push (docs/dingtalk.md §a, §b).
  *
  * POST /dingauth/callback?signature|msg_signature=…&timestamp|timeStamp=…
  * &nonce=… with {"encrypt":"…"}. The front line, in order: route, method

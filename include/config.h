@@ -30,7 +30,7 @@ enum cfg_key {
 	CFG_API_URL,		/* DINGTALK_API_URL */
 	CFG_LOGIN_URL,		/* DINGTALK_LOGIN_URL */
 	CFG_DDLOGIN_JS,		/* DINGTALK_DDLOGIN_JS */
-	/* Beyond CONTRACT.md's list: operational knobs with safe defaults. */
+	/* Operational knobs beyond docs/contract.md §2.1, safe defaults. */
 	CFG_BASE_PATH,		/* DINGAUTH_BASE_PATH: where the responders are mounted */
 	CFG_CA_FILE,		/* DINGAUTH_CA_FILE */
 	CFG_HTTP_TIMEOUT,	/* DINGAUTH_HTTP_TIMEOUT (ms, whole call) */

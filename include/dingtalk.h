@@ -10,7 +10,7 @@
 
 /*
  * The DingTalk API client: one function per call the project makes
- * (dingtalk-api.md §c–§g), one error model. Base URLs come from
+ * (docs/dingtalk.md §c–§g), one error model. Base URLs come from
  * DINGTALK_OAPI_URL and DINGTALK_API_URL; the corp and sns app tokens
  * come from the shared cache (token.h) and are fetched with
  * DINGTALK_APP_KEY/DINGTALK_CORP_SECRET and DINGTALK_APP_ID/

@@ -6,7 +6,7 @@
 #include "err.h"
 
 /*
- * DingTalk's callback envelope, exactly as dingtalk-api.md §a:
+ * DingTalk's callback envelope, exactly as docs/dingtalk.md §a:
  * AESKey = base64(EncodingAESKey + "="), 32 bytes, leniently decoded;
  * AES-256-CBC, IV = key[0:16], no OpenSSL padding; DingTalk's own PKCS#7
  * with a 32-byte block; plaintext = random(16) || be32(len) || msg ||

@@ -7,7 +7,7 @@
 #include "session.h"
 
 /*
- * The employee login flows (dingtalk-api.md §c, §d, §f.3): where to send
+ * The employee login flows (docs/dingtalk.md §c, §d, §f.3): where to send
  * the browser, and what to do with the code DingTalk sends back.
  *
  *   sns         sns_authorize; tmp code -> sns/get_persistent_code -> unionid

@@ -21,7 +21,7 @@
  */
 struct db;
 
-#define SESSION_COOKIE	"dingauth_session"	/* CONTRACT.md */
+#define SESSION_COOKIE	"dingauth_session"	/* docs/contract.md */
 #define STATE_COOKIE	"dingauth_state"
 #define SESSION_ID_LEN	64		/* hex characters */
 #define STATE_LEN	43		/* base64url characters */

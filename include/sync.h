@@ -6,7 +6,7 @@
 #include "err.h"
 
 /*
- * The full directory sync (dingtalk-api.md §f): departments breadth-first
+ * The full directory sync (docs/dingtalk.md §f): departments breadth-first
  * from the root (1) with topapi/v2/department/listsub, the members of each
  * with topapi/v2/user/list (cursor paging, 100 a page), several requests
  * in flight (http_multi.h), never more than DINGAUTH_SYNC_QPS requests a

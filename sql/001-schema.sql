@@ -1,7 +1,7 @@
 -- dingauth schema, version 1.
 -- Times are Unix seconds unless the column name says _ms.
 
--- DingTalk access tokens, shared by every process (dingtalk-api.md §e).
+-- DingTalk access tokens, shared by every process (docs/dingtalk.md §e).
 CREATE TABLE tokens (
 	app_key		TEXT PRIMARY KEY,	-- AppKey (corp) or appid (sns)
 	kind		TEXT NOT NULL CHECK (kind IN ('corp', 'sns')),

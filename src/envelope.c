@@ -1,5 +1,5 @@
 /*
- * DingTalk's callback envelope (dingtalk-api.md §a): key derivation,
+ * DingTalk's callback envelope (docs/dingtalk.md §a): key derivation,
  * signature, the AES-256-CBC layout with a 32-byte PKCS#7 pad, and the
  * encrypted "success" reply. Error messages describe what is wrong with
  * the input; they never carry the token, the key or the plaintext.

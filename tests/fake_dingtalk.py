@@ -2,7 +2,7 @@
 # -*- coding: utf-8 -*-
 """Fake DingTalk: a test double for oapi.dingtalk.com, api.dingtalk.com and
 login.dingtalk.com on one loopback origin, speaking the wire protocol written
-down in shared/dingtalk-api.md (sections in brackets below refer to it).
+down in docs/dingtalk.md (sections in brackets below refer to it).
 
 Run with Debian's interpreter (standard library + python3-cryptography only):
 

@@ -286,7 +286,7 @@ class FakeDingTalk:
         return self.corp()["apps"]
 
     def config_env(self):
-        """DINGTALK_* configuration values matching the fake's corp (CONTRACT.md names)."""
+        """DINGTALK_* configuration values matching the fake's corp (docs/contract.md names)."""
         corp = self.corp()
         return {"DINGTALK_CORP_ID": corp["corp_id"], "DINGTALK_APP_KEY": corp["apps"]["appkey"],
                 "DINGTALK_CORP_SECRET": corp["apps"]["appsecret"],

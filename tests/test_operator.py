@@ -1,4 +1,4 @@
-"""dingauth users|requests|sessions: the operator's commands (CONTRACT.md).
+"""dingauth users|requests|sessions: the operator's commands (docs/contract.md).
 
 Run with /usr/bin/python3 tests/test_operator.py (tests/run does). Uses the
 fake DingTalk's demo company, copied with 'dingauth sync', then checks the
@@ -86,7 +86,7 @@ with FakeDingTalk() as fk, Env(fake=fk, DINGAUTH_SYNC_MAX_DEACTIVATE=50) as env:
     users = users or []
     t.eq("users list --json: every demo user", sorted(u["userid"] for u in users),
          ["u001", "u002", "u003", "u004", "u005", "u006"])
-    t.check("users list --json: CONTRACT.md fields and types",
+    t.check("users list --json: docs/contract.md fields and types",
             all(shape_ok(u) for u in users), users[:2])
     by = {u["userid"]: u for u in users}
     t.eq("u002: two departments as numbers", by.get("u002", {}).get("dept_ids"), [4, 6])

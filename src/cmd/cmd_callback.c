@@ -1,6 +1,6 @@
 /*
  * dingauth callback register|update|show|delete|failed: the legacy
- * callback registration (dingtalk-api.md §g).
+ * callback registration (docs/dingtalk.md §g).
  *
  * register/update send DINGTALK_TOKEN, DINGTALK_AES_TOKEN, the public
  * callback URL (DINGAUTH_CALLBACK_URL, by default DINGAUTH_PUBLIC_URL +

@@ -1,6 +1,6 @@
 /*
  * The crypto facade: known answers for the digests, HMAC (the sns
- * signature of dingtalk-api.md §c.4), base64 (RFC 4648 §10), AES-256-CBC
+ * signature of docs/dingtalk.md §c.4), base64 (RFC 4648 §10), AES-256-CBC
  * (NIST SP 800-38A F.2.5), and the behaviour of the helpers.
  */
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /*
  * The callback envelope against DingTalk's own vectors
  * (tests/data/crypto-vectors.json), round trips of random UTF-8, and one
- * negative test per class of malformed input (dingtalk-api.md §a.9).
+ * negative test per class of malformed input (docs/dingtalk.md §a.9).
  */
 #include <stdint.h>
 #include <stdio.h>
