@@ -187,15 +187,48 @@ def read_env_file(path):
     return out
 
 
-class FcgiInstances:
-    """The FastCGI programs of deploy/systemd/fcgi/*.env, each started the
-    way deploy/systemd/dingauth-fcgi@.service starts it (spawn-fcgi -n on
-    127.0.0.1), but on an ephemeral port. ports: instance name -> port;
-    default_ports: instance name -> the port its .env file says."""
+UNIT = os.path.join(DEPLOY, "systemd", "dingauth-fcgi@.service")
+INSTALL_ROOT = "/usr/local/lib/dingauth"
 
-    def __init__(self, env, logdir):
+
+def unit_command(name, spec, port, cgi_dir):
+    """The ExecStart of deploy/systemd/dingauth-fcgi@.service for instance
+    NAME, expanded as systemd expands it (%i, ${VAR} from Environment= and
+    the instance's .env file), but with the given port and cgi_dir for the
+    install root's cgi-bin. Returns (argv, the unit's environment)."""
+    unit_env = {}
+    exec_start = None
+    with open(UNIT) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("Environment="):
+                for kv in line[len("Environment="):].split():
+                    k, _, v = kv.partition("=")
+                    unit_env[k] = v
+            elif line.startswith("ExecStart="):
+                exec_start = line[len("ExecStart="):]
+    unit_env.update(spec)
+    unit_env["PORT"] = str(port)
+
+    def expand(word):
+        word = re.sub(r"\$\{(\w+)\}", lambda m: unit_env.get(m.group(1), ""),
+                      word.replace("%i", name))
+        return word.replace(INSTALL_ROOT + "/cgi-bin", cgi_dir)
+    return [expand(w) for w in exec_start.split()], unit_env
+
+
+class FcgiInstances:
+    """The FastCGI programs of deploy/systemd/fcgi/*.env, each started with
+    the ExecStart line of deploy/systemd/dingauth-fcgi@.service (spawn-fcgi
+    on 127.0.0.1, PROCESSES copies through fcgi-children), but on an
+    ephemeral port, from cgi_dir (the install root's cgi-bin). ports:
+    instance name -> port; default_ports: instance name -> the port its
+    .env file says."""
+
+    def __init__(self, env, logdir, cgi_dir):
         self.env = env
         self.logdir = logdir
+        self.cgi_dir = cgi_dir
         self.procs = {}
         self.ports = {}
         self.default_ports = {}
@@ -208,16 +241,16 @@ class FcgiInstances:
     def start(self):
         for name, spec in self.specs.items():
             port = free_port()
+            argv, unit_env = unit_command(name, spec, port, self.cgi_dir)
             penv = self.env.environ()
-            for k, v in spec.items():
-                if k not in ("PROGRAM", "PORT"):
+            for k, v in unit_env.items():
+                if k not in ("PROGRAM", "PORT", "PROCESSES",
+                             "DINGAUTH_CONFIG"):
                     penv[k] = v
             log = open(os.path.join(self.logdir, "fcgi-%s.log" % name), "w")
             self.procs[name] = subprocess.Popen(
-                ["/usr/bin/spawn-fcgi", "-n", "-a", "127.0.0.1", "-p",
-                 str(port), "--", os.path.join(CGI_DIR, spec["PROGRAM"])],
-                env=penv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True)
+                argv, env=penv, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=log, start_new_session=True)
             self.ports[name] = port
             self.default_ports[name] = int(spec["PORT"])
         for name, port in self.ports.items():
@@ -465,6 +498,17 @@ def scenario(t, env, srv, server):
     return {"u001": c1, "u002": c2, "u003": c3, "u006": c6, "u007": c7}
 
 
+def install_cgi_bin(dest):
+    """dest/: what the install root's cgi-bin/ holds, as links: this
+    build's programs (also the sanitizer build) and cgi-bin/fcgi-children."""
+    os.makedirs(dest)
+    for n in sorted(os.listdir(CGI_DIR)):
+        if n.endswith(".fcgi"):
+            os.symlink(os.path.join(CGI_DIR, n), os.path.join(dest, n))
+    os.symlink(os.path.join(ROOT, "cgi-bin", "fcgi-children"),
+               os.path.join(dest, "fcgi-children"))
+
+
 class WebServer:
     """A real web server on 127.0.0.1:ephemeral, in env.dir/NAME. Subclasses
     write the operator's main configuration around the deploy/ files and
@@ -473,9 +517,12 @@ class WebServer:
     name = "server"
     logs = ("error.log", "stderr.log")
 
-    def __init__(self, env):
+    def __init__(self, env, operator=""):
         from harness import free_port
         self.env = env
+        # What an operator added to the configuration beside the shipped
+        # files (each server says where it goes).
+        self.operator = operator
         self.dir = os.path.join(env.dir, self.name)
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
@@ -486,7 +533,7 @@ class WebServer:
         # build's programs, also the sanitizer build) and static/.
         self.root = os.path.join(self.dir, "dingauth")
         os.makedirs(self.root)
-        os.symlink(CGI_DIR, os.path.join(self.root, "cgi-bin"))
+        install_cgi_bin(os.path.join(self.root, "cgi-bin"))
         os.symlink(os.path.join(ROOT, "static"),
                    os.path.join(self.root, "static"))
         self.www = os.path.join(self.dir, "www")
@@ -525,6 +572,184 @@ class WebServer:
         if cookie:
             h["Cookie"] = cookie_header(cookie)
         return http(method, self.url + path, body=body, headers=h)
+
+
+class Lighttpd(WebServer):
+    """lighttpd from deploy/lighttpd/dingauth.conf, unchanged. The test
+    writes only what an operator's own lighttpd.conf holds (port, document
+    root, mod_cgi for the app, the three var.dingauth_* settings), includes
+    the shipped file, and then the operator's additions; lighttpd starts
+    authorize.fcgi and the other programs itself ("bin-path")."""
+
+    name = "lighttpd"
+    conf = os.path.join(DEPLOY, "lighttpd", "dingauth.conf")
+
+    def start(self):
+        conf = os.path.join(self.dir, "lighttpd.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join([
+                "# The operator's lighttpd.conf (test instance).",
+                'server.modules = ( "mod_access", "mod_cgi", "mod_expire" )',
+                'server.document-root = "%s"' % self.www,
+                'server.bind = "127.0.0.1"',
+                'server.port = %d' % self.port,
+                'server.errorlog = "%s/error.log"' % self.dir,
+                'index-file.names = ( "index.html" )',
+                'mimetype.assign = ( ".html" => "text/html; charset=utf-8",'
+                ' ".txt" => "text/plain; charset=utf-8", ".css" => "text/css",'
+                ' ".js" => "text/javascript", ".svg" => "image/svg+xml" )',
+                'cgi.assign = ( ".cgi" => "" )',
+                'var.dingauth_root = "%s"' % self.root,
+                'var.dingauth_config = "%s"' % self.env.conf,
+                'var.dingauth_sockets = "%s"' % self.dir,
+                'include "%s"' % self.conf,
+                self.operator,
+                ""]))
+        self.spawn(["/usr/sbin/lighttpd", "-D", "-f", conf])
+        return self
+
+
+class Apache(WebServer):
+    """Apache (mod_authnz_fcgi) from deploy/apache/dingauth.conf, unchanged,
+    with the FastCGI programs of deploy/systemd/fcgi/*.env started as
+    deploy/systemd/dingauth-fcgi@.service starts them. The test writes only
+    what an operator's apache2.conf holds (modules, ServerRoot, PidFile and
+    ErrorLog in a temp dir, Listen on an ephemeral port, a document root
+    with a mod_cgi app, Define lines for the ports and the install root),
+    Includes the shipped file, and then the operator's additions. Apache
+    runs in the foreground (-X); workers switch to www-data as root."""
+
+    name = "apache"
+    conf = os.path.join(DEPLOY, "apache", "dingauth.conf")
+    modules = "/usr/lib/apache2/modules"
+
+    def start(self):
+        d = self.dir
+        fcgi = FcgiInstances(self.env, d,
+                             os.path.join(self.root, "cgi-bin"))
+        self.helpers.append(fcgi)
+        fcgi.start()
+        mods = ["mpm_prefork", "authn_core", "authz_core", "authz_user",
+                "authz_host", "authnz_fcgi", "proxy", "proxy_fcgi",
+                "headers", "alias", "mime", "dir", "cgi", "expires"]
+        lines = ["# The operator's apache2.conf (test instance).",
+                 'ServerRoot "%s"' % d, "ServerName 127.0.0.1",
+                 "Listen 127.0.0.1:%d" % self.port,
+                 'PidFile "%s/httpd.pid"' % d, 'ErrorLog "%s/error.log"' % d,
+                 "LogLevel warn", "Mutex file:%s default" % d]
+        if os.getuid() == 0:
+            lines += ["User www-data", "Group www-data"]
+        lines += ["LoadModule %s_module %s/mod_%s.so" % (m, self.modules, m)
+                  for m in mods]
+        lines += ['LogFormat "%h %u \\"%r\\" %>s" dingauth',
+                  'CustomLog "%s/access.log" dingauth' % d,
+                  "TypesConfig /etc/mime.types", "AddDefaultCharset utf-8",
+                  'DocumentRoot "%s"' % self.www,
+                  '<Directory "%s">' % self.www, "\tRequire all granted",
+                  "\tOptions +ExecCGI", "\tAddHandler cgi-script .cgi",
+                  "\tDirectoryIndex index.html", "</Directory>",
+                  "Define DINGAUTH_ROOT %s" % self.root]
+        for name, port in sorted(fcgi.ports.items()):
+            lines.append("Define DINGAUTH_%s_PORT %d"
+                         % (name.upper().replace("-", "_"), port))
+        lines.append('Include "%s"' % self.conf)
+        lines.append(self.operator)
+        conf = os.path.join(d, "apache2.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.fcgi = fcgi
+        self.spawn(["/usr/sbin/apache2", "-X", "-f", conf])
+        return self
+
+    def access_log(self):
+        try:
+            with open(os.path.join(self.dir, "access.log"),
+                      errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wait_access_log(self, text, timeout=5.0):
+        """Apache logs after the response: wait for the line."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if text in self.access_log():
+                return True
+            time.sleep(0.05)
+        return False
+
+
+class Nginx(WebServer):
+    """nginx (auth_request) from deploy/nginx/*, unchanged but for the two
+    things an operator edits too: the upstream ports in dingauth-http.conf
+    (rewritten to ephemeral ones) and the install root in dingauth.conf.
+    The FastCGI programs run as deploy/systemd/dingauth-fcgi@.service
+    starts them; the protected CGI app runs under fcgiwrap on TCP. The
+    operator's additions go in the server { } after the include. nginx
+    runs in the foreground with its own prefix."""
+
+    name = "nginx"
+
+    def start(self):
+        d = self.dir
+        fcgi = FcgiInstances(self.env, d,
+                             os.path.join(self.root, "cgi-bin"))
+        self.helpers.append(fcgi)
+        fcgi.start()
+        app = Fcgiwrap(d)
+        self.helpers.append(app)
+        app.start()
+        self.fcgi = fcgi
+        ports = {fcgi.default_ports[n]: p for n, p in fcgi.ports.items()}
+        ports[9106] = app.port          # example_cgi_app
+        conf_dir = os.path.join(d, "conf")
+        inc = os.path.join(conf_dir, "dingauth")
+        os.makedirs(inc)
+        for n in copy_deploy("nginx", inc):
+            p = os.path.join(inc, n)
+            with open(p) as f:
+                text = f.read()
+            if n == "dingauth-http.conf":
+                text = rewrite_ports(text, ports)
+            if n == "dingauth.conf":
+                text = text.replace(INSTALL_ROOT, self.root)
+            with open(p, "w") as f:
+                f.write(text)
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.makedirs(os.path.join(d, "tmp", sub))
+        open_up(os.path.join(d, "tmp"))
+        conf = os.path.join(conf_dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""# The operator's nginx.conf (test instance).
+worker_processes 1;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log warn;
+events { worker_connections 64; }
+http {
+	include /etc/nginx/mime.types;
+	default_type application/octet-stream;
+	charset utf-8;
+	access_log %(d)s/access.log;
+	client_body_temp_path %(d)s/tmp/body;
+	proxy_temp_path %(d)s/tmp/proxy;
+	fastcgi_temp_path %(d)s/tmp/fastcgi;
+	uwsgi_temp_path %(d)s/tmp/uwsgi;
+	scgi_temp_path %(d)s/tmp/scgi;
+	include dingauth/dingauth-http.conf;
+	server {
+		listen 127.0.0.1:%(port)d;
+		server_name localhost;
+		root %(www)s;
+		index index.html;
+		include dingauth/dingauth.conf;
+%(operator)s
+	}
+}
+""" % {"d": d, "port": self.port, "www": self.www,
+       "operator": self.operator})
+        self.spawn(["/usr/sbin/nginx", "-p", d, "-c", conf, "-e",
+                    os.path.join(d, "error.log"), "-g", "daemon off;"])
+        return self
 
 
 def login_flow(t, srv, fake, userid, target):

@@ -14,71 +14,10 @@ deploykit.scenario holds the checks all three servers share.
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T  # noqa: E402
 import deploykit as dk  # noqa: E402
-
-CONF = os.path.join(dk.DEPLOY, "apache", "dingauth.conf")
-MODULES = "/usr/lib/apache2/modules"
-
-
-class Apache(dk.WebServer):
-    name = "apache"
-    logs = ("error.log", "stderr.log")
-
-    def start(self):
-        d = self.dir
-        fcgi = dk.FcgiInstances(self.env, d)
-        self.helpers.append(fcgi)
-        fcgi.start()
-        mods = ["mpm_prefork", "authn_core", "authz_core", "authz_user",
-                "authnz_fcgi", "proxy", "proxy_fcgi", "headers", "alias",
-                "mime", "dir", "cgi"]
-        lines = ["# The operator's apache2.conf (test instance).",
-                 'ServerRoot "%s"' % d, "ServerName 127.0.0.1",
-                 "Listen 127.0.0.1:%d" % self.port,
-                 'PidFile "%s/httpd.pid"' % d, 'ErrorLog "%s/error.log"' % d,
-                 "LogLevel warn", "Mutex file:%s default" % d]
-        if os.getuid() == 0:
-            lines += ["User www-data", "Group www-data"]
-        lines += ["LoadModule %s_module %s/mod_%s.so" % (m, MODULES, m)
-                  for m in mods]
-        lines += ['LogFormat "%h %u \\"%r\\" %>s" dingauth',
-                  'CustomLog "%s/access.log" dingauth' % d,
-                  "TypesConfig /etc/mime.types", "AddDefaultCharset utf-8",
-                  'DocumentRoot "%s"' % self.www,
-                  '<Directory "%s">' % self.www, "\tRequire all granted",
-                  "\tOptions +ExecCGI", "\tAddHandler cgi-script .cgi",
-                  "\tDirectoryIndex index.html", "</Directory>",
-                  "Define DINGAUTH_ROOT %s" % self.root]
-        for name, port in sorted(fcgi.ports.items()):
-            lines.append("Define DINGAUTH_%s_PORT %d"
-                         % (name.upper().replace("-", "_"), port))
-        lines.append('Include "%s"' % CONF)
-        conf = os.path.join(d, "apache2.conf")
-        with open(conf, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        self.fcgi = fcgi
-        self.spawn(["/usr/sbin/apache2", "-X", "-f", conf])
-        return self
-
-    def access_log(self):
-        try:
-            with open(os.path.join(self.dir, "access.log"), errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def wait_access_log(self, text, timeout=5.0):
-        """Apache logs after the response: wait for the line."""
-        end = time.time() + timeout
-        while time.time() < end:
-            if text in self.access_log():
-                return True
-            time.sleep(0.05)
-        return False
 
 
 def extra(t, env, srv, sessions):
@@ -110,4 +49,4 @@ def extra(t, env, srv, sessions):
 
 
 t = T()
-dk.run_server(t, Apache, extra)
+dk.run_server(t, dk.Apache, extra)

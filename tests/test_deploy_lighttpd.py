@@ -16,35 +16,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T  # noqa: E402
 import deploykit as dk  # noqa: E402
 
-CONF = os.path.join(dk.DEPLOY, "lighttpd", "dingauth.conf")
-
-
-class Lighttpd(dk.WebServer):
-    name = "lighttpd"
-
-    def start(self):
-        conf = os.path.join(self.dir, "lighttpd.conf")
-        with open(conf, "w") as f:
-            f.write("\n".join([
-                "# The operator's lighttpd.conf (test instance).",
-                'server.modules = ( "mod_access", "mod_cgi" )',
-                'server.document-root = "%s"' % self.www,
-                'server.bind = "127.0.0.1"',
-                'server.port = %d' % self.port,
-                'server.errorlog = "%s/error.log"' % self.dir,
-                'index-file.names = ( "index.html" )',
-                'mimetype.assign = ( ".html" => "text/html; charset=utf-8",'
-                ' ".txt" => "text/plain; charset=utf-8", ".css" => "text/css",'
-                ' ".js" => "text/javascript", ".svg" => "image/svg+xml" )',
-                'cgi.assign = ( ".cgi" => "" )',
-                'var.dingauth_root = "%s"' % self.root,
-                'var.dingauth_config = "%s"' % self.env.conf,
-                'var.dingauth_sockets = "%s"' % self.dir,
-                'include "%s"' % CONF,
-                ""]))
-        self.spawn(["/usr/sbin/lighttpd", "-D", "-f", conf])
-        return self
-
 
 def extra(t, env, srv, sessions):
     c1 = sessions["u001"]
@@ -68,4 +39,4 @@ def extra(t, env, srv, sessions):
 
 
 t = T()
-dk.run_server(t, Lighttpd, extra)
+dk.run_server(t, dk.Lighttpd, extra)

@@ -16,70 +16,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T  # noqa: E402
 import deploykit as dk  # noqa: E402
 
-INSTALL_ROOT = "/usr/local/lib/dingauth"
-
-
-class Nginx(dk.WebServer):
-    name = "nginx"
-
-    def start(self):
-        d = self.dir
-        fcgi = dk.FcgiInstances(self.env, d)
-        self.helpers.append(fcgi)
-        fcgi.start()
-        app = dk.Fcgiwrap(d)
-        self.helpers.append(app)
-        app.start()
-        self.fcgi = fcgi
-        ports = {fcgi.default_ports[n]: p for n, p in fcgi.ports.items()}
-        ports[9106] = app.port          # example_cgi_app
-        conf_dir = os.path.join(d, "conf")
-        inc = os.path.join(conf_dir, "dingauth")
-        os.makedirs(inc)
-        for n in dk.copy_deploy("nginx", inc):
-            p = os.path.join(inc, n)
-            with open(p) as f:
-                text = f.read()
-            if n == "dingauth-http.conf":
-                text = dk.rewrite_ports(text, ports)
-            if n == "dingauth.conf":
-                text = text.replace(INSTALL_ROOT, self.root)
-            with open(p, "w") as f:
-                f.write(text)
-        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            os.makedirs(os.path.join(d, "tmp", sub))
-        dk.open_up(os.path.join(d, "tmp"))
-        conf = os.path.join(conf_dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write("""# The operator's nginx.conf (test instance).
-worker_processes 1;
-pid %(d)s/nginx.pid;
-error_log %(d)s/error.log warn;
-events { worker_connections 64; }
-http {
-	include /etc/nginx/mime.types;
-	default_type application/octet-stream;
-	charset utf-8;
-	access_log %(d)s/access.log;
-	client_body_temp_path %(d)s/tmp/body;
-	proxy_temp_path %(d)s/tmp/proxy;
-	fastcgi_temp_path %(d)s/tmp/fastcgi;
-	uwsgi_temp_path %(d)s/tmp/uwsgi;
-	scgi_temp_path %(d)s/tmp/scgi;
-	include dingauth/dingauth-http.conf;
-	server {
-		listen 127.0.0.1:%(port)d;
-		server_name localhost;
-		root %(www)s;
-		index index.html;
-		include dingauth/dingauth.conf;
-	}
-}
-""" % {"d": d, "port": self.port, "www": self.www})
-        self.spawn(["/usr/sbin/nginx", "-p", d, "-c", conf, "-e",
-                    os.path.join(d, "error.log"), "-g", "daemon off;"])
-        return self
-
 
 def extra(t, env, srv, sessions):
     c1 = sessions["u001"]
@@ -124,4 +60,4 @@ def extra(t, env, srv, sessions):
 
 
 t = T()
-dk.run_server(t, Nginx, extra)
+dk.run_server(t, dk.Nginx, extra)
