@@ -524,6 +524,10 @@ class WebServer:
         # files (each server says where it goes).
         self.operator = operator
         self.dir = os.path.join(env.dir, self.name)
+        n = 1
+        while os.path.exists(self.dir):     # several servers in one Env
+            n += 1
+            self.dir = os.path.join(env.dir, "%s-%d" % (self.name, n))
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.proc = None
