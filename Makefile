@@ -105,7 +105,8 @@ $(BUILD):
 # make install [PREFIX=/usr/local] [DESTDIR=...]; make uninstall removes
 # exactly what install put, and the directories of its own left empty.
 # The FastCGI programs are run by the web server, not by people: they go
-# to a libexec-style directory, $(PREFIX)/lib/dingauth/cgi-bin. The
+# to a libexec-style directory, $(PREFIX)/lib/dingauth/cgi-bin, with
+# fcgi-children (the examples run several copies of a program with it). The
 # static files the web server serves (the page templates are compiled
 # in) go to $(PREFIX)/share/dingauth/static, linked from
 # $(PREFIX)/lib/dingauth/static so the deploy/ examples' one "dingauth
@@ -128,7 +129,8 @@ install: $(CGI) $(CMD)
 	    $(DESTDIR)$(DATADIR)/static $(DESTDIR)$(DATADIR)/examples \
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	$(INSTALL) -m 755 $(CMD) $(DESTDIR)$(BINDIR)/dingauth
-	$(INSTALL) -m 755 $(CGI) $(DESTDIR)$(LIBEXECDIR)/cgi-bin/
+	$(INSTALL) -m 755 $(CGI) cgi-bin/fcgi-children \
+	    $(DESTDIR)$(LIBEXECDIR)/cgi-bin/
 	$(INSTALL) -m 644 $(STATIC) $(DESTDIR)$(DATADIR)/static/
 	@if [ -d $(DESTDIR)$(LIBEXECDIR)/static ] && \
 	    [ ! -L $(DESTDIR)$(LIBEXECDIR)/static ]; then \
@@ -147,7 +149,8 @@ install: $(CGI) $(CMD)
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/dingauth
-	rm -f $(CGI_SRC:cgi-bin/%.c=$(DESTDIR)$(LIBEXECDIR)/cgi-bin/%.fcgi)
+	rm -f $(CGI_SRC:cgi-bin/%.c=$(DESTDIR)$(LIBEXECDIR)/cgi-bin/%.fcgi) \
+	    $(DESTDIR)$(LIBEXECDIR)/cgi-bin/fcgi-children
 	rm -f $(STATIC:static/%=$(DESTDIR)$(DATADIR)/static/%)
 	[ ! -L $(DESTDIR)$(LIBEXECDIR)/static ] || \
 	    rm -f $(DESTDIR)$(LIBEXECDIR)/static

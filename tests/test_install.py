@@ -57,6 +57,7 @@ def expected_files(prefix):
     for n in os.listdir(os.path.join(ROOT, "cgi-bin")):
         if n.endswith(".c"):
             want[os.path.join(p, "lib/dingauth/cgi-bin", n[:-2] + ".fcgi")] = 0o755
+    want[os.path.join(p, "lib/dingauth/cgi-bin/fcgi-children")] = 0o755
     for n in os.listdir(os.path.join(ROOT, "static")):
         if n.endswith(".html"):     # page templates: compiled in
             continue
@@ -112,7 +113,7 @@ r = run(installed, "--version")
 t.check("installed dingauth --version", r.returncode == 0 and
         r.stdout == "dingauth %s\n" % VERSION, r.stdout + r.stderr)
 cgis = sorted(n for n in os.listdir(os.path.join(
-    dest, "usr/local/lib/dingauth/cgi-bin")))
+    dest, "usr/local/lib/dingauth/cgi-bin")) if n.endswith(".fcgi"))
 ok = all(run(os.path.join(dest, "usr/local/lib/dingauth/cgi-bin", n),
              "--version").stdout == "%s %s\n" % (n, VERSION) for n in cgis)
 t.check("installed .fcgi programs answer --version", ok and len(cgis) == 4,
@@ -129,7 +130,8 @@ for dirpath, _, filenames in os.walk(os.path.join(ROOT, "deploy")):
             text = f.read()
         roots.update(re.findall(r"/usr/(?:local/)?lib/dingauth(?=[/\"'\s]|$)",
                                 text, re.M))
-        named.update(re.findall(r"cgi-bin/([a-z_]+\.fcgi)", text))
+        named.update(re.findall(r"cgi-bin/([a-z_]+\.fcgi|fcgi-children)",
+                                text))
 t.eq("examples: one root, /usr/local/lib/dingauth", roots,
      {"/usr/local/lib/dingauth"})
 missing = [n for n in sorted(named) if not os.path.isfile(
