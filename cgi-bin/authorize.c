@@ -34,11 +34,14 @@
 #include "directory.h"
 #include "http.h"
 #include "json.h"
+#include "html.h"
 #include "log.h"
+#include "login.h"
 #include "mem.h"
+#include "page.h"
+#include "prog.h"
 #include "req.h"
 #include "session.h"
-#include "version.h"
 
 #define RULE_MAX	256		/* ids or names per rule list */
 #define RD_MAX		2048		/* longest REQUEST_URI kept as rd */
@@ -51,10 +54,7 @@ struct rule {
 };
 
 struct authz {
-	struct db	*db;
 	struct rule	 rule;
-	int		 broken;	/* configuration failed to load */
-	char		 broken_msg[400];
 };
 
 enum verdict {
@@ -64,32 +64,16 @@ enum verdict {
 	V_ERROR,		/* database trouble: fail closed */
 };
 
-enum route {
-	ROUTE_AUTHORIZE,	/* the Authorizer role, any path */
-	ROUTE_AUTH,		/* responder: auth_request / forward-auth */
-	ROUTE_WHOAMI,		/* responder: the user as JSON */
-	ROUTE__MAX
-};
+static void	serve_authorize(struct req *, void *);
+static void	serve_auth(struct req *, void *);
+static void	serve_whoami(struct req *, void *);
 
-typedef void	(*answer_fn)(struct req *, struct authz *, enum verdict,
-		    const struct session_user *);
-
-static void	answer_authorize(struct req *, struct authz *, enum verdict,
-		    const struct session_user *);
-static void	answer_auth(struct req *, struct authz *, enum verdict,
-		    const struct session_user *);
-static void	answer_whoami(struct req *, struct authz *, enum verdict,
-		    const struct session_user *);
-
-static const struct route_def {
-	const char	*name;		/* last path segment (responder) */
-	int		 any_method;	/* else GET and HEAD only */
-	answer_fn	 answer;
-} routes[ROUTE__MAX] = {
-	[ROUTE_AUTHORIZE] = { NULL, 1, answer_authorize },
-	/* nginx passes the main request's method to the subrequest. */
-	[ROUTE_AUTH] = { "auth", 1, answer_auth },
-	[ROUTE_WHOAMI] = { "whoami", 0, answer_whoami },
+static const struct req_route routes[] = {
+	/* The Authorizer role, whatever the path and method. */
+	{ NULL, REQ_M_ANY, serve_authorize, 0 },
+	/* auth_request / forward-auth: nginx passes the main method. */
+	{ "auth", REQ_M_ANY, serve_auth, 0 },
+	{ "whoami", REQ_M_GET | REQ_M_HEAD, serve_whoami, REQ_M_ANY },
 };
 
 /* The grant's fields, as Variable-* (authorizer) and X-Auth-Request-*. */
@@ -168,6 +152,7 @@ rule_is_set(const struct rule *rule)
 static enum verdict
 decide(struct authz *az, struct req *r, struct session_user *u)
 {
+	struct db	*db = prog_db();
 	struct da_error	 err;
 	const char	*id;
 	enum da_err	 rc;
@@ -175,14 +160,9 @@ decide(struct authz *az, struct req *r, struct session_user *u)
 	int		 yes = 0;
 
 	memset(u, 0, sizeof(*u));
-	if (az->db == NULL &&
-	    db_open(config_str(CFG_DB), &az->db, &err) != DA_OK) {
-		log_msg(LOG_ERR, "database: %s", err.msg);
-		return V_ERROR;
-	}
 	if ((id = req_cookie(r, SESSION_COOKIE)) == NULL)
 		return V_NOSESSION;
-	if ((rc = session_check(az->db, id, u, &err)) == DA_ENOTFOUND)
+	if ((rc = session_check(db, id, u, &err)) == DA_ENOTFOUND)
 		return V_NOSESSION;
 	if (rc != DA_OK) {
 		log_msg(LOG_ERR, "session check: %s", err.msg);
@@ -194,7 +174,7 @@ decide(struct authz *az, struct req *r, struct session_user *u)
 		if (strcmp(az->rule.users[i], u->userid) == 0)
 			return V_GRANT;
 	if (az->rule.ndepts > 0) {
-		if (directory_user_in_depts(az->db, u->userid, az->rule.depts,
+		if (directory_user_in_depts(db, u->userid, az->rule.depts,
 		    az->rule.ndepts, &yes, &err) != DA_OK) {
 			log_msg(LOG_ERR, "department rule: %s", err.msg);
 			return V_ERROR;
@@ -211,11 +191,11 @@ decide(struct authz *az, struct req *r, struct session_user *u)
 static char *
 login_url(struct req *r, int with_rd)
 {
-	char	*rd, *url;
+	char	*rd, *url, *page;
 
+	page = req_own(r, login_route_path("login"));
 	if (!with_rd)
-		return req_own(r, xasprintf("%s/login",
-		    config_str(CFG_BASE_PATH)));
+		return page;
 	/* A monster URI would make a monster Location; keep its path. */
 	if (strlen(r->request_uri) <= RD_MAX && *r->request_uri == '/')
 		rd = http_escape(r->request_uri);
@@ -223,79 +203,9 @@ login_url(struct req *r, int with_rd)
 		rd = http_escape(r->path);
 	else
 		rd = http_escape("/");
-	url = xasprintf("%s/login?rd=%s", config_str(CFG_BASE_PATH), rd);
+	url = xasprintf("%s?rd=%s", page, rd);
 	free(rd);
 	return req_own(r, url);
-}
-
-/* Markup characters and their references. */
-static const char *const html_entity[0x80] = {
-	['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;",
-	['"'] = "&quot;", ['\''] = "&#39;",
-};
-
-/*
- * Length of the UTF-8 sequence at p (2 to 4) with its code point in *cp,
- * or 0 if it is not one (overlong, surrogate, out of range, cut short).
- */
-static int
-utf8_decode(const unsigned char *p, unsigned long *cp)
-{
-	static const unsigned long	 least[5] = { 0, 0, 0x80, 0x800,
-					    0x10000 };
-	int				 n, i;
-
-	if ((*p & 0xe0) == 0xc0)
-		n = 2;
-	else if ((*p & 0xf0) == 0xe0)
-		n = 3;
-	else if ((*p & 0xf8) == 0xf0)
-		n = 4;
-	else
-		return 0;
-	*cp = *p & (0x7f >> n);
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		*cp = (*cp << 6) | (p[i] & 0x3f);
-	}
-	if (*cp < least[n] || *cp > 0x10ffff ||
-	    (*cp >= 0xd800 && *cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-/*
- * HTML-escape s into the body, as ASCII: markup characters and every
- * non-ASCII character become references, so the page reads right even
- * where a server relabels it iso-8859-1 (Apache's deny path). Controls
- * become spaces, broken UTF-8 U+FFFD. (html.h's escapers keep UTF-8.)
- */
-static void
-html_put(struct req *r, const char *s)
-{
-	const unsigned char	*p = (const unsigned char *)s;
-	unsigned long		 cp;
-	int			 n;
-
-	while (*p != '\0') {
-		if (*p >= 0x80) {
-			if ((n = utf8_decode(p, &cp)) == 0) {
-				resp_puts(r, "&#xFFFD;");
-				n = 1;
-			} else
-				resp_printf(r, "&#x%lX;", cp);
-			p += n;
-			continue;
-		}
-		if (html_entity[*p] != NULL)
-			resp_puts(r, html_entity[*p]);
-		else if (*p < 0x20 || *p == 0x7f)
-			resp_puts(r, " ");
-		else
-			resp_write(r, p, 1);
-		p++;
-	}
 }
 
 /* A header value: control characters (CR, LF, ...) become spaces. */
@@ -348,30 +258,6 @@ put_fields(struct req *r, const struct session_user *u, int variables)
 }
 
 static void
-page_head(struct req *r, int status, const char *title)
-{
-	resp_status(r, status);
-	resp_header(r, "Content-Type", "text/html; charset=utf-8");
-	resp_header(r, "Cache-Control", "no-store");
-	resp_puts(r, "<!DOCTYPE html>\n<html lang=\"en\"><head>"
-	    "<meta charset=\"utf-8\">"
-	    "<meta name=\"viewport\" content=\"width=device-width\">"
-	    "<title>");
-	html_put(r, title);
-	resp_puts(r, "</title><style>body{font:16px/1.5 sans-serif;"
-	    "max-width:36em;margin:3em auto;padding:0 1em;color:#222}"
-	    "</style></head>\n<body><main>\n<h1>");
-	html_put(r, title);
-	resp_puts(r, "</h1>\n");
-}
-
-static void
-page_foot(struct req *r)
-{
-	resp_puts(r, "</main></body></html>\n");
-}
-
-static void
 json_answer(struct req *r, int status, const char *error,
     const char *message, const char *login)
 {
@@ -397,11 +283,14 @@ deny_login(struct req *r, const char *login)
 		return;
 	}
 	resp_header(r, "Location", login);
-	page_head(r, 302, "Sign in with DingTalk");
-	resp_puts(r, "<p>This page is for employees. <a href=\"");
-	html_put(r, login);
-	resp_puts(r, "\">Sign in with DingTalk</a> to continue.</p>\n");
-	page_foot(r);
+	{
+		const struct html_var	 vars[] = {
+			{ "login", login, 0 },
+		};
+
+		page_deny(r, 302, "deny-login.html", "Sign in with DingTalk",
+		    vars, 1);
+	}
 }
 
 /* Why the rule keeps u out, as plain ASCII (also a header value). */
@@ -440,18 +329,17 @@ deny_forbidden(struct req *r, struct authz *az, const struct session_user *u)
 		json_answer(r, 403, "forbidden", reason, NULL);
 		return;
 	}
-	page_head(r, 403, "Not for your account");
-	resp_puts(r, "<p>You are signed in as <b>");
-	html_put(r, u->name[0] != '\0' ? u->name : u->userid);
-	resp_puts(r, "</b> (");
-	html_put(r, u->userid);
-	resp_puts(r, "). ");
-	html_put(r, reason);
-	resp_puts(r, "</p>\n<p>If you need this page, ask the people who run "
-	    "this site to add you. <a href=\"");
-	html_put(r, config_str(CFG_BASE_PATH));
-	resp_puts(r, "/logout\">Sign out</a> to use another account.</p>\n");
-	page_foot(r);
+	{
+		const struct html_var	 vars[] = {
+			{ "name", u->name[0] != '\0' ? u->name : u->userid, 0 },
+			{ "userid", u->userid, 0 },
+			{ "reason", reason, 0 },
+			{ "logout", req_own(r, login_route_path("logout")), 0 },
+		};
+
+		page_deny(r, 403, "deny-forbidden.html", "Not for your account",
+		    vars, sizeof(vars) / sizeof(vars[0]));
+	}
 }
 
 static void
@@ -461,11 +349,14 @@ deny_error(struct req *r, const char *message)
 		json_answer(r, 500, "internal", message, NULL);
 		return;
 	}
-	page_head(r, 500, "Sign-in is not working");
-	resp_puts(r, "<p>");
-	html_put(r, message);
-	resp_puts(r, "</p>\n<p>Please try again in a moment.</p>\n");
-	page_foot(r);
+	{
+		const struct html_var	 vars[] = {
+			{ "message", message, 0 },
+		};
+
+		page_deny(r, 500, "deny-error.html", "Sign-in is not working",
+		    vars, 1);
+	}
 }
 
 /*
@@ -486,9 +377,12 @@ grant(struct req *r, const struct session_user *u, int variables)
 }
 
 static void
-answer_authorize(struct req *r, struct authz *az, enum verdict v,
-    const struct session_user *u)
+serve_authorize(struct req *r, void *arg)
 {
+	struct authz		*az = arg;
+	struct session_user	 su, *u = &su;
+	enum verdict		 v = decide(az, r, &su);
+
 	switch (v) {
 	case V_GRANT:
 		grant(r, u, 1);
@@ -506,10 +400,12 @@ answer_authorize(struct req *r, struct authz *az, enum verdict v,
 }
 
 static void
-answer_auth(struct req *r, struct authz *az, enum verdict v,
-    const struct session_user *u)
+serve_auth(struct req *r, void *arg)
 {
-	const char	*login;
+	struct authz		*az = arg;
+	struct session_user	 su, *u = &su;
+	enum verdict		 v = decide(az, r, &su);
+	const char		*login;
 
 	switch (v) {
 	case V_GRANT:
@@ -534,11 +430,13 @@ answer_auth(struct req *r, struct authz *az, enum verdict v,
 }
 
 static void
-answer_whoami(struct req *r, struct authz *az, enum verdict v,
-    const struct session_user *u)
+serve_whoami(struct req *r, void *arg)
 {
-	json		*doc, *depts;
-	char		*list, *p, *item;
+	struct authz		*az = arg;
+	struct session_user	 su, *u = &su;
+	enum verdict		 v = decide(az, r, &su);
+	json			*doc, *depts;
+	char			*list, *p, *item;
 
 	switch (v) {
 	case V_GRANT:
@@ -570,43 +468,6 @@ answer_whoami(struct req *r, struct authz *az, enum verdict v,
 	}
 }
 
-static void
-handle(struct req *r, void *arg)
-{
-	struct authz		*az = arg;
-	struct session_user	 u;
-	enum route		 route;
-	enum verdict		 v;
-
-	if (az->broken) {
-		if (r->role == REQ_RESPONDER)
-			json_answer(r, 500, "config", az->broken_msg, NULL);
-		else
-			deny_error(r, az->broken_msg);
-		return;
-	}
-	if (r->role == REQ_AUTHORIZER)
-		route = ROUTE_AUTHORIZE;
-	else {
-		for (route = ROUTE_AUTH; route < ROUTE__MAX; route++)
-			if (strcmp(routes[route].name, r->route) == 0)
-				break;
-		if (route == ROUTE__MAX) {
-			json_answer(r, 404, "not_found",
-			    "authorize.fcgi answers auth and whoami.", NULL);
-			return;
-		}
-	}
-	if (!routes[route].any_method && r->method != REQ_GET &&
-	    r->method != REQ_HEAD) {
-		resp_header(r, "Allow", "GET, HEAD");
-		json_answer(r, 405, "method", "Use GET.", NULL);
-		return;
-	}
-	v = decide(az, r, &u);
-	routes[route].answer(r, az, v, &u);
-}
-
 int
 main(int argc, char *argv[])
 {
@@ -615,18 +476,11 @@ main(int argc, char *argv[])
 	int		 rc;
 
 	memset(&az, 0, sizeof(az));
-	version_option(argc, argv, "authorize.fcgi");
-	log_init("authorize");
-	if (config_start(CFG_NEED_DB, &err) != DA_OK ||
-	    rule_load(&az.rule, &err) == -1) {
-		/* Keep answering, so a browser gets a page, not a 503. */
-		log_msg(LOG_ERR, "%s", err.msg);
-		az.broken = 1;
-		snprintf(az.broken_msg, sizeof(az.broken_msg),
-		    "dingauth is not configured correctly: %s", err.msg);
-	}
-	rc = req_serve(handle, &az, 0);
-	db_close(az.db);
+	/* Fails closed: a broken program answers 500, never a grant. */
+	if (prog_start("authorize.fcgi", CFG_NEED_DB, argc, argv) == DA_OK &&
+	    rule_load(&az.rule, &err) == -1)
+		prog_fail(&err);
+	rc = prog_serve(routes, sizeof(routes) / sizeof(routes[0]), 0, &az);
 	rule_free(&az.rule);
 	return rc;
 }

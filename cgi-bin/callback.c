@@ -32,17 +32,21 @@
 #include "json.h"
 #include "log.h"
 #include "mem.h"
+#include "prog.h"
 #include "req.h"
-#include "version.h"
 
-#define CALLBACK_ROUTE		"callback"
 #define CALLBACK_BODY_MAX	(64u * 1024)	/* DingTalk's pushes are small */
 #define CALLBACK_ENCRYPT_MAX	(CALLBACK_BODY_MAX)
 
 struct callback {
 	struct envelope_key	 key;
-	struct db		*db;
-	int			 broken;	/* configuration did not load */
+};
+
+static void	serve_callback(struct req *, void *);
+
+/* Anything but POST: 405 (JSON, like every answer to DingTalk). */
+static const struct req_route routes[] = {
+	{ "callback", REQ_M_POST, serve_callback, REQ_M_ANY },
 };
 
 /* The query parameters of a push; each has two spellings at most. */
@@ -71,8 +75,6 @@ static const struct qarg_def {
 
 /* Why a push is refused: status and the short text in the answer. */
 enum refusal {
-	R_ROUTE,
-	R_METHOD,
 	R_TOO_BIG,
 	R_BODY,
 	R_QUERY,
@@ -89,8 +91,6 @@ static const struct refusal_def {
 	int		 status;
 	const char	*error;
 } refusals[R__MAX] = {
-	[R_ROUTE] = { 404, "callback.fcgi answers only /callback" },
-	[R_METHOD] = { 405, "use POST" },
 	[R_TOO_BIG] = { 413, "body too large" },
 	[R_BODY] = { 400, "body must be a JSON object with an encrypt string" },
 	[R_QUERY] = { 400, "signature, timestamp and nonce are required" },
@@ -135,8 +135,6 @@ refuse(struct req *r, enum refusal why, const char *detail)
 	    "(%d %s)%s%s", refusals[why].status, refusals[why].error,
 	    detail != NULL ? ": " : "", detail != NULL ? detail : "");
 	resp_clear(r);
-	if (why == R_METHOD)
-		resp_header(r, "Allow", "POST");
 	doc = json_new_object();
 	json_add_str(doc, "error", refusals[why].error);
 	resp_json(r, refusals[why].status, doc);
@@ -236,9 +234,10 @@ envelope_refusal(enum da_err code)
 }
 
 static void
-handle(struct req *r, void *arg)
+serve_callback(struct req *r, void *arg)
 {
 	struct callback	*cb = arg;
+	struct db	*db = prog_db();
 	struct da_error	 err;
 	struct event	 ev;
 	struct events_run run;
@@ -253,20 +252,6 @@ handle(struct req *r, void *arg)
 
 	memset(&ev, 0, sizeof(ev));
 	da_error_clear(&err);
-	if (cb->broken) {
-		refuse(r, R_INTERNAL, "the configuration did not load");
-		goto out;
-	}
-	/* Mounted as /dingauth/callback, or called by its own name. */
-	if (strcmp(r->route, CALLBACK_ROUTE) != 0 &&
-	    strcmp(r->route, CALLBACK_ROUTE ".fcgi") != 0) {
-		refuse(r, R_ROUTE, NULL);
-		goto out;
-	}
-	if (r->method != REQ_POST) {
-		refuse(r, R_METHOD, r->method_name);
-		goto out;
-	}
 	if (r->body_status == REQ_BODY_TOO_BIG) {
 		refuse(r, R_TOO_BIG, NULL);
 		goto out;
@@ -305,13 +290,8 @@ handle(struct req *r, void *arg)
 	}
 
 	if (ev.kind != EVENT_CHECK_URL) {
-		if (cb->db == NULL && db_open(config_str(CFG_DB), &cb->db,
-		    &err) != DA_OK) {
-			refuse(r, R_INTERNAL, err.msg);
-			goto out;
-		}
 		snprintf(key, sizeof(key), "sig:%s", q[Q_SIGNATURE]);
-		if (events_store_apply(cb->db, &ev, msg, msglen, key, &stored,
+		if (events_store_apply(db, &ev, msg, msglen, key, &stored,
 		    &id, &applied, &err) != DA_OK) {
 			refuse(r, R_INTERNAL, err.msg);
 			goto out;
@@ -338,7 +318,7 @@ handle(struct req *r, void *arg)
 	if (ev.kind == EVENT_CHECK_URL || ev.kind == EVENT_OTHER || !stored ||
 	    applied)
 		goto out;
-	if (events_apply_pending(cb->db, id, EVENT_APPLY_BUDGET_MS, 0, &run,
+	if (events_apply_pending(db, id, EVENT_APPLY_BUDGET_MS, 0, &run,
 	    &err) != DA_OK)
 		log_msg(LOG_ERR, "applying events: %s", err.msg);
 	else if (run.failed > 0)
@@ -362,16 +342,12 @@ main(int argc, char *argv[])
 
 	memset(&cb, 0, sizeof(cb));
 	da_error_clear(&err);
-	version_option(argc, argv, "callback.fcgi");
-	log_init("callback");
-	if (config_start(CFG_NEED_CALLBACK | CFG_NEED_DB, &err) != DA_OK ||
-	    envelope_key(config_str(CFG_AES_TOKEN), &cb.key, &err) != DA_OK) {
-		/* Keep answering 500, so DingTalk retries once it is fixed. */
-		log_msg(LOG_ERR, "%s", err.msg);
-		cb.broken = 1;
-	}
-	rc = req_serve(handle, &cb, CALLBACK_BODY_MAX);
-	db_close(cb.db);
+	if (prog_start("callback.fcgi", CFG_NEED_CALLBACK | CFG_NEED_DB, argc,
+	    argv) == DA_OK && envelope_key(config_str(CFG_AES_TOKEN), &cb.key,
+	    &err) != DA_OK)
+		prog_fail(&err);
+	rc = prog_serve(routes, sizeof(routes) / sizeof(routes[0]),
+	    CALLBACK_BODY_MAX, &cb);
 	crypto_cleanse(&cb.key, sizeof(cb.key));
 	return rc;
 }

@@ -26,15 +26,18 @@
 #include "log.h"
 #include "login.h"
 #include "mem.h"
+#include "page.h"
+#include "prog.h"
 #include "req.h"
-#include "version.h"
+#include "session.h"
 
 #define BODY_MAX	(16 * 1024)
 
-struct ctx {
-	struct db	*db;
-	int		 broken;
-	struct da_error	 broken_err;
+static void	serve_exchange(struct req *, void *);
+
+/* Not HEAD: a prefetch must not burn a single-use code. */
+static const struct req_route routes[] = {
+	{ "exchange", REQ_M_GET | REQ_M_POST, serve_exchange, REQ_M_POST },
 };
 
 /* "1,2,3" as a JSON array of numbers. */
@@ -61,9 +64,9 @@ answer_ok(struct req *r, const struct login_result *res, int as_json)
 {
 	json	*doc;
 
-	resp_cookie(r, LOGIN_COOKIE_SESSION, res->session, -1);
+	resp_cookie(r, SESSION_COOKIE, res->session, -1);
 	if (!as_json) {
-		login_redirect(r, res->rd);
+		page_redirect(r, res->rd);
 		return;
 	}
 	doc = json_new_object();
@@ -77,34 +80,18 @@ answer_ok(struct req *r, const struct login_result *res, int as_json)
 	json_free(doc);
 }
 
+/* POST answers JSON; GET a page, unless the client asked for JSON. */
 static void
-handle(struct req *r, void *arg)
+serve_exchange(struct req *r, void *arg)
 {
-	struct ctx		*c = arg;
 	struct login_input	 in;
 	struct login_result	 res;
 	const char		*code;
-	int			 as_json;
+	int			 as_json = req_answers_json(r);
 
-	as_json = r->method == REQ_POST || req_wants_json(r);
-	if (c->broken) {
-		login_config_error(r, &c->broken_err, as_json);
-		return;
-	}
-	/* Mounted as /dingauth/exchange, or called by its own name. */
-	if (strcmp(r->route, "exchange") != 0 &&
-	    strcmp(r->route, "exchange.fcgi") != 0) {
-		login_not_found(r);
-		return;
-	}
-	/* Not HEAD: a prefetch must not burn a single-use code. */
-	if (r->method != REQ_GET && r->method != REQ_POST) {
-		login_method_not_allowed(r, "GET, POST");
-		return;
-	}
 	if (r->body_status == REQ_BODY_TOO_BIG ||
 	    r->body_status == REQ_BODY_BAD) {
-		login_problem_page(r, LOGIN_BAD_REQUEST, "/", NULL, as_json);
+		page_problem(r, LOGIN_BAD_REQUEST, "/", NULL, as_json);
 		if (r->body_status == REQ_BODY_TOO_BIG)
 			resp_status(r, 413);
 		return;
@@ -116,8 +103,8 @@ handle(struct req *r, void *arg)
 		code = req_input(r, "code");
 	in.code = code;
 	in.state = req_input(r, "state");
-	in.state_cookie = req_cookie(r, LOGIN_COOKIE_STATE);
-	in.session_cookie = req_cookie(r, LOGIN_COOKIE_SESSION);
+	in.state_cookie = req_cookie(r, STATE_COOKIE);
+	in.session_cookie = req_cookie(r, SESSION_COOKIE);
 	in.remote_addr = r->remote_addr;
 	in.user_agent = r->user_agent;
 
@@ -126,25 +113,18 @@ handle(struct req *r, void *arg)
 	 * replaces it: a replay of this exchange then says "already used"
 	 * rather than "another browser". The state itself is gone.
 	 */
-	login_exchange(c->db, &in, &res);
+	login_exchange(prog_db(), &in, &res);
 	if (res.problem == LOGIN_OK)
 		answer_ok(r, &res, as_json);
 	else
-		login_problem_page(r, res.problem, res.rd, res.name, as_json);
+		page_problem(r, res.problem, res.rd, res.name, as_json);
 }
 
 int
 main(int argc, char *argv[])
 {
-	struct ctx	 c;
-	int		 rc;
-
-	memset(&c, 0, sizeof(c));
-	version_option(argc, argv, "exchange.fcgi");
-	log_init("exchange.fcgi");
-	if (login_start(CFG_NEED_EXCHANGE, &c.db, &c.broken_err) != DA_OK)
-		c.broken = 1;
-	rc = req_serve(handle, &c, BODY_MAX);
-	db_close(c.db);
-	return rc;
+	prog_start("exchange.fcgi", CFG_NEED_EXCHANGE | CFG_NEED_DB, argc,
+	    argv);
+	return prog_serve(routes, sizeof(routes) / sizeof(routes[0]),
+	    BODY_MAX, NULL);
 }

@@ -19,6 +19,13 @@
 /* Text and quoted attribute values: & < > " ' become entities. */
 void		 html_escape_text(struct buf *b, const char *s);
 /*
+ * Text and quoted attribute values as pure ASCII, for pages a server may
+ * relabel iso-8859-1 (the authorizer's deny pages under Apache): as
+ * html_escape_text, and every non-ASCII character becomes a character
+ * reference (&#x5F20;), broken UTF-8 U+FFFD per byte, controls spaces.
+ */
+void		 html_escape_ascii(struct buf *b, const char *s);
+/*
  * Attribute values, also when a template forgot the quotes: everything
  * but [A-Za-z0-9,.-_] and bytes >= 0x80 becomes &#xHH;.
  */
@@ -49,6 +56,7 @@ struct html_var {
  *   {{name|attr}} html_escape_attr
  *   {{name|url}}  URL component, then HTML-escaped
  *   {{name|js}}   JavaScript string content
+ *   {{name|ascii}} html_escape_ascii
  *   {{name|raw}}  unescaped; only for vars with raw set
  * An unknown template, an unknown slot name or filter, an unterminated
  * slot, or |raw on a var not marked raw is DA_EINPUT (and out is left as

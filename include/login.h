@@ -130,46 +130,4 @@ struct login_result {
 void		 login_exchange(struct db *db, const struct login_input *in,
 		    struct login_result *res);
 
-/*
- * Pages, shared by login.fcgi and exchange.fcgi. Every page is a
- * template from static/ rendered inside static/layout.html, sent with
- * Cache-Control: no-store, X-Frame-Options: DENY and a
- * Content-Security-Policy (csp NULL: the strict default, no third-party
- * scripts or frames). A template error answers a plain 500.
- */
-struct req;
-struct html_var;
-
-#define LOGIN_COOKIE_SESSION	SESSION_COOKIE
-#define LOGIN_COOKIE_STATE	STATE_COOKIE
-
-void		 login_page(struct req *r, int status, const char *tmpl,
-		    const char *title, const struct html_var *vars,
-		    size_t nvars, const char *csp);
-/*
- * The answer for problem p: the error page (or, when json is set, a JSON
- * object {error, message, detail, retry}) with its status, Retry-After
- * when it has one, and a "try again" link to the login page with rd.
- * name (NULL or "" if unknown) is the DingTalk account it concerns.
- */
-void		 login_problem_page(struct req *r, enum login_problem p,
-		    const char *rd, const char *name, int as_json);
-/* 500 naming the configuration problem (err->msg never holds secrets). */
-void		 login_config_error(struct req *r, const struct da_error *err,
-		    int as_json);
-/* 404, plain text: a route this program does not serve. */
-void		 login_not_found(struct req *r);
-/* 405 with Allow. */
-void		 login_method_not_allowed(struct req *r, const char *allow);
-/* 302 to a path or URL we built ourselves. */
-void		 login_redirect(struct req *r, const char *location);
-
-/*
- * Start-up of login.fcgi and exchange.fcgi: config_start(needs), then the
- * database. DA_OK with *db open (db_close), or err filled: the program
- * keeps serving and answers every request with login_config_error.
- */
-enum da_err	 login_start(unsigned needs, struct db **db,
-		    struct da_error *err);
-
 #endif

@@ -20,8 +20,15 @@
 #define REQ_PARAMS_MAX	64	/* query/form/cookie pairs each */
 #define REQ_VALUE_MAX	4096	/* one decoded value */
 
-enum req_method { REQ_GET, REQ_HEAD, REQ_POST, REQ_OTHER };
+enum req_method { REQ_GET, REQ_HEAD, REQ_POST, REQ_OTHER, REQ_METHOD__MAX };
 enum req_role { REQ_RESPONDER, REQ_AUTHORIZER };
+
+/* Sets of methods, for routes. */
+#define REQ_M(m)	(1u << (m))
+#define REQ_M_GET	REQ_M(REQ_GET)
+#define REQ_M_HEAD	REQ_M(REQ_HEAD)
+#define REQ_M_POST	REQ_M(REQ_POST)
+#define REQ_M_ANY	(REQ_M(REQ_METHOD__MAX) - 1)
 
 enum req_body {
 	REQ_BODY_NONE,		/* no body */
@@ -48,7 +55,7 @@ struct req {
 	const char	*method_name;
 	const char	*request_uri;	/* raw, with query */
 	const char	*path;		/* SCRIPT_NAME+PATH_INFO or raw URI path */
-	const char	*route;		/* last segment of path */
+	const char	*route;		/* last segment of path, any .fcgi cut */
 	const char	*query_string;
 	const char	*remote_addr;
 	const char	*user_agent;
@@ -65,12 +72,14 @@ struct req {
 	enum req_body	 body_status;
 	size_t		 body_max;
 
+	const struct req_route *routed;	/* the route serving it, or NULL */
+
 	/* Response. */
 	int		 status;
 	struct buf	 headers;
 	struct buf	 out;
 	int		 sent;		/* response already written */
-	int		 header_error;	/* a header was refused */
+	int		 header_error;	/* a header or cookie was refused */
 
 	/* Private to req.c. */
 	void		*fcgi;		/* FCGX_Request * or NULL */
@@ -88,10 +97,20 @@ const char	*req_form(const struct req *r, const char *name);
 const char	*req_input(const struct req *r, const char *name);
 /* The client asked for JSON (Accept, X-Requested-With, fetch/XHR). */
 int		 req_wants_json(const struct req *r);
+/*
+ * Answers to r are JSON: the client asked for it, or r's route answers
+ * its method in JSON whatever the client asked (struct req_route json).
+ */
+int		 req_answers_json(const struct req *r);
 
 /* Set the status (default 200). */
 void		 resp_status(struct req *r, int status);
 /*
+ * Errors are recorded and acted on: a refused header or cookie
+ * (header_error) and body output past the buffer's cap (out.overflow)
+ * turn the answer into a plain 500 with a log line in resp_send, unless
+ * the handler dealt with them first (resp_clear forgets both).
+ *
  * Add a header. Refuses (returns -1, sets header_error, logs) a name or
  * value holding CR, LF or NUL, or an invalid name.
  */
@@ -107,13 +126,14 @@ void		 resp_write(struct req *r, const void *data, size_t len);
 void		 resp_puts(struct req *r, const char *s);
 void		 resp_printf(struct req *r, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
-/* Discard headers and body written so far (status kept). */
+/* Discard headers and body written so far and their errors (status kept). */
 void		 resp_clear(struct req *r);
 /*
  * Write the response now and end the client's request: FCGX_Finish_r
  * under FastCGI, stdout closed under CGI. The handler may go on working
  * (the callback applies events after answering). Called automatically
- * after the handler returns.
+ * after the handler returns. A recorded error (see above) sends a plain
+ * 500 instead, and logs why.
  */
 void		 resp_send(struct req *r);
 
@@ -123,11 +143,37 @@ void		 resp_json(struct req *r, int status, const json *doc);
 typedef void	(*req_handler)(struct req *r, void *arg);
 
 /*
- * Serve requests: under FastCGI loop on FCGX_Accept_r, under plain CGI
- * handle the one request from the environment. body_max caps request
- * bodies. Returns the process exit status.
+ * One row of a program's route table. A request is routed on its last
+ * path segment with any ".fcgi" cut (a program called by its own file
+ * name under a plain CGI mount serves its route of that name). A request
+ * in the FastCGI Authorizer role has no route of its own: it goes to the
+ * row whose name is NULL, if there is one.
  */
-int		 req_serve(req_handler handler, void *arg, size_t body_max);
+struct req_route {
+	const char	*name;		/* last path segment; NULL: Authorizer */
+	unsigned	 methods;	/* REQ_M_*: the others are answered 405 */
+	req_handler	 handler;
+	unsigned	 json;		/* REQ_M_*: methods always answered in JSON */
+};
+
+/*
+ * The program's own front line, seen by every request before it is
+ * routed: returns 0 to let it through, else it has answered r itself
+ * (a program whose configuration did not load).
+ */
+typedef int	(*req_front)(struct req *r, void *arg);
+
+/*
+ * Serve requests: under FastCGI loop on FCGX_Accept_r, under plain CGI
+ * handle the one request from the environment. Each request passes
+ * front (if not NULL), then is routed through routes[0..nroutes): no
+ * route is a 404, a method the route does not take a 405 with Allow
+ * (both plain text, or JSON when req_answers_json), else the route's
+ * handler runs with arg. body_max caps request bodies. Returns the
+ * process exit status.
+ */
+int		 req_serve(const struct req_route *routes, size_t nroutes,
+		    req_front front, void *arg, size_t body_max);
 
 /* Make s owned by r (freed with it); returns s. */
 char		*req_own(struct req *r, char *s);

@@ -14,6 +14,7 @@ enum html_filter {
 	FILTER_URL,
 	FILTER_JS,
 	FILTER_RAW,
+	FILTER_ASCII,
 	FILTER__MAX
 };
 
@@ -23,6 +24,13 @@ static const char *const filter_names[FILTER__MAX] = {
 	[FILTER_URL] = "url",
 	[FILTER_JS] = "js",
 	[FILTER_RAW] = "raw",
+	[FILTER_ASCII] = "ascii",
+};
+
+/* Markup characters and their references. */
+static const char *const entity[0x80] = {
+	['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;",
+	['"'] = "&quot;", ['\''] = "&#39;",
 };
 
 void
@@ -33,32 +41,71 @@ html_escape_text(struct buf *b, const char *s)
 	if (s == NULL)
 		return;
 	for (run = p = s; *p != '\0'; p++) {
-		const char	*ent;
-
-		switch (*p) {
-		case '&':
-			ent = "&amp;";
-			break;
-		case '<':
-			ent = "&lt;";
-			break;
-		case '>':
-			ent = "&gt;";
-			break;
-		case '"':
-			ent = "&quot;";
-			break;
-		case '\'':
-			ent = "&#39;";
-			break;
-		default:
+		if ((unsigned char)*p >= 0x80 || entity[(unsigned char)*p] ==
+		    NULL)
 			continue;
-		}
 		buf_append(b, run, (size_t)(p - run));
-		buf_puts(b, ent);
+		buf_puts(b, entity[(unsigned char)*p]);
 		run = p + 1;
 	}
 	buf_append(b, run, (size_t)(p - run));
+}
+
+/*
+ * Length of the UTF-8 sequence at p (2 to 4) with its code point in *cp,
+ * or 0 if it is not one (overlong, surrogate, out of range, cut short).
+ */
+static int
+utf8_decode(const unsigned char *p, unsigned long *cp)
+{
+	static const unsigned long	 least[5] = { 0, 0, 0x80, 0x800,
+					    0x10000 };
+	int				 n, i;
+
+	if ((*p & 0xe0) == 0xc0)
+		n = 2;
+	else if ((*p & 0xf0) == 0xe0)
+		n = 3;
+	else if ((*p & 0xf8) == 0xf0)
+		n = 4;
+	else
+		return 0;
+	*cp = *p & (0x7f >> n);
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		*cp = (*cp << 6) | (p[i] & 0x3f);
+	}
+	if (*cp < least[n] || *cp > 0x10ffff ||
+	    (*cp >= 0xd800 && *cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+void
+html_escape_ascii(struct buf *b, const char *s)
+{
+	const unsigned char	*p;
+	unsigned long		 cp;
+	int			 n;
+
+	if (s == NULL)
+		return;
+	for (p = (const unsigned char *)s; *p != '\0'; p += n) {
+		n = 1;
+		if (*p >= 0x80) {
+			if ((n = utf8_decode(p, &cp)) == 0) {
+				buf_puts(b, "&#xFFFD;");
+				n = 1;
+			} else
+				buf_printf(b, "&#x%lX;", cp);
+		} else if (entity[*p] != NULL)
+			buf_puts(b, entity[*p]);
+		else if (*p < 0x20 || *p == 0x7f)
+			buf_puts(b, " ");
+		else
+			buf_append(b, p, 1);
+	}
 }
 
 void
@@ -180,6 +227,9 @@ render_slot(struct buf *out, const char *s, size_t len,
 		break;
 	case FILTER_JS:
 		html_escape_js(out, v->value);
+		break;
+	case FILTER_ASCII:
+		html_escape_ascii(out, v->value);
 		break;
 	case FILTER_RAW:
 		if (!v->raw)

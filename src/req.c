@@ -105,6 +105,14 @@ req_wants_json(const struct req *r)
 	return 0;
 }
 
+int
+req_answers_json(const struct req *r)
+{
+	if (r->routed != NULL && (r->routed->json & REQ_M(r->method)))
+		return 1;
+	return req_wants_json(r);
+}
+
 static void
 kv_add(struct req *r, struct kvlist *l, char *name, char *value)
 {
@@ -269,7 +277,8 @@ static void
 req_parse(struct req *r)
 {
 	const char	*m, *v, *sn, *pi, *uri, *q;
-	char		*path, *slash;
+	char		*path, *slash, *route;
+	size_t		 len;
 
 	m = req_param(r, "REQUEST_METHOD");
 	r->method_name = m != NULL ? m : "GET";
@@ -313,7 +322,11 @@ req_parse(struct req *r)
 	req_own(r, path);
 	r->path = path;
 	slash = strrchr(path, '/');
-	r->route = slash != NULL ? slash + 1 : path;
+	/* Called by its own file name (a plain CGI mount): the same route. */
+	route = req_own(r, xstrdup(slash != NULL ? slash + 1 : path));
+	if ((len = strlen(route)) > 5 && strcmp(route + len - 5, ".fcgi") == 0)
+		route[len - 5] = '\0';
+	r->route = route;
 
 	if (strlen(r->query_string) <= REQ_QUERY_MAX)
 		parse_urlencoded(r, &r->query, r->query_string,
@@ -387,6 +400,7 @@ resp_cookie(struct req *r, const char *name, const char *value,
 	return rc;
 }
 
+/* Body output past the cap sets r->out.overflow: resp_send acts on it. */
 void
 resp_write(struct req *r, const void *data, size_t len)
 {
@@ -414,6 +428,8 @@ resp_clear(struct req *r)
 {
 	buf_reset(&r->headers);
 	buf_reset(&r->out);
+	r->out.overflow = 0;
+	r->headers.overflow = 0;
 	r->header_error = 0;
 }
 
@@ -454,6 +470,33 @@ emit(struct req *r, const void *p, size_t n)
 		fwrite(p, 1, n, stdout);
 }
 
+/*
+ * A response that cannot go out as written (a refused header or cookie,
+ * headers or body past their cap) becomes a plain 500: never half an
+ * answer, never one without the header the handler meant to send.
+ */
+static void
+resp_check(struct req *r)
+{
+	const char	*why;
+
+	if (r->header_error)
+		why = "a header or cookie was refused";
+	else if (r->headers.overflow)
+		why = "headers over their cap";
+	else if (r->out.overflow)
+		why = "body over its cap";
+	else
+		return;
+	log_msg(LOG_ERR, "response to %s %s (status %d) replaced by 500: %s",
+	    r->method_name, r->path, r->status, why);
+	resp_clear(r);
+	resp_status(r, 500);
+	resp_header(r, "Content-Type", "text/plain; charset=utf-8");
+	resp_header(r, "Cache-Control", "no-store");
+	resp_puts(r, "500 Internal Server Error\n");
+}
+
 void
 resp_send(struct req *r)
 {
@@ -465,6 +508,7 @@ resp_send(struct req *r)
 	r->sent = 1;
 	if (r->status == 0)
 		r->status = 200;
+	resp_check(r);
 	buf_init(&head, 0);
 	/* Status first, always: lighttpd drops headers before it. */
 	buf_printf(&head, "Status: %d %s\r\n", r->status, reason(r->status));
@@ -512,8 +556,84 @@ req_init(struct req *r, size_t body_max)
 	r->body_max = body_max;
 }
 
+static const char *const method_names[REQ_METHOD__MAX] = {
+	[REQ_GET] = "GET", [REQ_HEAD] = "HEAD", [REQ_POST] = "POST",
+	[REQ_OTHER] = NULL,
+};
+
+/* 404 or 405: plain text, or JSON when the answer should be JSON. */
+static void
+refuse(struct req *r, int status, const char *error)
+{
+	json	*doc;
+
+	resp_clear(r);
+	resp_header(r, "X-Content-Type-Options", "nosniff");
+	if (req_answers_json(r)) {
+		doc = json_new_object();
+		json_add_str(doc, "error", error);
+		resp_json(r, status, doc);
+		json_free(doc);
+		return;
+	}
+	resp_status(r, status);
+	resp_header(r, "Content-Type", "text/plain; charset=utf-8");
+	resp_header(r, "Cache-Control", "no-store");
+	resp_printf(r, "%d %s\n", status, reason(status));
+}
+
+/* The route table's answer to r: a handler, or 404, or 405 with Allow. */
+static void
+dispatch(struct req *r, const struct req_route *routes, size_t nroutes,
+    void *arg)
+{
+	const struct req_route	*rt = NULL;
+	struct buf		 allow;
+	size_t			 i;
+	int			 m;
+
+	for (i = 0; i < nroutes && rt == NULL; i++)
+		if (r->role == REQ_AUTHORIZER ? routes[i].name == NULL :
+		    routes[i].name != NULL &&
+		    strcmp(routes[i].name, r->route) == 0)
+			rt = &routes[i];
+	if (rt == NULL) {
+		log_msg(LOG_INFO, "no route for %s", r->path);
+		refuse(r, 404, "not_found");
+		return;
+	}
+	r->routed = rt;
+	if ((rt->methods & REQ_M(r->method)) == 0) {
+		log_msg(LOG_INFO, "%s %s: method not allowed", r->method_name,
+		    r->path);
+		refuse(r, 405, "method_not_allowed");
+		buf_init(&allow, 256);
+		for (m = 0; m < REQ_METHOD__MAX; m++)
+			if ((rt->methods & REQ_M(m)) && method_names[m] != NULL)
+				buf_printf(&allow, "%s%s", allow.len ? ", " :
+				    "", method_names[m]);
+		resp_header(r, "Allow", allow.data);
+		buf_free(&allow);
+		return;
+	}
+	rt->handler(r, arg);
+}
+
+/* Parse, front line, route, answer, free. */
+static void
+serve_one(struct req *r, const struct req_route *routes, size_t nroutes,
+    req_front front, void *arg)
+{
+	req_parse(r);
+	if (front == NULL || front(r, arg) == 0)
+		dispatch(r, routes, nroutes, arg);
+	resp_send(r);
+	req_free(r);
+}
+
 int
-req_serve(req_handler handler, void *arg, size_t body_max)
+req_serve(const struct req_route *routes, size_t nroutes, req_front front,
+    void *arg, size_t body_max)
 {
 	FCGX_Request	 fr;
 	struct req	 r;
@@ -522,10 +642,7 @@ req_serve(req_handler handler, void *arg, size_t body_max)
 		req_init(&r, body_max);
 		r.is_cgi = 1;
 		r.envp = environ;
-		req_parse(&r);
-		handler(&r, arg);
-		resp_send(&r);
-		req_free(&r);
+		serve_one(&r, routes, nroutes, front, arg);
 		return 0;
 	}
 	if (FCGX_Init() != 0 || FCGX_InitRequest(&fr, 0, 0) != 0) {
@@ -536,10 +653,7 @@ req_serve(req_handler handler, void *arg, size_t body_max)
 		req_init(&r, body_max);
 		r.fcgi = &fr;
 		r.envp = fr.envp;
-		req_parse(&r);
-		handler(&r, arg);
-		resp_send(&r);
-		req_free(&r);
+		serve_one(&r, routes, nroutes, front, arg);
 	}
 	FCGX_Free(&fr, 1);
 	return 0;

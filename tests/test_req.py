@@ -106,6 +106,52 @@ with Env() as env:
     t.check("HEAD: headers without a body", r.status == 200 and r.body == "")
     env.set(DINGAUTH_COOKIE_SECURE="0")
 
+    # Errors recorded while answering are acted on: a plain 500, logged.
+    r = cgi(env, "big=1000")
+    t.check("output under the cap: 200 with all of it",
+            r.status == 200 and r.body.startswith("x" * 1000 + "{"), r.head)
+    r = cgi(env, "big=2000000")
+    t.check("output over the cap: a plain 500, not a cut 200",
+            r.status == 500 and r.body == "500 Internal Server Error\n" and
+            r.header("Content-Type").startswith("text/plain"), r.head)
+    t.check("output over the cap: logged", "body over its cap" in r.stderr, r.stderr)
+    r = cgi(env, "ignore_header=" + urllib.parse.quote("X-Test:a\r\nSet-Cookie: evil=1"))
+    t.check("a refused header the handler ignored: 500 without it",
+            r.status == 500 and r.header("X-Test") is None and "evil" not in r.head and
+            "refused" in r.stderr, (r.head, r.stderr))
+    r = cgi(env, "ignore_cookie=" + urllib.parse.quote("x:a;b"))
+    t.check("a refused cookie the handler ignored: 500 without cookies",
+            r.status == 500 and not r.cookies() and "refused" in r.stderr,
+            (r.head, r.stderr))
+
+    # The route table: 404 and 405 answered by req_serve itself.
+    r = cgi(env, extra={"SCRIPT_NAME": "/dingauth/nothing",
+                        "REQUEST_URI": "/dingauth/nothing"})
+    t.check("no route: 404, plain text",
+            r.status == 404 and r.header("Content-Type").startswith("text/plain"), r.head)
+    r = cgi(env, extra={"SCRIPT_NAME": "/cgi-bin/echo.fcgi",
+                        "REQUEST_URI": "/cgi-bin/echo.fcgi"})
+    t.check("called by its own file name: .fcgi cut, the route of that name",
+            r.status == 200 and r.json()["route"] == "echo", r.head)
+    r = cgi(env, method="POST", body=b"a=b", extra={"SCRIPT_NAME": "/x/get-only"})
+    t.check("a method the route does not take: 405 with Allow",
+            r.status == 405 and r.header("Allow") == "GET", r.head)
+    r = cgi(env, method="HEAD", extra={"SCRIPT_NAME": "/x/get-only"})
+    t.eq("HEAD where only GET is taken: 405", r.status, 405)
+    r = cgi(env, method="PUT", extra={"SCRIPT_NAME": "/x/echo"})
+    t.check("PUT: 405, Allow lists the route's methods",
+            r.status == 405 and r.header("Allow") == "GET, HEAD, POST", r.head)
+    r = cgi(env, method="POST", body=b"a=b", extra={"SCRIPT_NAME": "/x/json-only"})
+    t.check("a JSON route's 405 is JSON",
+            r.status == 405 and r.header("Allow") == "GET" and
+            r.json().get("error") == "method_not_allowed", r.raw[:300])
+    r = cgi(env, headers={"Accept": "application/json"},
+            extra={"SCRIPT_NAME": "/x/none"})
+    t.check("404 for a client asking for JSON is JSON",
+            r.status == 404 and r.json().get("error") == "not_found", r.raw[:300])
+    r = cgi(env, extra={"FCGI_ROLE": "AUTHORIZER"})
+    t.eq("the Authorizer role without an Authorizer route: 404", r.status, 404)
+
     # The same program under a real lighttpd as a FastCGI responder.
     srv = Lighttpd(env, extra_conf='$HTTP["url"] =~ "^/echo" { fastcgi.server = ( "/echo" => (( "bin-path" => "%s", "socket" => "%s/echo.sock", "check-local" => "disable", "max-procs" => 1, "bin-environment" => ( "DINGAUTH_CONFIG" => "%s" ) )) ) }' % (ECHO, "/tmp", env.conf))
     srv.extra_conf = srv.extra_conf.replace('"/tmp/echo.sock"', '"%s/echo.sock"' % srv.dir)

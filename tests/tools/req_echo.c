@@ -3,7 +3,13 @@
  * as JSON, so the request/response layer can be tested from outside
  * under plain CGI and under a real FastCGI server.
  * Query "set_header=NAME:VALUE" tries to add a response header,
- * "cookie=NAME:VALUE" a cookie; the answer says whether they were refused.
+ * "cookie=NAME:VALUE" a cookie; the answer says whether they were refused
+ * (the handler deals with a refusal: it answers with the report).
+ * "ignore_header=NAME:VALUE" and "ignore_cookie=NAME:VALUE" do the same
+ * and ignore the result, "big=N" writes N bytes more than the answer:
+ * resp_send must then answer a plain 500.
+ * Routes: echo, y and r take GET, HEAD and POST; get-only takes GET;
+ * json-only takes GET and answers every method in JSON.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +41,11 @@ handle(struct req *r, void *arg)
 {
 	json		*doc = json_new_object();
 	const char	*h, *c;
-	char		*name, *colon;
+	char		*name, *colon, kib[1024];
+	long		 n;
 	int		 refused = 0;
 
+	memset(kib, 'x', sizeof(kib));
 	json_add_str(doc, "method", r->method_name);
 	json_add_str(doc, "role", r->role == REQ_AUTHORIZER ? "authorizer" :
 	    "responder");
@@ -65,9 +73,30 @@ handle(struct req *r, void *arg)
 		refused |= resp_cookie(r, name, colon + 1, 60) == -1;
 	}
 	json_add_bool(doc, "refused", refused);
+	if (refused)
+		resp_clear(r);
+	if ((h = req_query(r, "ignore_header")) != NULL &&
+	    (colon = strchr(h, ':')) != NULL)
+		resp_header(r, req_own(r, strndup(h, (size_t)(colon - h))),
+		    colon + 1);
+	if ((c = req_query(r, "ignore_cookie")) != NULL &&
+	    (colon = strchr(c, ':')) != NULL)
+		resp_cookie(r, req_own(r, strndup(c, (size_t)(colon - c))),
+		    colon + 1, 60);
+	if ((h = req_query(r, "big")) != NULL)
+		for (n = strtol(h, NULL, 10); n > 0; n -= 1024)
+			resp_write(r, kib, n < 1024 ? (size_t)n : 1024);
 	resp_json(r, 200, doc);
 	json_free(doc);
 }
+
+static const struct req_route routes[] = {
+	{ "echo", REQ_M_GET | REQ_M_HEAD | REQ_M_POST, handle, 0 },
+	{ "y", REQ_M_GET | REQ_M_HEAD | REQ_M_POST, handle, 0 },
+	{ "r", REQ_M_GET | REQ_M_HEAD | REQ_M_POST, handle, 0 },
+	{ "get-only", REQ_M_GET, handle, 0 },
+	{ "json-only", REQ_M_GET, handle, REQ_M_ANY },
+};
 
 int
 main(void)
@@ -76,5 +105,6 @@ main(void)
 
 	if (config_load(0, &err) != DA_OK)
 		return 1;
-	return req_serve(handle, NULL, 4096);
+	return req_serve(routes, sizeof(routes) / sizeof(routes[0]), NULL,
+	    NULL, 4096);
 }

@@ -58,6 +58,14 @@ test_escapers(void)
 	    "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; O&#39;Hara "
 	    "&amp; &quot;Q&quot;");
 	check_escape(html_escape_text, "text", "", "");
+	check_escape(html_escape_ascii, "ascii", "plain 张三",
+	    "plain &#x5F20;&#x4E09;");
+	check_escape(html_escape_ascii, "ascii", "<b a='1'>&\"",
+	    "&lt;b a=&#39;1&#39;&gt;&amp;&quot;");
+	check_escape(html_escape_ascii, "ascii",
+	    "\xf0\x9f\x98\x80\xe4\xb8\x07" "A\xc0\xaf\xed\xa0\x80",
+	    "&#x1F600;&#xFFFD;&#xFFFD; A&#xFFFD;&#xFFFD;&#xFFFD;&#xFFFD;"
+	    "&#xFFFD;");
 	check_escape(html_escape_attr, "attr", "a b=c\"d'e`f<g>",
 	    "a&#x20;b&#x3D;c&#x22;d&#x27;e&#x60;f&#x3C;g&#x3E;");
 	check_escape(html_escape_attr, "attr", "u-1_2.3,4张", "u-1_2.3,4张");

@@ -1,0 +1,66 @@
+#ifndef DINGAUTH_PAGE_H
+#define DINGAUTH_PAGE_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "login.h"
+
+/*
+ * The page kit of every program: each page is a template from static/
+ * rendered by html.c inside a layout, with the headers every page
+ * carries (Cache-Control: no-store, nosniff, X-Frame-Options: DENY, a
+ * Content-Security-Policy, a Referrer-Policy). A template error answers
+ * a plain 500, never half a page. Pages above the flows: they show what
+ * a flow (login.h) decided.
+ *
+ * Two layouts: layout.html for the sign-in pages (login.fcgi,
+ * exchange.fcgi), and deny-layout.html for the authorizer's deny pages,
+ * which are pure ASCII (Apache relabels them iso-8859-1) and carry no
+ * header a grant would not (Apache copies them into the final answer).
+ */
+struct req;
+struct html_var;
+
+/*
+ * Status, then template tmpl inside layout.html titled title; every
+ * template may also use {{static}}. csp NULL: the strict default, no
+ * third-party scripts or frames (and no Referer).
+ */
+void		 page_render(struct req *r, int status, const char *tmpl,
+		    const char *title, const struct html_var *vars,
+		    size_t nvars, const char *csp);
+/*
+ * The QR page's policy: DingTalk's script (script_url's origin) and its
+ * login frame (frame_url's origin) allowed, nothing else; caller frees.
+ */
+char		*page_login_csp(const char *frame_url, const char *script_url);
+
+/*
+ * The answer for problem p: the error page (or, when as_json is set, a
+ * JSON object {error, message, detail, retry}) with its status,
+ * Retry-After when it has one, and a "try again" link to the login page
+ * with rd. name (NULL or "" if unknown) is the DingTalk account it
+ * concerns.
+ */
+void		 page_problem(struct req *r, enum login_problem p,
+		    const char *rd, const char *name, int as_json);
+/*
+ * 500 naming the configuration problem (err->msg never holds secrets):
+ * JSON when req_answers_json, the ASCII deny page in the Authorizer
+ * role, else the error page. Logged.
+ */
+void		 page_config_error(struct req *r, const struct da_error *err);
+/* 302 to a path or URL we built ourselves, no Referer. */
+void		 page_redirect(struct req *r, const char *location);
+
+/*
+ * The authorizer's deny pages: status, then template tmpl inside
+ * deny-layout.html titled title, with Content-Type and Cache-Control
+ * only. Templates use {{name|ascii}} slots.
+ */
+void		 page_deny(struct req *r, int status, const char *tmpl,
+		    const char *title, const struct html_var *vars,
+		    size_t nvars);
+
+#endif

@@ -1,0 +1,44 @@
+#ifndef DINGAUTH_PROG_H
+#define DINGAUTH_PROG_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "req.h"
+
+/*
+ * The front line every program in cgi-bin/ shares: start-up, then
+ * req_serve with one behaviour for a program that cannot serve. A
+ * program's main() is its route table, one prog_start and one prog_serve.
+ *
+ * A program whose configuration did not load keeps running and answers
+ * every request 500 with page_config_error (a page naming the key, JSON
+ * for script and for JSON routes, the ASCII deny page in the FastCGI
+ * Authorizer role, which never grants): a browser sees what is wrong,
+ * DingTalk retries its pushes, nothing is written. A database that could
+ * not be opened is tried again at the next request.
+ */
+struct db;
+
+/*
+ * Start the program called name ("login.fcgi"): "--version" as the first
+ * argument prints the version and exits 0 (version.h); log_init; the
+ * configuration (config_start(needs)); and, when needs has CFG_NEED_DB,
+ * the database.
+ * Returns DA_OK, or the failure (remembered: prog_serve answers every
+ * request with it; the program skips its own start-up steps).
+ */
+enum da_err	 prog_start(const char *name, unsigned needs, int argc,
+		    char *argv[]);
+/* The program's own start-up step failed after prog_start: serve broken. */
+void		 prog_fail(const struct da_error *err);
+/* The database (CFG_NEED_DB), open whenever a handler runs; else NULL. */
+struct db	*prog_db(void);
+/*
+ * req_serve(routes, nroutes, the front line above, arg, body_max), then
+ * the database closed. Returns the process exit status.
+ */
+int		 prog_serve(const struct req_route *routes, size_t nroutes,
+		    size_t body_max, void *arg);
+
+#endif

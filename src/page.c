@@ -1,0 +1,271 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "html.h"
+#include "json.h"
+#include "log.h"
+#include "login.h"
+#include "mem.h"
+#include "page.h"
+#include "req.h"
+
+#define ORIGIN_MAX	512
+
+static const char *const csp_strict =
+    "default-src 'self'; script-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+static void
+page_headers(struct req *r, const char *ctype, const char *csp)
+{
+	resp_header(r, "Content-Type", ctype);
+	resp_header(r, "Cache-Control", "no-store");
+	resp_header(r, "X-Content-Type-Options", "nosniff");
+	resp_header(r, "X-Frame-Options", "DENY");
+	/*
+	 * Pages answering /exchange carry the code in their URL: no
+	 * Referer from them. The QR page (the only one with its own CSP)
+	 * shows DingTalk's frame our origin, as a plain embedding would.
+	 */
+	resp_header(r, "Referrer-Policy", csp != NULL ? "strict-origin" :
+	    "no-referrer");
+	resp_header(r, "Content-Security-Policy",
+	    csp != NULL ? csp : csp_strict);
+}
+
+/* Last resort when a template fails: plain text, nothing from input. */
+static void
+plain_500(struct req *r, const char *what)
+{
+	resp_clear(r);
+	resp_status(r, 500);
+	page_headers(r, "text/plain; charset=utf-8", NULL);
+	resp_puts(r, "500 Internal Server Error\n");
+	log_msg(LOG_ERR, "page: %s", what);
+}
+
+/*
+ * Render tmpl with vars (plus {{static}}), then layout with title and
+ * the result as {{content}}, into page. DA_OK or the template's error.
+ */
+static enum da_err
+render(struct buf *page, const char *layout, const char *tmpl,
+    const char *title, const struct html_var *vars, size_t nvars,
+    struct da_error *err)
+{
+	struct buf	 content;
+	struct html_var	*all;
+	char		*stat;
+	enum da_err	 rc;
+
+	buf_init(&content, 256 * 1024);
+	stat = login_route_path("static");
+	all = xcalloc(nvars + 1, sizeof(*all));
+	if (nvars > 0)
+		memcpy(all, vars, nvars * sizeof(*all));
+	all[nvars].name = "static";
+	all[nvars].value = stat;
+	if ((rc = html_render(&content, tmpl, all, nvars + 1, err)) == DA_OK) {
+		const struct html_var	 outer[] = {
+			{ "title", title, 0 },
+			{ "static", stat, 0 },
+			{ "page", tmpl, 0 },
+			{ "content", content.data, 1 },
+		};
+
+		rc = html_render(page, layout, outer,
+		    sizeof(outer) / sizeof(outer[0]), err);
+	}
+	free(all);
+	free(stat);
+	buf_free(&content);
+	return rc;
+}
+
+void
+page_render(struct req *r, int status, const char *tmpl, const char *title,
+    const struct html_var *vars, size_t nvars, const char *csp)
+{
+	struct buf	 page;
+	struct da_error	 err = { 0 };
+
+	buf_init(&page, 512 * 1024);
+	if (render(&page, "layout.html", tmpl, title, vars, nvars, &err) !=
+	    DA_OK)
+		plain_500(r, err.msg);
+	else {
+		resp_status(r, status);
+		page_headers(r, "text/html; charset=utf-8", csp);
+		resp_write(r, page.data, page.len);
+	}
+	buf_free(&page);
+}
+
+void
+page_deny(struct req *r, int status, const char *tmpl, const char *title,
+    const struct html_var *vars, size_t nvars)
+{
+	struct buf	 page;
+	struct da_error	 err = { 0 };
+
+	buf_init(&page, 64 * 1024);
+	if (render(&page, "deny-layout.html", tmpl, title, vars, nvars,
+	    &err) != DA_OK) {
+		/* Fails closed all the same: a 500, no grant. */
+		resp_clear(r);
+		resp_status(r, 500);
+		resp_header(r, "Content-Type", "text/html; charset=utf-8");
+		resp_header(r, "Cache-Control", "no-store");
+		resp_puts(r, "<p>500 Internal Server Error</p>\n");
+		log_msg(LOG_ERR, "page: %s", err.msg);
+	} else {
+		resp_status(r, status);
+		resp_header(r, "Content-Type", "text/html; charset=utf-8");
+		resp_header(r, "Cache-Control", "no-store");
+		resp_write(r, page.data, page.len);
+	}
+	buf_free(&page);
+}
+
+/* Keep only URL characters that cannot end a CSP source expression. */
+static void
+csp_origin(const char *url, char *out, size_t size)
+{
+	const char	*host;
+	size_t		 n, i;
+
+	out[0] = '\0';
+	if ((host = strstr(url, "://")) == NULL)
+		return;
+	host += 3;
+	n = (size_t)(host - url) + strcspn(host, "/?#");
+	for (i = 0; i < n; i++)
+		if (strchr(" ;,'\"", url[i]) != NULL)
+			return;
+	if (n < size)
+		snprintf(out, size, "%.*s", (int)n, url);
+}
+
+char *
+page_login_csp(const char *frame_url, const char *script_url)
+{
+	char	 frame[ORIGIN_MAX], js[ORIGIN_MAX];
+
+	csp_origin(frame_url, frame, sizeof(frame));
+	csp_origin(script_url, js, sizeof(js));
+	return xasprintf("default-src 'self'; script-src 'self' %s; "
+	    "frame-src %s; style-src 'self' 'unsafe-inline'; "
+	    "img-src 'self' data: https:; connect-src 'self' https:; "
+	    "object-src 'none'; base-uri 'none'; form-action 'self'; "
+	    "frame-ancestors 'none'", js, frame);
+}
+
+/* The error page: problem id, title, text, who it concerns, retry link. */
+static void
+error_page(struct req *r, int status, const char *id, const char *kind,
+    const char *title, const char *text, const char *who, const char *retry)
+{
+	const struct html_var	 vars[] = {
+		{ "title", title, 0 },
+		{ "text", text, 0 },
+		{ "problem", id, 0 },
+		{ "kind", kind, 0 },
+		{ "who", who, 1 },
+		{ "retry", retry, 0 },
+	};
+
+	page_render(r, status, "error.html", title, vars,
+	    sizeof(vars) / sizeof(vars[0]), NULL);
+}
+
+void
+page_problem(struct req *r, enum login_problem p, const char *rd,
+    const char *name, int as_json)
+{
+	const struct login_problem_info	*pi = login_problem_info(p);
+	struct buf			 who;
+	char				*retry, ra[16];
+	json				*doc;
+
+	retry = login_page_path(rd);
+	if (pi->retry_after > 0) {
+		snprintf(ra, sizeof(ra), "%d", pi->retry_after);
+		resp_header(r, "Retry-After", ra);
+	}
+	if (as_json) {
+		doc = json_new_object();
+		json_add_str(doc, "error", pi->id);
+		json_add_str(doc, "message", pi->title);
+		json_add_str(doc, "detail", pi->text);
+		json_add_str(doc, "retry", retry);
+		if (pi->retry_after > 0)
+			json_add_int(doc, "retry_after", pi->retry_after);
+		resp_json(r, pi->status, doc);
+		resp_header(r, "Referrer-Policy", "no-referrer");
+		json_free(doc);
+		free(retry);
+		return;
+	}
+	buf_init(&who, 4096);
+	if (name != NULL && name[0] != '\0') {
+		buf_puts(&who, "<p class=\"who\">DingTalk account: <strong>");
+		html_escape_text(&who, name);
+		buf_puts(&who, "</strong></p>");
+	} else
+		buf_puts(&who, "");
+	error_page(r, pi->status, pi->id, p == LOGIN_WAITING ? "waiting" :
+	    "error", pi->title, pi->text, who.data, retry);
+	buf_free(&who);
+	free(retry);
+}
+
+void
+page_config_error(struct req *r, const struct da_error *err)
+{
+	const char	*title = "Sign-in is not set up correctly";
+	const char	*msg = err != NULL && err->msg[0] ? err->msg :
+	    "configuration error";
+	json		*doc;
+	char		*retry, *text;
+
+	log_msg(LOG_ERR, "configuration: %s", msg);
+	resp_clear(r);
+	if (req_answers_json(r)) {
+		/* Apache relabels deny bodies; its example config reads this. */
+		if (r->role == REQ_AUTHORIZER)
+			resp_header(r, "X-Dingauth-Json", "1");
+		doc = json_new_object();
+		json_add_str(doc, "error", "misconfigured");
+		json_add_str(doc, "message", title);
+		json_add_str(doc, "detail", msg);
+		resp_json(r, 500, doc);
+		json_free(doc);
+	} else if (r->role == REQ_AUTHORIZER) {
+		text = xasprintf("dingauth is not configured correctly: %s",
+		    msg);
+		{
+			const struct html_var	 vars[] = {
+				{ "message", text, 0 },
+			};
+
+			page_deny(r, 500, "deny-error.html",
+			    "Sign-in is not working", vars, 1);
+		}
+		free(text);
+	} else {
+		retry = login_page_path(NULL);
+		error_page(r, 500, "misconfigured", "error", title, msg, "",
+		    retry);
+		free(retry);
+	}
+}
+
+void
+page_redirect(struct req *r, const char *location)
+{
+	resp_status(r, 302);
+	resp_header(r, "Location", location);
+	resp_header(r, "Cache-Control", "no-store");
+	resp_header(r, "Referrer-Policy", "no-referrer");
+}
