@@ -43,19 +43,7 @@
 #include "req.h"
 #include "session.h"
 
-#define RULE_MAX	256		/* ids or names per rule list */
 #define RD_MAX		2048		/* longest REQUEST_URI kept as rd */
-
-struct rule {
-	long long	 depts[RULE_MAX];
-	size_t		 ndepts;
-	char		*users[RULE_MAX];
-	size_t		 nusers;
-};
-
-struct authz {
-	struct rule	 rule;
-};
 
 enum verdict {
 	V_GRANT,		/* live session, passes the rule */
@@ -94,64 +82,15 @@ static const struct field_def {
 	    "X-Auth-Request-Dept-Ids" },
 };
 
-/* Parse the rule lists (already validated by config_load). */
-static int
-rule_load(struct rule *rule, struct da_error *err)
-{
-	char	*list = NULL, *p, *item;
-	int	 rc = -1;
-
-	list = xstrdup(config_str(CFG_REQUIRE_DEPTS));
-	for (p = list; (item = strsep(&p, ",")) != NULL; ) {
-		item += strspn(item, " \t");
-		if (*item == '\0')
-			continue;
-		if (rule->ndepts == RULE_MAX) {
-			DA_ERROR(err, DA_ECONFIG, "DINGAUTH_REQUIRE_DEPTS: "
-			    "more than %d departments", RULE_MAX);
-			goto out;
-		}
-		rule->depts[rule->ndepts++] = strtoll(item, NULL, 10);
-	}
-	free(list);
-	list = xstrdup(config_str(CFG_REQUIRE_USERS));
-	for (p = list; (item = strsep(&p, ",")) != NULL; ) {
-		item += strspn(item, " \t");
-		item[strcspn(item, " \t")] = '\0';
-		if (*item == '\0')
-			continue;
-		if (rule->nusers == RULE_MAX) {
-			DA_ERROR(err, DA_ECONFIG, "DINGAUTH_REQUIRE_USERS: "
-			    "more than %d users", RULE_MAX);
-			goto out;
-		}
-		rule->users[rule->nusers++] = xstrdup(item);
-	}
-	rc = 0;
-out:
-	free(list);
-	return rc;
-}
-
-static void
-rule_free(struct rule *rule)
-{
-	size_t	 i;
-
-	for (i = 0; i < rule->nusers; i++)
-		free(rule->users[i]);
-	rule->nusers = 0;
-}
-
-static int
-rule_is_set(const struct rule *rule)
-{
-	return rule->ndepts > 0 || rule->nusers > 0;
-}
-
+/*
+ * The rule is read from cfg(): DINGAUTH_REQUIRE_USERS and
+ * DINGAUTH_REQUIRE_DEPTS, split into arrays when the configuration
+ * loaded.
+ */
 static enum verdict
-decide(struct authz *az, struct req *r, struct session_user *u)
+decide(struct req *r, struct session_user *u)
 {
+	const struct config	*c = cfg();
 	struct db	*db = prog_db();
 	struct da_error	 err;
 	const char	*id;
@@ -168,14 +107,14 @@ decide(struct authz *az, struct req *r, struct session_user *u)
 		log_msg(LOG_ERR, "session check: %s", err.msg);
 		return V_ERROR;
 	}
-	if (!rule_is_set(&az->rule))
+	if (c->nrequire_users == 0 && c->nrequire_depts == 0)
 		return V_GRANT;
-	for (i = 0; i < az->rule.nusers; i++)
-		if (strcmp(az->rule.users[i], u->userid) == 0)
+	for (i = 0; i < c->nrequire_users; i++)
+		if (strcmp(c->require_users[i], u->userid) == 0)
 			return V_GRANT;
-	if (az->rule.ndepts > 0) {
-		if (directory_user_in_depts(db, u->userid, az->rule.depts,
-		    az->rule.ndepts, &yes, &err) != DA_OK) {
+	if (c->nrequire_depts > 0) {
+		if (directory_user_in_depts(db, u->userid, c->require_depts,
+		    c->nrequire_depts, &yes, &err) != DA_OK) {
 			log_msg(LOG_ERR, "department rule: %s", err.msg);
 			return V_ERROR;
 		}
@@ -295,35 +234,34 @@ deny_login(struct req *r, const char *login)
 
 /* Why the rule keeps u out, as plain ASCII (also a header value). */
 static char *
-rule_reason(struct req *r, const struct rule *rule)
+rule_reason(struct req *r)
 {
-	struct buf	 b;
-	size_t		 i;
+	const struct config	*c = cfg();
+	struct buf		 b;
+	size_t			 i, n = c->nrequire_depts;
 
 	buf_init(&b, 8192);
 	buf_puts(&b, "This location is open only to ");
-	if (rule->ndepts > 0) {
-		buf_printf(&b, "members of department%s ",
-		    rule->ndepts > 1 ? "s" : "");
-		for (i = 0; i < rule->ndepts; i++)
+	if (n > 0) {
+		buf_printf(&b, "members of department%s ", n > 1 ? "s" : "");
+		for (i = 0; i < n; i++)
 			buf_printf(&b, "%s%lld", i == 0 ? "" :
-			    i + 1 == rule->ndepts ? " or " : ", ",
-			    rule->depts[i]);
-		buf_puts(&b, rule->ndepts > 1 ?
+			    i + 1 == n ? " or " : ", ", c->require_depts[i]);
+		buf_puts(&b, n > 1 ?
 		    " (or of a department below them)" :
 		    " (or of a department below it)");
 	}
-	if (rule->nusers > 0)
-		buf_printf(&b, "%snamed people", rule->ndepts > 0 ?
+	if (c->nrequire_users > 0)
+		buf_printf(&b, "%snamed people", n > 0 ?
 		    ", and to " : "");
 	buf_puts(&b, ".");
 	return req_own(r, buf_take(&b));
 }
 
 static void
-deny_forbidden(struct req *r, struct authz *az, const struct session_user *u)
+deny_forbidden(struct req *r, const struct session_user *u)
 {
-	const char	*reason = rule_reason(r, &az->rule);
+	const char	*reason = rule_reason(r);
 
 	if (req_wants_json(r)) {
 		json_answer(r, 403, "forbidden", reason, NULL);
@@ -379,9 +317,8 @@ grant(struct req *r, const struct session_user *u, int variables)
 static void
 serve_authorize(struct req *r, void *arg)
 {
-	struct authz		*az = arg;
 	struct session_user	 su, *u = &su;
-	enum verdict		 v = decide(az, r, &su);
+	enum verdict		 v = decide(r, &su);
 
 	switch (v) {
 	case V_GRANT:
@@ -391,7 +328,7 @@ serve_authorize(struct req *r, void *arg)
 		deny_login(r, login_url(r, 1));
 		break;
 	case V_FORBIDDEN:
-		deny_forbidden(r, az, u);
+		deny_forbidden(r, u);
 		break;
 	case V_ERROR:
 		deny_error(r, "The login database cannot be read.");
@@ -402,9 +339,8 @@ serve_authorize(struct req *r, void *arg)
 static void
 serve_auth(struct req *r, void *arg)
 {
-	struct authz		*az = arg;
 	struct session_user	 su, *u = &su;
-	enum verdict		 v = decide(az, r, &su);
+	enum verdict		 v = decide(r, &su);
 	const char		*login;
 
 	switch (v) {
@@ -420,8 +356,8 @@ serve_auth(struct req *r, void *arg)
 		break;
 	case V_FORBIDDEN:
 		resp_header(r, "X-Auth-Request-Reason",
-		    rule_reason(r, &az->rule));
-		deny_forbidden(r, az, u);
+		    rule_reason(r));
+		deny_forbidden(r, u);
 		break;
 	case V_ERROR:
 		deny_error(r, "The login database cannot be read.");
@@ -432,9 +368,8 @@ serve_auth(struct req *r, void *arg)
 static void
 serve_whoami(struct req *r, void *arg)
 {
-	struct authz		*az = arg;
 	struct session_user	 su, *u = &su;
-	enum verdict		 v = decide(az, r, &su);
+	enum verdict		 v = decide(r, &su);
 	json			*doc, *depts;
 	char			*list, *p, *item;
 
@@ -471,16 +406,8 @@ serve_whoami(struct req *r, void *arg)
 int
 main(int argc, char *argv[])
 {
-	struct authz	 az;
-	struct da_error	 err;
-	int		 rc;
-
-	memset(&az, 0, sizeof(az));
 	/* Fails closed: a broken program answers 500, never a grant. */
-	if (prog_start("authorize.fcgi", CFG_NEED_DB, argc, argv) == DA_OK &&
-	    rule_load(&az.rule, &err) == -1)
-		prog_fail(&err);
-	rc = prog_serve(routes, sizeof(routes) / sizeof(routes[0]), 0, &az);
-	rule_free(&az.rule);
-	return rc;
+	prog_start("authorize.fcgi", CFG_NEED_DB, argc, argv);
+	return prog_serve(routes, sizeof(routes) / sizeof(routes[0]), 0,
+	    NULL);
 }

@@ -122,11 +122,12 @@ serve_login(struct req *r, void *arg)
 	resp_cookie(r, STATE_COOKIE, state, STATE_TTL);
 	{
 		const struct html_var	 vars[] = {
-			{ "flow", login_flow_name(login_flow()), 0 },
+			{ "flow", config_choice(CFG_LOGIN_FLOW,
+			    cfg()->login_flow), 0 },
 			{ "authorize_url", url, 0 },
 			{ "frame_origin", origin, 0 },
 			{ "redirect_uri", redirect_uri, 0 },
-			{ "client_id", login_flow() == LOGIN_FLOW_OAUTH2 ?
+			{ "client_id", cfg()->login_flow == CFG_FLOW_OAUTH2 ?
 			    config_str(CFG_APP_KEY) : "", 0 },
 			{ "state", state, 0 },
 			{ "ddlogin_js", config_str(CFG_DDLOGIN_JS), 0 },
@@ -164,17 +165,10 @@ int
 main(int argc, char *argv[])
 {
 	struct ctx	 c;
-	struct da_error	 err;
-	char		*url = NULL;
 
 	memset(&c, 0, sizeof(c));
-	if (prog_start("login.fcgi", CFG_NEED_LOGIN | CFG_NEED_DB, argc,
-	    argv) == DA_OK) {
-		/* The flow's app id must be set: checked once, not per page. */
-		if (login_authorize_url("", &url, &err) != DA_OK)
-			prog_fail(&err);
-		free(url);
-	}
+	/* The flow's keys (app id, or app key for oauth2) are required. */
+	prog_start("login.fcgi", CFG_NEED_LOGIN | CFG_NEED_DB, argc, argv);
 	return prog_serve(routes, sizeof(routes) / sizeof(routes[0]),
 	    BODY_MAX, &c);
 }

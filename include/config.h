@@ -1,7 +1,10 @@
 #ifndef DINGAUTH_CONFIG_H
 #define DINGAUTH_CONFIG_H
 
+#include <stddef.h>
+
 #include "err.h"
+#include "log.h"
 
 /*
  * Configuration: "KEY = value" lines from the file named by DINGAUTH_CONFIG
@@ -54,7 +57,7 @@ enum cfg_type {
 	CFG_T_SECRET,		/* a string never printed */
 	CFG_T_INT,		/* decimal within [min, max] */
 	CFG_T_BOOL,		/* 0 or 1 */
-	CFG_T_ENUM,		/* one of a '|'-separated list */
+	CFG_T_ENUM,		/* one of the key's names, kept as its index */
 	CFG_T_URL,		/* http:// or https:// URL, no trailing slash kept */
 	CFG_T_PATH,		/* absolute file path */
 	CFG_T_AESKEY,		/* 43 characters of [A-Za-z0-9] */
@@ -70,6 +73,47 @@ enum cfg_type {
 #define CFG_NEED_DIRECTORY	0x08u	/* corp token and directory API */
 #define CFG_NEED_DB		0x10u	/* only the database */
 
+/* DINGAUTH_LOGIN_FLOW (login.h describes the flows). */
+enum cfg_login_flow {
+	CFG_FLOW_SNS,		/* "sns" */
+	CFG_FLOW_SNS_BYCODE,	/* "sns_bycode" */
+	CFG_FLOW_OAUTH2,	/* "oauth2" */
+	CFG_FLOW__MAX
+};
+
+/* DINGAUTH_UNKNOWN_USER. */
+enum cfg_unknown_user {
+	CFG_UNKNOWN_DENY,	/* "deny" */
+	CFG_UNKNOWN_REVIEW,	/* "review" */
+	CFG_UNKNOWN_ADMIT,	/* "admit" */
+	CFG_UNKNOWN__MAX
+};
+
+#define CFG_LIST_MAX	256	/* items in an id or name list */
+
+/*
+ * The configuration, parsed once when it is loaded: handlers never
+ * compare or split a value again.
+ */
+struct config {
+	/* Every key as text; "" when unset; derived defaults filled in. */
+	const char		*str[CFG__MAX];
+	/* CFG_T_INT and CFG_T_BOOL as numbers, CFG_T_ENUM as its index. */
+	long long		 num[CFG__MAX];
+	/* The enums, typed. */
+	enum cfg_login_flow	 login_flow;
+	enum cfg_unknown_user	 unknown_user;
+	enum log_level		 log_level;
+	/* The lists (DINGAUTH_REQUIRE_*), split and converted. */
+	const long long		*require_depts;
+	size_t			 nrequire_depts;
+	const char *const	*require_users;
+	size_t			 nrequire_users;
+};
+
+/* The configuration loaded last (all zero before the first load). */
+const struct config	*cfg(void);
+
 /*
  * Loads the file and the environment, validates every key and checks that
  * the keys required by "needs" are set. On error returns DA_ECONFIG with
@@ -84,9 +128,11 @@ enum da_err	 config_load(unsigned needs, struct da_error *err);
  */
 enum da_err	 config_start(unsigned needs, struct da_error *err);
 
-/* Value of key: never NULL; "" when unset with no default. */
+/* cfg()->str[key] and cfg()->num[key]: never NULL; "" when unset. */
 const char	*config_str(enum cfg_key key);
 long long	 config_int(enum cfg_key key);
+/* The name of an enum key's value: ("DINGAUTH_LOGIN_FLOW", 2) "oauth2". */
+const char	*config_choice(enum cfg_key key, long long index);
 int		 config_is_set(enum cfg_key key);
 const char	*config_name(enum cfg_key key);
 enum cfg_type	 config_type(enum cfg_key key);

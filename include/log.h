@@ -6,7 +6,10 @@
  * per message: "dingauth[prog pid]: level: text". Never pass secrets:
  * URLs go through http_redact() first.
  */
-enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG__MAX };
+
+/* "error", "warn", "info", "debug": DINGAUTH_LOG_LEVEL's values. */
+extern const char *const log_level_names[LOG__MAX];
 
 void	log_init(const char *progname);
 void	log_set_level(enum log_level level);

@@ -23,19 +23,9 @@
  */
 struct db;
 
+/* The flow is cfg()->login_flow (config.h), chosen at load. */
+
 #define LOGIN_RD_MAX	2048	/* a return path, encoded */
-
-enum login_flow {
-	LOGIN_FLOW_SNS,
-	LOGIN_FLOW_SNS_BYCODE,
-	LOGIN_FLOW_OAUTH2,
-	LOGIN_FLOW__MAX
-};
-
-/* The configured DINGAUTH_LOGIN_FLOW. */
-enum login_flow	 login_flow(void);
-/* "sns", "sns_bycode", "oauth2". */
-const char	*login_flow_name(enum login_flow flow);
 
 /*
  * Validate a return path: only a same-site relative path is kept, one

@@ -14,19 +14,43 @@
 struct cfg_def {
 	const char	*name;
 	enum cfg_type	 type;
-	long long	 min, max;	/* CFG_T_INT bounds */
-	const char	*choices;	/* CFG_T_ENUM: "a|b|c" */
+	long long	 min, max;	/* CFG_T_INT bounds; CFG_T_ENUM: 0, n */
+	const char *const *choices;	/* CFG_T_ENUM: names by index */
 	const char	*def;		/* default text, NULL if none */
 	unsigned	 required;	/* CFG_NEED_* that require it */
 };
 
 #define NEED_SNS	0x100u	/* derived: the login flow uses the sns app */
+#define NEED_OAUTH2	0x200u	/* derived: the login flow is oauth2 */
+
+/* The one list of each enum key's names, by the enums of config.h. */
+static const char *const flow_names[CFG_FLOW__MAX] = {
+	[CFG_FLOW_SNS] = "sns",
+	[CFG_FLOW_SNS_BYCODE] = "sns_bycode",
+	[CFG_FLOW_OAUTH2] = "oauth2",
+};
+
+/* DINGTALK_DDLOGIN_JS by flow: DDLogin, or DTFrameLogin for oauth2. */
+static const char *const flow_js[CFG_FLOW__MAX] = {
+	[CFG_FLOW_SNS] =
+	    "https://g.alicdn.com/dingding/dinglogin/0.0.5/ddLogin.js",
+	[CFG_FLOW_SNS_BYCODE] =
+	    "https://g.alicdn.com/dingding/dinglogin/0.0.5/ddLogin.js",
+	[CFG_FLOW_OAUTH2] =
+	    "https://g.alicdn.com/dingding/h5-dingtalk-login/0.21.0/ddlogin.js",
+};
+
+static const char *const unknown_names[CFG_UNKNOWN__MAX] = {
+	[CFG_UNKNOWN_DENY] = "deny",
+	[CFG_UNKNOWN_REVIEW] = "review",
+	[CFG_UNKNOWN_ADMIT] = "admit",
+};
 
 static const struct cfg_def defs[CFG__MAX] = {
 	[CFG_CORP_ID] = { "DINGTALK_CORP_ID", CFG_T_STRING, 0, 0, NULL, NULL,
 	    CFG_NEED_EXCHANGE | CFG_NEED_CALLBACK | CFG_NEED_DIRECTORY },
 	[CFG_APP_KEY] = { "DINGTALK_APP_KEY", CFG_T_STRING, 0, 0, NULL, NULL,
-	    CFG_NEED_EXCHANGE | CFG_NEED_DIRECTORY },
+	    CFG_NEED_EXCHANGE | CFG_NEED_DIRECTORY | NEED_OAUTH2 },
 	[CFG_CORP_SECRET] = { "DINGTALK_CORP_SECRET", CFG_T_SECRET, 0, 0, NULL,
 	    NULL, CFG_NEED_EXCHANGE | CFG_NEED_DIRECTORY },
 	[CFG_APP_ID] = { "DINGTALK_APP_ID", CFG_T_STRING, 0, 0, NULL, NULL,
@@ -43,10 +67,10 @@ static const struct cfg_def defs[CFG__MAX] = {
 	    "/var/lib/dingauth/dingauth.db", 0 },
 	[CFG_PUBLIC_URL] = { "DINGAUTH_PUBLIC_URL", CFG_T_URL, 0, 0, NULL,
 	    NULL, CFG_NEED_LOGIN | CFG_NEED_EXCHANGE },
-	[CFG_LOGIN_FLOW] = { "DINGAUTH_LOGIN_FLOW", CFG_T_ENUM, 0, 0,
-	    "sns|sns_bycode|oauth2", "sns", 0 },
-	[CFG_UNKNOWN_USER] = { "DINGAUTH_UNKNOWN_USER", CFG_T_ENUM, 0, 0,
-	    "deny|review|admit", "review", 0 },
+	[CFG_LOGIN_FLOW] = { "DINGAUTH_LOGIN_FLOW", CFG_T_ENUM, 0,
+	    CFG_FLOW__MAX, flow_names, "sns", 0 },
+	[CFG_UNKNOWN_USER] = { "DINGAUTH_UNKNOWN_USER", CFG_T_ENUM, 0,
+	    CFG_UNKNOWN__MAX, unknown_names, "review", 0 },
 	[CFG_COOKIE_SECURE] = { "DINGAUTH_COOKIE_SECURE", CFG_T_BOOL, 0, 1,
 	    NULL, "1", 0 },
 	[CFG_SESSION_TTL] = { "DINGAUTH_SESSION_TTL", CFG_T_INT, 60,
@@ -84,8 +108,8 @@ static const struct cfg_def defs[CFG__MAX] = {
 	    NULL, NULL, 0 },
 	[CFG_REQUIRE_USERS] = { "DINGAUTH_REQUIRE_USERS", CFG_T_NAMELIST, 0, 0,
 	    NULL, NULL, 0 },
-	[CFG_LOG_LEVEL] = { "DINGAUTH_LOG_LEVEL", CFG_T_ENUM, 0, 0,
-	    "error|warn|info|debug", "info", 0 },
+	[CFG_LOG_LEVEL] = { "DINGAUTH_LOG_LEVEL", CFG_T_ENUM, 0, LOG__MAX,
+	    log_level_names, "info", 0 },
 	/* "HH:MM" local time or "off"; checked by the worker (worker.h). */
 	[CFG_SYNC_AT] = { "DINGAUTH_SYNC_AT", CFG_T_STRING, 0, 0, NULL,
 	    "03:30", 0 },
@@ -95,16 +119,18 @@ static const struct cfg_def defs[CFG__MAX] = {
 
 enum cfg_src { SRC_UNSET, SRC_DEFAULT, SRC_FILE, SRC_ENV };
 
-static char		*values[CFG__MAX];
-static enum cfg_src	 sources[CFG__MAX];
-static long long	 ints[CFG__MAX];
-static char		*derived[CFG__MAX];
-
-static const char	*flow_js[] = {
-	"https://g.alicdn.com/dingding/dinglogin/0.0.5/ddLogin.js",
-	"https://g.alicdn.com/dingding/dinglogin/0.0.5/ddLogin.js",
-	"https://g.alicdn.com/dingding/h5-dingtalk-login/0.21.0/ddlogin.js",
+/* A list value, split: ids (CFG_T_IDLIST) or names (CFG_T_NAMELIST). */
+struct list {
+	long long	*ids;
+	char		**names;
+	size_t		 n;
 };
+
+static char		*values[CFG__MAX];	/* the text as given */
+static enum cfg_src	 sources[CFG__MAX];
+static char		*derived[CFG__MAX];	/* defaults built from others */
+static struct list	 lists[CFG__MAX];
+static struct config	 C;
 
 const char *
 config_name(enum cfg_key key)
@@ -135,58 +161,79 @@ config_lookup(const char *name)
 	return CFG__MAX;
 }
 
+/* Index of value among an enum key's names, or -1. */
 static int
-enum_index(const char *choices, const char *value)
+enum_index(const struct cfg_def *d, const char *value)
 {
-	const char	*p = choices, *bar;
-	size_t		 n, vlen = strlen(value);
-	int		 i = 0;
+	int	 i;
 
-	for (;;) {
-		bar = strchr(p, '|');
-		n = bar != NULL ? (size_t)(bar - p) : strlen(p);
-		if (n == vlen && strncmp(p, value, n) == 0)
+	for (i = 0; i < d->max; i++)
+		if (strcmp(d->choices[i], value) == 0)
 			return i;
-		if (bar == NULL)
-			return -1;
-		p = bar + 1;
-		i++;
-	}
+	return -1;
 }
 
-static int
-valid_list(const char *v, int ids)
+static void
+list_free(struct list *l)
 {
-	const char	*p = v;
-	int		 items = 0;
+	size_t	 i;
 
+	for (i = 0; l->names != NULL && i < l->n; i++)
+		free(l->names[i]);
+	free(l->names);
+	free(l->ids);
+	memset(l, 0, sizeof(*l));
+}
+
+/*
+ * The one parser of list values: "a, b,c" (spaces around items), at
+ * least one item and at most CFG_LIST_MAX; ids are positive decimal
+ * integers without a leading zero, names anything but spaces, commas,
+ * semicolons and controls. 0 and l filled, or -1 (l empty).
+ */
+static int
+list_parse(const char *v, int ids, struct list *l)
+{
+	const char	*p = v, *start;
+	size_t		 len;
+
+	memset(l, 0, sizeof(*l));
+	if (ids)
+		l->ids = xcalloc(CFG_LIST_MAX, sizeof(*l->ids));
+	else
+		l->names = xcalloc(CFG_LIST_MAX, sizeof(*l->names));
 	while (*p != '\0') {
-		const char	*start = p;
-
 		while (*p == ' ')
 			p++;
 		start = p;
 		while (*p != '\0' && *p != ',' && *p != ' ') {
 			if (ids ? !isdigit((unsigned char)*p) :
 			    (iscntrl((unsigned char)*p) || *p == ';'))
-				return 0;
+				goto bad;
 			p++;
 		}
-		if (p == start)
-			return 0;
-		if (ids && (p - start > 18 || *start == '0'))
-			return 0;
+		len = (size_t)(p - start);
+		if (len == 0 || l->n == CFG_LIST_MAX ||
+		    (ids && (len > 18 || *start == '0')))
+			goto bad;
+		if (ids)
+			l->ids[l->n++] = strtoll(start, NULL, 10);
+		else
+			l->names[l->n++] = xstrndup(start, len);
 		while (*p == ' ')
 			p++;
-		items++;
 		if (*p == ',') {
 			p++;
 			if (*p == '\0')
-				return 0;
+				goto bad;
 		} else if (*p != '\0')
-			return 0;
+			goto bad;
 	}
-	return items > 0;
+	if (l->n > 0)
+		return 0;
+bad:
+	list_free(l);
+	return -1;
 }
 
 enum da_err
@@ -194,6 +241,7 @@ config_check(enum cfg_key key, const char *v, struct da_error *err)
 {
 	const struct cfg_def	*d = &defs[key];
 	const char		*name = d->name;
+	struct list		 list;
 	char			*end;
 	long long		 n;
 	size_t			 i, len = strlen(v);
@@ -227,9 +275,16 @@ config_check(enum cfg_key key, const char *v, struct da_error *err)
 			    name);
 		break;
 	case CFG_T_ENUM:
-		if (enum_index(d->choices, v) < 0)
+		if (enum_index(d, v) < 0) {
+			char	 all[256] = "";
+
+			for (i = 0; i < (size_t)d->max; i++)
+				snprintf(all + strlen(all), sizeof(all) -
+				    strlen(all), "%s%s", i ? "|" : "",
+				    d->choices[i]);
 			return DA_ERROR(err, DA_ECONFIG, "%s: must be one of %s",
-			    name, d->choices);
+			    name, all);
+		}
 		break;
 	case CFG_T_URL:
 		if ((strncmp(v, "https://", 8) != 0 &&
@@ -257,11 +312,12 @@ config_check(enum cfg_key key, const char *v, struct da_error *err)
 		break;
 	case CFG_T_IDLIST:
 	case CFG_T_NAMELIST:
-		if (!valid_list(v, d->type == CFG_T_IDLIST))
+		if (list_parse(v, d->type == CFG_T_IDLIST, &list) == -1)
 			return DA_ERROR(err, DA_ECONFIG, "%s: must be a "
-			    "comma-separated list of %s", name,
-			    d->type == CFG_T_IDLIST ? "positive integers" :
-			    "names");
+			    "comma-separated list of at most %d %s", name,
+			    CFG_LIST_MAX, d->type == CFG_T_IDLIST ?
+			    "positive integers" : "names");
+		list_free(&list);
 		break;
 	case CFG_T_URLPATH:
 		if (v[0] != '/' || len > 256 || strpbrk(v, " ?#\"'<>\\") ||
@@ -283,8 +339,11 @@ config_clear(void)
 		free(derived[i]);
 		values[i] = derived[i] = NULL;
 		sources[i] = SRC_UNSET;
-		ints[i] = 0;
+		list_free(&lists[i]);
 	}
+	memset(&C, 0, sizeof(C));
+	for (i = 0; i < CFG__MAX; i++)
+		C.str[i] = "";
 }
 
 static void
@@ -301,8 +360,60 @@ store(enum cfg_key key, const char *v, enum cfg_src src)
 			values[key][--len] = '\0';
 	}
 	sources[key] = src;
-	if (defs[key].type == CFG_T_INT || defs[key].type == CFG_T_BOOL)
-		ints[key] = strtoll(v, NULL, 10);
+}
+
+/*
+ * Every value as struct config holds it, once the texts are in:
+ * numbers, enum indexes, lists, and the defaults derived from other
+ * keys. Values were validated before they were stored.
+ */
+static void
+config_parse(void)
+{
+	const struct cfg_def	*d;
+	int			 i;
+
+	for (i = 0; i < CFG__MAX; i++) {
+		d = &defs[i];
+		free(derived[i]);
+		derived[i] = NULL;
+		list_free(&lists[i]);
+		C.str[i] = values[i] != NULL ? values[i] : "";
+		C.num[i] = 0;
+		if (values[i] == NULL)
+			continue;
+		if (d->type == CFG_T_INT || d->type == CFG_T_BOOL)
+			C.num[i] = strtoll(values[i], NULL, 10);
+		else if (d->type == CFG_T_ENUM)
+			C.num[i] = enum_index(d, values[i]);
+		else if (d->type == CFG_T_IDLIST || d->type == CFG_T_NAMELIST)
+			list_parse(values[i], d->type == CFG_T_IDLIST,
+			    &lists[i]);
+	}
+	C.login_flow = (enum cfg_login_flow)C.num[CFG_LOGIN_FLOW];
+	C.unknown_user = (enum cfg_unknown_user)C.num[CFG_UNKNOWN_USER];
+	C.log_level = (enum log_level)C.num[CFG_LOG_LEVEL];
+	C.require_depts = lists[CFG_REQUIRE_DEPTS].ids;
+	C.nrequire_depts = lists[CFG_REQUIRE_DEPTS].n;
+	C.require_users = (const char *const *)lists[CFG_REQUIRE_USERS].names;
+	C.nrequire_users = lists[CFG_REQUIRE_USERS].n;
+
+	/* Defaults derived from other keys. */
+	if (values[CFG_CALLBACK_RECEIVER] == NULL)
+		C.str[CFG_CALLBACK_RECEIVER] = C.str[CFG_CORP_ID];
+	if (values[CFG_DDLOGIN_JS] == NULL)
+		C.str[CFG_DDLOGIN_JS] = flow_js[C.login_flow];
+	if (values[CFG_CALLBACK_URL] == NULL && *C.str[CFG_PUBLIC_URL]) {
+		derived[CFG_CALLBACK_URL] = xasprintf("%s%s/callback",
+		    C.str[CFG_PUBLIC_URL], C.str[CFG_BASE_PATH]);
+		C.str[CFG_CALLBACK_URL] = derived[CFG_CALLBACK_URL];
+	}
+}
+
+const struct config *
+cfg(void)
+{
+	return &C;
 }
 
 static char *
@@ -409,15 +520,17 @@ config_load(unsigned needs, struct da_error *err)
 	for (i = 0; i < CFG__MAX; i++)
 		if (sources[i] == SRC_UNSET && defs[i].def != NULL)
 			store((enum cfg_key)i, defs[i].def, SRC_DEFAULT);
+	config_parse();
 
-	if (strcmp(config_str(CFG_LOGIN_FLOW), "oauth2") != 0 &&
-	    (needs & (CFG_NEED_LOGIN | CFG_NEED_EXCHANGE)))
-		needs |= NEED_SNS;
+	/* What the login flow needs to show its page and take its code. */
+	if (needs & (CFG_NEED_LOGIN | CFG_NEED_EXCHANGE))
+		needs |= C.login_flow == CFG_FLOW_OAUTH2 ? NEED_OAUTH2 :
+		    NEED_SNS;
 	for (i = 0; i < CFG__MAX; i++)
 		if ((defs[i].required & needs) && !config_is_set(i))
 			return DA_ERROR(err, DA_ECONFIG,
 			    "%s: required but not set", defs[i].name);
-	if (ints[CFG_SESSION_IDLE] > ints[CFG_SESSION_TTL])
+	if (C.num[CFG_SESSION_IDLE] > C.num[CFG_SESSION_TTL])
 		return DA_ERROR(err, DA_ECONFIG, "DINGAUTH_SESSION_IDLE: "
 		    "longer than DINGAUTH_SESSION_TTL");
 	return DA_OK;
@@ -427,12 +540,10 @@ enum da_err
 config_start(unsigned needs, struct da_error *err)
 {
 	enum da_err	 rc;
-	int		 level;
 
 	if ((rc = config_load(needs, err)) != DA_OK)
 		return rc;
-	if ((level = log_level_parse(config_str(CFG_LOG_LEVEL))) >= 0)
-		log_set_level((enum log_level)level);
+	log_set_level(C.log_level);
 	return DA_OK;
 }
 
@@ -444,8 +555,7 @@ config_set(enum cfg_key key, const char *value, struct da_error *err)
 	if ((rc = config_check(key, value, err)) != DA_OK)
 		return rc;
 	store(key, value, SRC_ENV);
-	free(derived[key]);
-	derived[key] = NULL;
+	config_parse();
 	return DA_OK;
 }
 
@@ -458,40 +568,23 @@ config_is_set(enum cfg_key key)
 const char *
 config_str(enum cfg_key key)
 {
-	int	 flow;
-
-	if ((unsigned)key >= CFG__MAX)
-		return "";
-	if (values[key] != NULL)
-		return values[key];
-	/* Defaults derived from other keys. */
-	switch (key) {
-	case CFG_CALLBACK_RECEIVER:
-		return config_str(CFG_CORP_ID);
-	case CFG_DDLOGIN_JS:
-		flow = values[CFG_LOGIN_FLOW] != NULL ?
-		    enum_index(defs[CFG_LOGIN_FLOW].choices,
-		    values[CFG_LOGIN_FLOW]) : 0;
-		return flow_js[flow < 0 ? 0 : flow];
-	case CFG_CALLBACK_URL:
-		if (!config_is_set(CFG_PUBLIC_URL))
-			return "";
-		if (derived[key] == NULL)
-			derived[key] = xasprintf("%s%s/callback",
-			    config_str(CFG_PUBLIC_URL),
-			    config_str(CFG_BASE_PATH));
-		return derived[key];
-	default:
-		return "";
-	}
+	return (unsigned)key < CFG__MAX && C.str[key] != NULL ? C.str[key] :
+	    "";
 }
 
 long long
 config_int(enum cfg_key key)
 {
-	if ((unsigned)key >= CFG__MAX)
-		return 0;
-	return ints[key];
+	return (unsigned)key < CFG__MAX ? C.num[key] : 0;
+}
+
+const char *
+config_choice(enum cfg_key key, long long index)
+{
+	if ((unsigned)key >= CFG__MAX || defs[key].type != CFG_T_ENUM ||
+	    index < 0 || index >= defs[key].max)
+		return "?";
+	return defs[key].choices[index];
 }
 
 const char *

@@ -7,7 +7,7 @@
 
 static const char	*log_prog = "dingauth";
 static enum log_level	 log_level = LOG_INFO;
-static const char *const level_names[] = {
+const char *const log_level_names[LOG__MAX] = {
 	[LOG_ERR] = "error", [LOG_WARN] = "warn",
 	[LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
@@ -34,8 +34,8 @@ log_level_parse(const char *name)
 {
 	size_t	 i;
 
-	for (i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
-		if (strcmp(name, level_names[i]) == 0)
+	for (i = 0; i < sizeof(log_level_names) / sizeof(log_level_names[0]); i++)
+		if (strcmp(name, log_level_names[i]) == 0)
 			return (int)i;
 	return -1;
 }
@@ -57,5 +57,5 @@ log_msg(enum log_level level, const char *fmt, ...)
 		if (line[i] == '\n' || line[i] == '\r')
 			line[i] = ' ';
 	fprintf(stderr, "dingauth[%s %ld]: %s: %s\n", log_prog,
-	    (long)getpid(), level_names[level], line);
+	    (long)getpid(), log_level_names[level], line);
 }

@@ -17,12 +17,6 @@
 
 #define CODE_MAX	512	/* longer than any DingTalk code */
 
-static const char *const flow_names[LOGIN_FLOW__MAX] = {
-	[LOGIN_FLOW_SNS] = "sns",
-	[LOGIN_FLOW_SNS_BYCODE] = "sns_bycode",
-	[LOGIN_FLOW_OAUTH2] = "oauth2",
-};
-
 static const struct login_problem_info problems[LOGIN_PROBLEM__MAX] = {
 	[LOGIN_OK] = { 200, "ok", "Signed in", "", 0 },
 	[LOGIN_STATE_MISSING] = { 400, "state_missing",
@@ -104,24 +98,6 @@ static const struct login_problem_info problems[LOGIN_PROBLEM__MAX] = {
 	    "This request could not be understood",
 	    "Start again from the sign-in page.", 0 },
 };
-
-enum login_flow
-login_flow(void)
-{
-	const char	*name = config_str(CFG_LOGIN_FLOW);
-	int		 i;
-
-	for (i = 0; i < LOGIN_FLOW__MAX; i++)
-		if (strcmp(name, flow_names[i]) == 0)
-			return (enum login_flow)i;
-	return LOGIN_FLOW_SNS;
-}
-
-const char *
-login_flow_name(enum login_flow flow)
-{
-	return (unsigned)flow < LOGIN_FLOW__MAX ? flow_names[flow] : "?";
-}
 
 const struct login_problem_info *
 login_problem_info(enum login_problem p)
@@ -235,22 +211,22 @@ login_page_path(const char *rd)
 enum da_err
 login_authorize_url(const char *state, char **url, struct da_error *err)
 {
-	enum login_flow	 flow = login_flow();
+	enum cfg_login_flow	 flow = cfg()->login_flow;
 	enum cfg_key	 need;
 	char		*raw, *ru, *id, *st;
 
 	*url = NULL;
-	need = flow == LOGIN_FLOW_OAUTH2 ? CFG_APP_KEY : CFG_APP_ID;
+	need = flow == CFG_FLOW_OAUTH2 ? CFG_APP_KEY : CFG_APP_ID;
 	if (!config_is_set(need))
 		return DA_ERROR(err, DA_ECONFIG, "%s: required for "
 		    "DINGAUTH_LOGIN_FLOW=%s", config_name(need),
-		    login_flow_name(flow));
+		    config_choice(CFG_LOGIN_FLOW, flow));
 	raw = login_redirect_uri();
 	ru = http_escape(raw);
 	free(raw);
 	id = http_escape(config_str(need));
 	st = http_escape(state);
-	if (flow == LOGIN_FLOW_OAUTH2)
+	if (flow == CFG_FLOW_OAUTH2)
 		*url = xasprintf("%s/oauth2/auth?redirect_uri=%s"
 		    "&response_type=code&client_id=%s&scope=openid&state=%s"
 		    "&prompt=consent", config_str(CFG_LOGIN_URL), ru, id, st);
@@ -286,16 +262,16 @@ identify(struct db *db, const char *code, struct dt_identity *id,
 	char		 token[TOKEN_MAX];
 	enum da_err	 rc;
 
-	switch (login_flow()) {
-	case LOGIN_FLOW_SNS_BYCODE:
+	switch (cfg()->login_flow) {
+	case CFG_FLOW_SNS_BYCODE:
 		return dt_sns_userinfo_bycode(code, id, err);
-	case LOGIN_FLOW_OAUTH2:
+	case CFG_FLOW_OAUTH2:
 		rc = dt_oauth2_user_token(code, token, sizeof(token), err);
 		if (rc == DA_OK)
 			rc = dt_oauth2_me(token, id, err);
 		crypto_cleanse(token, sizeof(token));
 		return rc;
-	case LOGIN_FLOW_SNS:
+	case CFG_FLOW_SNS:
 	default:
 		return dt_sns_persistent_code(db, code, id, err);
 	}
@@ -395,7 +371,6 @@ login_exchange(struct db *db, const struct login_input *in,
 	struct dt_identity	 id;
 	struct dir_user		 u;
 	char			 rd[LOGIN_RD_MAX];
-	const char		*policy;
 	enum da_err		 rc;
 
 	memset(res, 0, sizeof(*res));
@@ -442,16 +417,19 @@ login_exchange(struct db *db, const struct login_input *in,
 	/* The directory decides. */
 	rc = directory_get_user(db, res->userid, &u, &res->err);
 	if (rc == DA_ENOTFOUND) {
-		policy = config_str(CFG_UNKNOWN_USER);
-		if (strcmp(policy, "admit") == 0)
+		switch (cfg()->unknown_user) {
+		case CFG_UNKNOWN_ADMIT:
 			res->problem = admit(db, res->userid, in, res);
-		else if (strcmp(policy, "review") == 0)
+			break;
+		case CFG_UNKNOWN_REVIEW:
 			res->problem = review(db, res->userid, &id, res);
-		else {
+			break;
+		default:
 			DA_ERROR(&res->err, DA_ENOTFOUND, "%s is not in the "
 			    "directory (DINGAUTH_UNKNOWN_USER=deny)",
 			    res->userid);
 			res->problem = LOGIN_DENIED;
+			break;
 		}
 		if (res->problem == LOGIN_OK && in->session_cookie != NULL)
 			session_end(db, in->session_cookie, NULL);
@@ -486,7 +464,7 @@ login_exchange(struct db *db, const struct login_input *in,
 out:
 	if (res->problem == LOGIN_OK)
 		log_msg(LOG_INFO, "login: %s signed in (%s flow)", res->userid,
-		    login_flow_name(login_flow()));
+		    config_choice(CFG_LOGIN_FLOW, cfg()->login_flow));
 	else
 		log_msg(res->problem == LOGIN_INTERNAL ||
 		    res->problem == LOGIN_MISCONFIGURED ? LOG_ERR : LOG_INFO,

@@ -188,7 +188,7 @@ check_dingtalk(struct db *db)
 		    "'%s'", root.name);
 	else
 		report("FAIL", "dingtalk", "directory permission: %s", err.msg);
-	if (strcmp(config_str(CFG_LOGIN_FLOW), "sns") == 0) {
+	if (cfg()->login_flow == CFG_FLOW_SNS) {
 		if (dt_sns_token(db, token, sizeof(token), &fetched, &err) ==
 		    DA_OK)
 			report("ok", "dingtalk", "sns app token %s",

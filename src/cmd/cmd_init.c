@@ -475,7 +475,7 @@ static void
 print_next_steps(const char *config)
 {
 	const char	*url = config_str(CFG_PUBLIC_URL);
-	int		 oauth2 = strcmp(config_str(CFG_LOGIN_FLOW), "oauth2") == 0;
+	int		 oauth2 = cfg()->login_flow == CFG_FLOW_OAUTH2;
 
 	printf("\nNext steps:\n"
 	    " 1. In DingTalk's developer console, fill in %s:\n"

@@ -34,9 +34,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "token_client: %s\n", err.msg);
 		return 1;
 	}
-	if (log_level_parse(config_str(CFG_LOG_LEVEL)) >= 0)
-		log_set_level((enum log_level)log_level_parse(
-		    config_str(CFG_LOG_LEVEL)));
+	log_set_level(cfg()->log_level);
 	for (i = 0; i < n; i++) {
 		if (strcmp(argv[1], "user") == 0) {
 			/* A directory call through dt_call (token + retry). */

@@ -106,6 +106,49 @@ main(void)
 	CHECK(config_load(0, &err) == DA_ECONFIG, "relative DB path refused");
 	write_conf("DINGAUTH_REQUIRE_DEPTS = 1, 23,456\n");
 	CHECK(config_load(0, &err) == DA_OK, "department list accepted");
+	CHECK(cfg()->nrequire_depts == 3 && cfg()->require_depts[0] == 1 &&
+	    cfg()->require_depts[1] == 23 && cfg()->require_depts[2] == 456,
+	    "department list parsed once, into ids");
+	CHECK(cfg()->nrequire_users == 0 && cfg()->login_flow == CFG_FLOW_SNS &&
+	    cfg()->unknown_user == CFG_UNKNOWN_REVIEW &&
+	    cfg()->log_level == LOG_INFO, "enum defaults as indexes");
+	write_conf("DINGAUTH_REQUIRE_USERS = u1 , manager2\n"
+	    "DINGAUTH_LOGIN_FLOW = oauth2\nDINGAUTH_UNKNOWN_USER = admit\n"
+	    "DINGAUTH_LOG_LEVEL = debug\n");
+	CHECK(config_load(0, &err) == DA_OK && cfg()->nrequire_users == 2 &&
+	    strcmp(cfg()->require_users[0], "u1") == 0 &&
+	    strcmp(cfg()->require_users[1], "manager2") == 0,
+	    "user list parsed once, spaces around items dropped");
+	CHECK(cfg()->login_flow == CFG_FLOW_OAUTH2 &&
+	    cfg()->unknown_user == CFG_UNKNOWN_ADMIT &&
+	    cfg()->log_level == LOG_DEBUG &&
+	    config_int(CFG_LOGIN_FLOW) == CFG_FLOW_OAUTH2,
+	    "enums kept as their index");
+	CHECK_STR(config_choice(CFG_LOGIN_FLOW, cfg()->login_flow), "oauth2",
+	    "an index names its value");
+	CHECK_STR(config_choice(CFG_LOGIN_FLOW, 7), "?", "no such index");
+	{
+		char	 big[CFG_LIST_MAX * 5 + 64];
+		size_t	 n = 0;
+		int	 i;
+
+		n += (size_t)snprintf(big, sizeof(big),
+		    "DINGAUTH_REQUIRE_DEPTS = ");
+		for (i = 1; i <= CFG_LIST_MAX; i++)
+			n += (size_t)snprintf(big + n, sizeof(big) - n,
+			    "%s%d", i > 1 ? "," : "", i);
+		snprintf(big + n, sizeof(big) - n, "\n");
+		write_conf(big);
+		CHECK(config_load(0, &err) == DA_OK &&
+		    cfg()->nrequire_depts == CFG_LIST_MAX,
+		    "a list of CFG_LIST_MAX ids accepted");
+		snprintf(big + n, sizeof(big) - n, ",999\n");
+		write_conf(big);
+		CHECK(config_load(0, &err) == DA_ECONFIG &&
+		    strstr(err.msg, "DINGAUTH_REQUIRE_DEPTS") != NULL,
+		    "one id more refused at load, naming the key (%s)",
+		    err.msg);
+	}
 	write_conf("DINGAUTH_REQUIRE_DEPTS = 1,,2\n");
 	CHECK(config_load(0, &err) == DA_ECONFIG, "empty list item refused");
 	write_conf("DINGAUTH_REQUIRE_DEPTS = 1,x\n");
@@ -139,6 +182,12 @@ main(void)
 	setenv("DINGAUTH_LOGIN_FLOW", "oauth2", 1);
 	CHECK(config_load(CFG_NEED_EXCHANGE, &err) == DA_OK,
 	    "the oauth2 flow does not (%s)", err.msg);
+	write_conf("DINGAUTH_PUBLIC_URL = https://e.x\n");
+	CHECK(config_load(CFG_NEED_LOGIN, &err) == DA_ECONFIG &&
+	    strstr(err.msg, "DINGTALK_APP_KEY") != NULL,
+	    "the oauth2 login page needs the app key (%s)", err.msg);
+	write_conf("DINGTALK_CORP_ID = c\nDINGTALK_APP_KEY = k\n"
+	    "DINGTALK_CORP_SECRET = s\nDINGAUTH_PUBLIC_URL = https://e.x\n");
 	CHECK_STR(config_str(CFG_CALLBACK_URL), "https://e.x/dingauth/callback",
 	    "callback URL derived from the public URL");
 	clear_env();
