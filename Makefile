@@ -54,7 +54,8 @@ TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
 SQL      := $(sort $(wildcard sql/*.sql))
-TEMPLATES:= $(sort $(wildcard static/*.html))
+# Page templates and the string catalogs (one per language) they read.
+TEMPLATES:= $(sort $(wildcard static/*.html static/messages.*))
 
 .PHONY: all test check run bench fuzz clean install-deps install uninstall
 

@@ -218,7 +218,7 @@ deny_login(struct req *r, const char *login)
 {
 	if (req_wants_json(r)) {
 		json_answer(r, 401, "unauthenticated",
-		    "Sign in with DingTalk first.", login);
+		    page_text("deny.login.json"), login);
 		return;
 	}
 	resp_header(r, "Location", login);
@@ -227,35 +227,79 @@ deny_login(struct req *r, const char *login)
 			{ "login", login, 0 },
 		};
 
-		page_deny(r, 302, "deny-login.html", "Sign in with DingTalk",
-		    vars, 1);
+		page_deny(r, 302, "deny-login.html",
+		    page_text("deny.login.title"), vars, 1);
 	}
 }
 
-/* Why the rule keeps u out, as plain ASCII (also a header value). */
+/*
+ * Why the rule keeps u out, from the catalog's rule.* texts: plain
+ * ASCII in English (also a header value).
+ */
 static char *
 rule_reason(struct req *r)
 {
 	const struct config	*c = cfg();
-	struct buf		 b;
+	struct buf		 list, item, who, depts, out;
 	size_t			 i, n = c->nrequire_depts;
+	char			 id[24];
 
-	buf_init(&b, 8192);
-	buf_puts(&b, "This location is open only to ");
-	if (n > 0) {
-		buf_printf(&b, "members of department%s ", n > 1 ? "s" : "");
-		for (i = 0; i < n; i++)
-			buf_printf(&b, "%s%lld", i == 0 ? "" :
-			    i + 1 == n ? " or " : ", ", c->require_depts[i]);
-		buf_puts(&b, n > 1 ?
-		    " (or of a department below them)" :
-		    " (or of a department below it)");
+	buf_init(&list, 8192);
+	buf_init(&who, 8192);
+	buf_init(&depts, 8192);
+	buf_init(&out, 8192);
+	/* "2", "2 or 7", "2, 5 or 7". */
+	for (i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "%lld", c->require_depts[i]);
+		if (i == 0) {
+			buf_puts(&list, id);
+			continue;
+		}
+		{
+			const struct html_var	 v[] = {
+				{ "list", list.data, 0 }, { "item", id, 0 },
+			};
+
+			buf_init(&item, 8192);
+			page_format(&item, i + 1 == n ? "rule.list.last" :
+			    "rule.list.more", v, 2);
+			buf_free(&list);
+			list = item;
+		}
 	}
-	if (c->nrequire_users > 0)
-		buf_printf(&b, "%snamed people", n > 0 ?
-		    ", and to " : "");
-	buf_puts(&b, ".");
-	return req_own(r, buf_take(&b));
+	{
+		const struct html_var	 v[] = {
+			{ "depts", list.data, 0 },
+		};
+
+		if (n > 0)
+			page_format(&depts, n > 1 ? "rule.depts" : "rule.dept",
+			    v, 1);
+	}
+	{
+		const struct html_var	 v[] = {
+			{ "depts", depts.data, 0 },
+			{ "users", page_text("rule.users"), 0 },
+		};
+
+		if (n > 0 && c->nrequire_users > 0)
+			page_format(&who, "rule.both", v, 2);
+		else if (n > 0)
+			buf_puts(&who, depts.data);
+		else
+			buf_puts(&who, page_text("rule.users"));
+	}
+	{
+		const struct html_var	 v[] = {
+			{ "who", who.data, 0 },
+		};
+
+		page_format(&out, "rule.reason", v, 1);
+	}
+	buf_free(&list);
+	buf_free(&who);
+	buf_free(&depts);
+	return req_own(r, buf_take(&out));
 }
 
 static void
@@ -275,8 +319,9 @@ deny_forbidden(struct req *r, const struct session_user *u)
 			{ "logout", req_own(r, login_route_path("logout")), 0 },
 		};
 
-		page_deny(r, 403, "deny-forbidden.html", "Not for your account",
-		    vars, sizeof(vars) / sizeof(vars[0]));
+		page_deny(r, 403, "deny-forbidden.html",
+		    page_text("deny.forbidden.title"), vars,
+		    sizeof(vars) / sizeof(vars[0]));
 	}
 }
 
@@ -292,8 +337,8 @@ deny_error(struct req *r, const char *message)
 			{ "message", message, 0 },
 		};
 
-		page_deny(r, 500, "deny-error.html", "Sign-in is not working",
-		    vars, 1);
+		page_deny(r, 500, "deny-error.html",
+		    page_text("deny.error.title"), vars, 1);
 	}
 }
 
@@ -310,59 +355,57 @@ grant(struct req *r, const struct session_user *u, int variables)
 		resp_header(r, "Cache-Control", "no-store");
 	if (put_fields(r, u, variables) == -1) {
 		resp_clear(r);
-		deny_error(r, "The account's data cannot be passed on.");
+		deny_error(r, page_text("deny.error.fields"));
+	}
+}
+
+/*
+ * The Authorizer role (variables: Variable-* on a grant, a 302 to the
+ * login page) and the auth responder (X-Auth-Request-* on a grant, a
+ * 401 naming the login page for nginx, the reason as a header on 403).
+ */
+static void
+answer(struct req *r, int variables)
+{
+	struct session_user	 su;
+	const char		*login;
+
+	switch (decide(r, &su)) {
+	case V_GRANT:
+		grant(r, &su, variables);
+		break;
+	case V_NOSESSION:
+		login = login_url(r, 1);
+		if (variables) {
+			deny_login(r, login);
+			break;
+		}
+		/* nginx reads the target from here: Location would be lost. */
+		resp_header(r, "X-Auth-Request-Redirect", login);
+		json_answer(r, 401, "unauthenticated",
+		    page_text("deny.login.json"), login);
+		break;
+	case V_FORBIDDEN:
+		if (!variables)
+			resp_header(r, "X-Auth-Request-Reason", rule_reason(r));
+		deny_forbidden(r, &su);
+		break;
+	case V_ERROR:
+		deny_error(r, page_text("deny.error.database"));
+		break;
 	}
 }
 
 static void
 serve_authorize(struct req *r, void *arg)
 {
-	struct session_user	 su, *u = &su;
-	enum verdict		 v = decide(r, &su);
-
-	switch (v) {
-	case V_GRANT:
-		grant(r, u, 1);
-		break;
-	case V_NOSESSION:
-		deny_login(r, login_url(r, 1));
-		break;
-	case V_FORBIDDEN:
-		deny_forbidden(r, u);
-		break;
-	case V_ERROR:
-		deny_error(r, "The login database cannot be read.");
-		break;
-	}
+	answer(r, 1);
 }
 
 static void
 serve_auth(struct req *r, void *arg)
 {
-	struct session_user	 su, *u = &su;
-	enum verdict		 v = decide(r, &su);
-	const char		*login;
-
-	switch (v) {
-	case V_GRANT:
-		grant(r, u, 0);
-		break;
-	case V_NOSESSION:
-		/* nginx reads the target from here: Location would be lost. */
-		login = login_url(r, 1);
-		resp_header(r, "X-Auth-Request-Redirect", login);
-		json_answer(r, 401, "unauthenticated",
-		    "Sign in with DingTalk first.", login);
-		break;
-	case V_FORBIDDEN:
-		resp_header(r, "X-Auth-Request-Reason",
-		    rule_reason(r));
-		deny_forbidden(r, u);
-		break;
-	case V_ERROR:
-		deny_error(r, "The login database cannot be read.");
-		break;
-	}
+	answer(r, 0);
 }
 
 static void
@@ -394,11 +437,11 @@ serve_whoami(struct req *r, void *arg)
 		break;
 	case V_NOSESSION:
 		json_answer(r, 401, "unauthenticated",
-		    "Sign in with DingTalk first.", login_url(r, 0));
+		    page_text("deny.login.json"), login_url(r, 0));
 		break;
 	case V_ERROR:
 		json_answer(r, 500, "internal",
-		    "The login database cannot be read.", NULL);
+		    page_text("deny.error.database"), NULL);
 		break;
 	}
 }

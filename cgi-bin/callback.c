@@ -233,6 +233,11 @@ envelope_refusal(enum da_err code)
 	}
 }
 
+/*
+ * One push, front to back. Longer than most functions on purpose: the
+ * refusals read in the order of the header comment, each before anything
+ * is written, and the answer goes out before the slow part.
+ */
 static void
 serve_callback(struct req *r, void *arg)
 {

@@ -58,8 +58,8 @@ show_account(struct req *r, const struct session_user *u)
 			{ "logout", logout, 0 },
 		};
 
-		page_render(r, 200, "account.html", "Signed in", vars,
-		    sizeof(vars) / sizeof(vars[0]), NULL);
+		page_render(r, 200, "account.html", page_text("account.title"),
+		    vars, sizeof(vars) / sizeof(vars[0]), NULL);
 	}
 	free(logout);
 }
@@ -133,8 +133,8 @@ serve_login(struct req *r, void *arg)
 			{ "ddlogin_js", config_str(CFG_DDLOGIN_JS), 0 },
 		};
 
-		page_render(r, 200, "login.html", "Sign in with DingTalk", vars,
-		    sizeof(vars) / sizeof(vars[0]), csp);
+		page_render(r, 200, "login.html", page_text("login.title"),
+		    vars, sizeof(vars) / sizeof(vars[0]), csp);
 	}
 out:
 	free(url);

@@ -66,6 +66,20 @@ enum da_err	 html_render(struct buf *out, const char *name,
 		    const struct html_var *vars, size_t nvars,
 		    struct da_error *err);
 
+/*
+ * Where {{@key}} slots find their text (a string catalog): the text of
+ * key, or NULL when there is none.
+ */
+typedef const char	*(*html_text_fn)(const char *key);
+
+/*
+ * html_render, and {{@key}} slots (any filter but raw) take their text
+ * from lookup(key); a key without text is DA_EINPUT like a missing var.
+ */
+enum da_err	 html_render_with(struct buf *out, const char *name,
+		    const struct html_var *vars, size_t nvars,
+		    html_text_fn lookup, struct da_error *err);
+
 /* The same over template text given directly (tests). */
 enum da_err	 html_render_text(struct buf *out, const char *text,
 		    const struct html_var *vars, size_t nvars,

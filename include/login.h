@@ -55,7 +55,10 @@ enum da_err	 login_authorize_url(const char *state, char **url,
 /* "scheme://host[:port]" of DINGTALK_LOGIN_URL: the QR frame's origin. */
 void		 login_frame_origin(char *out, size_t size);
 
-/* Everything that can stop a login, each with its page. */
+/*
+ * Everything that can stop a login, each with its page (its title and
+ * text are the page kit's: page.h).
+ */
 enum login_problem {
 	LOGIN_OK = 0,
 	LOGIN_STATE_MISSING,	/* no state parameter */
@@ -82,8 +85,6 @@ enum login_problem {
 struct login_problem_info {
 	int		 status;	/* HTTP status */
 	const char	*id;		/* stable, for JSON: "state_expired" */
-	const char	*title;		/* page heading */
-	const char	*text;		/* what happened, what to do */
 	int		 retry_after;	/* seconds, 0: no Retry-After */
 };
 

@@ -5,6 +5,7 @@
 
 #include "err.h"
 #include "login.h"
+#include "mem.h"
 
 /*
  * The page kit of every program: each page is a template from static/
@@ -21,6 +22,24 @@
  */
 struct req;
 struct html_var;
+
+/*
+ * Every string a page shows comes from one catalog per language,
+ * static/messages.<lang> (English, "en", only for now), compiled in:
+ * templates read it as {{@key}}, C code through page_text. The next
+ * language is one more file, chosen here.
+ *
+ * The text of key; a key missing from the catalog is logged and shows
+ * as itself (never NULL).
+ */
+const char	*page_text(const char *key);
+/*
+ * page_text(key) appended to out with each "{name}" replaced by the
+ * value of vars' name (plain text: escape at output). Unknown names
+ * stay as they are.
+ */
+void		 page_format(struct buf *out, const char *key,
+		    const struct html_var *vars, size_t nvars);
 
 /*
  * Status, then template tmpl inside layout.html titled title; every

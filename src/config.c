@@ -236,6 +236,10 @@ bad:
 	return -1;
 }
 
+/*
+ * One case per value type of the table: long, but every rule a value
+ * must meet is here and nowhere else.
+ */
 enum da_err
 config_check(enum cfg_key key, const char *v, struct da_error *err)
 {

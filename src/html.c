@@ -172,29 +172,35 @@ find_var(const struct html_var *vars, size_t nvars, const char *name,
 	return NULL;
 }
 
+/* A slot name's characters; a catalog key ("@login.lead") also has '.'. */
 static int
-slot_char(char c)
+slot_char(char c, int key)
 {
-	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+	    (key && c == '.');
 }
 
-/* Emit one slot s[0..len) ("name" or "name|filter") into out. */
+/* Emit one slot s[0..len) ("name", "@key", either with "|filter"). */
 static enum da_err
 render_slot(struct buf *out, const char *s, size_t len,
-    const struct html_var *vars, size_t nvars, struct da_error *err)
+    const struct html_var *vars, size_t nvars, html_text_fn text,
+    struct da_error *err)
 {
 	const struct html_var	*v;
+	struct html_var		 kv;
 	struct buf		 tmp;
 	const char		*bar;
+	char			 key[SLOT_NAME_MAX + 1];
 	size_t			 nlen, flen, i;
 	enum html_filter	 f = FILTER__MAX;
+	int			 is_key = len > 0 && s[0] == '@';
 
 	bar = memchr(s, '|', len);
 	nlen = bar != NULL ? (size_t)(bar - s) : len;
-	for (i = 0; i < nlen; i++)
-		if (!slot_char(s[i]))
+	for (i = is_key; i < nlen; i++)
+		if (!slot_char(s[i], is_key))
 			break;
-	if (nlen == 0 || nlen > SLOT_NAME_MAX || i != nlen)
+	if (nlen <= (size_t)is_key || nlen > SLOT_NAME_MAX || i != nlen)
 		return DA_ERROR(err, DA_EINPUT, "template slot {{%.*s}}: "
 		    "bad name", (int)(len > 80 ? 80 : len), s);
 	if (bar == NULL)
@@ -209,7 +215,17 @@ render_slot(struct buf *out, const char *s, size_t len,
 			return DA_ERROR(err, DA_EINPUT, "template slot "
 			    "{{%.*s}}: unknown filter", (int)len, s);
 	}
-	if ((v = find_var(vars, nvars, s, nlen)) == NULL)
+	if (is_key) {
+		/* A string of the catalog: text like any other, never raw. */
+		memcpy(key, s + 1, nlen - 1);
+		key[nlen - 1] = '\0';
+		kv.name = key;
+		kv.raw = 0;
+		if (text == NULL || (kv.value = text(key)) == NULL)
+			return DA_ERROR(err, DA_EINPUT, "template slot "
+			    "{{%.*s}}: no such text", (int)nlen, s);
+		v = &kv;
+	} else if ((v = find_var(vars, nvars, s, nlen)) == NULL)
 		return DA_ERROR(err, DA_EINPUT, "template slot {{%.*s}}: "
 		    "no such value", (int)nlen, s);
 	switch (f) {
@@ -244,9 +260,9 @@ render_slot(struct buf *out, const char *s, size_t len,
 	return DA_OK;
 }
 
-enum da_err
-html_render_text(struct buf *out, const char *text,
-    const struct html_var *vars, size_t nvars, struct da_error *err)
+static enum da_err
+render(struct buf *out, const char *text, const struct html_var *vars,
+    size_t nvars, html_text_fn lookup, struct da_error *err)
 {
 	const char	*p = text, *open, *close;
 	size_t		 start = out->len;
@@ -261,7 +277,7 @@ html_render_text(struct buf *out, const char *text,
 			goto out;
 		}
 		rc = render_slot(out, open + 2, (size_t)(close - open - 2),
-		    vars, nvars, err);
+		    vars, nvars, lookup, err);
 		if (rc != DA_OK)
 			goto out;
 		p = close + 2;
@@ -280,12 +296,27 @@ out:
 }
 
 enum da_err
+html_render_text(struct buf *out, const char *text,
+    const struct html_var *vars, size_t nvars, struct da_error *err)
+{
+	return render(out, text, vars, nvars, NULL, err);
+}
+
+enum da_err
 html_render(struct buf *out, const char *name, const struct html_var *vars,
     size_t nvars, struct da_error *err)
+{
+	return html_render_with(out, name, vars, nvars, NULL, err);
+}
+
+enum da_err
+html_render_with(struct buf *out, const char *name,
+    const struct html_var *vars, size_t nvars, html_text_fn lookup,
+    struct da_error *err)
 {
 	const char	*text;
 
 	if ((text = embedded_template(name)) == NULL)
 		return DA_ERROR(err, DA_EINPUT, "no template %s", name);
-	return html_render_text(out, text, vars, nvars, err);
+	return render(out, text, vars, nvars, lookup, err);
 }

@@ -17,86 +17,27 @@
 
 #define CODE_MAX	512	/* longer than any DingTalk code */
 
+/* Each problem's title and text: page.c, "problem.<id>.*" of the catalog. */
 static const struct login_problem_info problems[LOGIN_PROBLEM__MAX] = {
-	[LOGIN_OK] = { 200, "ok", "Signed in", "", 0 },
-	[LOGIN_STATE_MISSING] = { 400, "state_missing",
-	    "This sign-in link is incomplete",
-	    "The address you were sent back to carries no sign-in state, so "
-	    "it cannot be matched to a sign-in attempt. Start again from the "
-	    "sign-in page.", 0 },
-	[LOGIN_STATE_MISMATCH] = { 400, "state_mismatch",
-	    "This sign-in was started in another browser",
-	    "The sign-in attempt does not belong to this browser: its cookie "
-	    "is missing or different. This happens when a sign-in link is "
-	    "opened in another browser or used a second time, or when "
-	    "cookies are blocked. Start again from the sign-in page in this "
-	    "browser.", 0 },
-	[LOGIN_STATE_INVALID] = { 400, "state_invalid",
-	    "This sign-in attempt has expired or was already used",
-	    "Each sign-in attempt can be used once, within 10 minutes. Start "
-	    "again from the sign-in page and scan a fresh QR code.", 0 },
-	[LOGIN_CODE_MISSING] = { 400, "code_missing",
-	    "DingTalk sent no login code",
-	    "The sign-in was cancelled or did not complete in DingTalk. Start "
-	    "again from the sign-in page.", 0 },
-	[LOGIN_CODE_REJECTED] = { 400, "code_rejected",
-	    "DingTalk did not accept the login code",
-	    "The code from DingTalk was already used or has expired. Start "
-	    "again from the sign-in page and scan a fresh QR code.", 0 },
-	[LOGIN_NOT_MEMBER] = { 403, "not_member",
-	    "Your DingTalk account is not a member of this company",
-	    "Only employees of the company can sign in here. If you have "
-	    "several DingTalk accounts, sign in with your company account.",
-	    0 },
-	[LOGIN_INACTIVE] = { 403, "inactive",
-	    "Your account is no longer active",
-	    "The company directory shows that you have left the company. If "
-	    "this is a mistake, ask your administrator.", 0 },
-	[LOGIN_DISABLED] = { 403, "disabled",
-	    "Your access has been disabled",
-	    "An administrator has disabled your access to this site. Ask them "
-	    "if you need it back.", 0 },
-	[LOGIN_DENIED] = { 403, "denied",
-	    "You are not in this site's directory",
-	    "Your DingTalk account belongs to the company, but this site only "
-	    "admits people in its directory. Ask your administrator to add "
-	    "you.", 0 },
-	[LOGIN_WAITING] = { 403, "waiting_for_approval",
-	    "Waiting for approval",
-	    "Your request to sign in has been recorded. An administrator has "
-	    "to approve it; try again once they have.", 0 },
-	[LOGIN_DT_TIMEOUT] = { 504, "dingtalk_timeout",
-	    "DingTalk did not answer in time",
-	    "DingTalk is slow right now. Wait a moment, then try again.", 0 },
-	[LOGIN_DT_DOWN] = { 502, "dingtalk_unavailable",
-	    "DingTalk could not be reached",
-	    "DingTalk is unavailable or failing right now. Wait a moment, then "
-	    "try again.", 0 },
-	[LOGIN_DT_GARBAGE] = { 502, "dingtalk_bad_answer",
-	    "DingTalk sent an answer that could not be read",
-	    "DingTalk answered with something other than what it should. Wait "
-	    "a moment, then try again.", 0 },
-	[LOGIN_DT_ERROR] = { 502, "dingtalk_error",
-	    "DingTalk reported an error",
-	    "DingTalk could not complete the sign-in. Wait a moment, then try "
-	    "again; if it keeps happening, tell your administrator.", 0 },
-	[LOGIN_DT_RATE] = { 503, "rate_limited",
-	    "Too many sign-ins at the moment",
-	    "DingTalk is limiting how often this site may ask it. Wait about "
-	    "half a minute, then try again.", 30 },
-	[LOGIN_MISCONFIGURED] = { 500, "misconfigured",
-	    "Sign-in is not set up correctly",
-	    "DingTalk refused this site's credentials or permissions. Your "
-	    "administrator has to fix the configuration; the details are in "
-	    "the server log.", 0 },
-	[LOGIN_INTERNAL] = { 500, "internal_error",
-	    "Something went wrong on our side",
-	    "The sign-in could not be completed because of a problem on this "
-	    "server. Try again; if it keeps happening, tell your "
-	    "administrator.", 0 },
-	[LOGIN_BAD_REQUEST] = { 400, "bad_request",
-	    "This request could not be understood",
-	    "Start again from the sign-in page.", 0 },
+	[LOGIN_OK] = { 200, "ok", 0 },
+	[LOGIN_STATE_MISSING] = { 400, "state_missing", 0 },
+	[LOGIN_STATE_MISMATCH] = { 400, "state_mismatch", 0 },
+	[LOGIN_STATE_INVALID] = { 400, "state_invalid", 0 },
+	[LOGIN_CODE_MISSING] = { 400, "code_missing", 0 },
+	[LOGIN_CODE_REJECTED] = { 400, "code_rejected", 0 },
+	[LOGIN_NOT_MEMBER] = { 403, "not_member", 0 },
+	[LOGIN_INACTIVE] = { 403, "inactive", 0 },
+	[LOGIN_DISABLED] = { 403, "disabled", 0 },
+	[LOGIN_DENIED] = { 403, "denied", 0 },
+	[LOGIN_WAITING] = { 403, "waiting_for_approval", 0 },
+	[LOGIN_DT_TIMEOUT] = { 504, "dingtalk_timeout", 0 },
+	[LOGIN_DT_DOWN] = { 502, "dingtalk_unavailable", 0 },
+	[LOGIN_DT_GARBAGE] = { 502, "dingtalk_bad_answer", 0 },
+	[LOGIN_DT_ERROR] = { 502, "dingtalk_error", 0 },
+	[LOGIN_DT_RATE] = { 503, "rate_limited", 30 },
+	[LOGIN_MISCONFIGURED] = { 500, "misconfigured", 0 },
+	[LOGIN_INTERNAL] = { 500, "internal_error", 0 },
+	[LOGIN_BAD_REQUEST] = { 400, "bad_request", 0 },
 };
 
 const struct login_problem_info *
@@ -364,38 +305,100 @@ out:
 	    rc == DA_EDB ? LOGIN_INTERNAL : problem_of(rc);
 }
 
+/* The state: present, this browser's, then consumed (res->rd kept). */
+static enum login_problem
+take_state(struct db *db, const struct login_input *in,
+    struct login_result *res)
+{
+	char		 rd[LOGIN_RD_MAX];
+	enum da_err	 rc;
+
+	if (in->state == NULL || in->state[0] == '\0')
+		return LOGIN_STATE_MISSING;
+	if (in->state_cookie == NULL ||
+	    !crypto_str_equal(in->state, in->state_cookie))
+		return LOGIN_STATE_MISMATCH;
+	rc = state_take(db, in->state, rd, sizeof(rd), &res->err);
+	if (rc != DA_OK)
+		return rc == DA_ESTATE ? LOGIN_STATE_INVALID : LOGIN_INTERNAL;
+	login_rd(rd, res->rd);
+	return LOGIN_OK;
+}
+
+/*
+ * Our directory decides about res->userid: a session for an active
+ * employee (the browser's old one ended), DINGAUTH_UNKNOWN_USER for
+ * someone it does not know, a refusal for a leaver or a disabled user.
+ */
+static enum login_problem
+directory_decides(struct db *db, const struct login_input *in,
+    const struct dt_identity *id, struct login_result *res)
+{
+	struct dir_user		 u;
+	enum login_problem	 p = LOGIN_INTERNAL;
+	enum da_err		 rc;
+
+	memset(&u, 0, sizeof(u));
+	rc = directory_get_user(db, res->userid, &u, &res->err);
+	if (rc == DA_ENOTFOUND) {
+		switch (cfg()->unknown_user) {
+		case CFG_UNKNOWN_ADMIT:
+			p = admit(db, res->userid, in, res);
+			break;
+		case CFG_UNKNOWN_REVIEW:
+			p = review(db, res->userid, id, res);
+			break;
+		default:
+			DA_ERROR(&res->err, DA_ENOTFOUND, "%s is not in the "
+			    "directory (DINGAUTH_UNKNOWN_USER=deny)",
+			    res->userid);
+			p = LOGIN_DENIED;
+			break;
+		}
+		if (p == LOGIN_OK && in->session_cookie != NULL)
+			session_end(db, in->session_cookie, NULL);
+		goto out;
+	}
+	if (rc != DA_OK)
+		goto out;
+	snprintf(res->name, sizeof(res->name), "%s", u.name);
+	if (u.disabled) {
+		DA_ERROR(&res->err, DA_EPERM, "%s is disabled", u.userid);
+		p = LOGIN_DISABLED;
+		goto out;
+	}
+	if (!u.active) {
+		DA_ERROR(&res->err, DA_ENOTMEMBER, "%s has left the company",
+		    u.userid);
+		p = LOGIN_INACTIVE;
+		goto out;
+	}
+	join_ids(u.dept_ids, u.ndept, res->dept_ids, sizeof(res->dept_ids));
+	/* A new id at every login; the one this browser had is ended. */
+	if (in->session_cookie != NULL)
+		session_end(db, in->session_cookie, NULL);
+	if (session_open(db, u.userid, in->remote_addr, in->user_agent,
+	    res->session, &res->err) == DA_OK)
+		p = LOGIN_OK;
+out:
+	dir_user_clear(&u);
+	return p;
+}
+
 void
 login_exchange(struct db *db, const struct login_input *in,
     struct login_result *res)
 {
 	struct dt_identity	 id;
-	struct dir_user		 u;
-	char			 rd[LOGIN_RD_MAX];
 	enum da_err		 rc;
 
 	memset(res, 0, sizeof(*res));
-	memset(&u, 0, sizeof(u));
 	memset(&id, 0, sizeof(id));
 	snprintf(res->rd, sizeof(res->rd), "/");
 
-	/* The state first: present, this browser's, then consumed. */
-	if (in->state == NULL || in->state[0] == '\0') {
-		res->problem = LOGIN_STATE_MISSING;
+	/* The state first. */
+	if ((res->problem = take_state(db, in, res)) != LOGIN_OK)
 		goto out;
-	}
-	if (in->state_cookie == NULL ||
-	    !crypto_str_equal(in->state, in->state_cookie)) {
-		res->problem = LOGIN_STATE_MISMATCH;
-		goto out;
-	}
-	rc = state_take(db, in->state, rd, sizeof(rd), &res->err);
-	if (rc != DA_OK) {
-		res->problem = rc == DA_ESTATE ? LOGIN_STATE_INVALID :
-		    LOGIN_INTERNAL;
-		goto out;
-	}
-	login_rd(rd, res->rd);
-
 	if (in->code == NULL || in->code[0] == '\0') {
 		res->problem = LOGIN_CODE_MISSING;
 		goto out;
@@ -413,54 +416,7 @@ login_exchange(struct db *db, const struct login_input *in,
 		goto out;
 	}
 	snprintf(res->unionid, sizeof(res->unionid), "%s", id.unionid);
-
-	/* The directory decides. */
-	rc = directory_get_user(db, res->userid, &u, &res->err);
-	if (rc == DA_ENOTFOUND) {
-		switch (cfg()->unknown_user) {
-		case CFG_UNKNOWN_ADMIT:
-			res->problem = admit(db, res->userid, in, res);
-			break;
-		case CFG_UNKNOWN_REVIEW:
-			res->problem = review(db, res->userid, &id, res);
-			break;
-		default:
-			DA_ERROR(&res->err, DA_ENOTFOUND, "%s is not in the "
-			    "directory (DINGAUTH_UNKNOWN_USER=deny)",
-			    res->userid);
-			res->problem = LOGIN_DENIED;
-			break;
-		}
-		if (res->problem == LOGIN_OK && in->session_cookie != NULL)
-			session_end(db, in->session_cookie, NULL);
-		goto out;
-	}
-	if (rc != DA_OK) {
-		res->problem = LOGIN_INTERNAL;
-		goto out;
-	}
-	snprintf(res->name, sizeof(res->name), "%s", u.name);
-	if (u.disabled) {
-		DA_ERROR(&res->err, DA_EPERM, "%s is disabled", u.userid);
-		res->problem = LOGIN_DISABLED;
-		goto out;
-	}
-	if (!u.active) {
-		DA_ERROR(&res->err, DA_ENOTMEMBER, "%s has left the company",
-		    u.userid);
-		res->problem = LOGIN_INACTIVE;
-		goto out;
-	}
-	join_ids(u.dept_ids, u.ndept, res->dept_ids, sizeof(res->dept_ids));
-	/* A new id at every login; the one this browser had is ended. */
-	if (in->session_cookie != NULL)
-		session_end(db, in->session_cookie, NULL);
-	if (session_open(db, u.userid, in->remote_addr, in->user_agent,
-	    res->session, &res->err) != DA_OK) {
-		res->problem = LOGIN_INTERNAL;
-		goto out;
-	}
-	res->problem = LOGIN_OK;
+	res->problem = directory_decides(db, in, &id, res);
 out:
 	if (res->problem == LOGIN_OK)
 		log_msg(LOG_INFO, "login: %s signed in (%s flow)", res->userid,
@@ -474,5 +430,4 @@ out:
 		    res->err.msg[0] ? ": " : "", res->err.msg);
 	if (res->problem != LOGIN_OK)
 		res->session[0] = '\0';
-	dir_user_clear(&u);
 }

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "embedded.h"
 #include "html.h"
 #include "json.h"
 #include "log.h"
@@ -11,6 +12,114 @@
 #include "req.h"
 
 #define ORIGIN_MAX	512
+#define CATALOG		"messages.en"	/* the one language for now */
+
+/* The catalog, parsed once per process: sorted by key. */
+struct text {
+	const char	*key;
+	const char	*text;
+};
+
+static struct {
+	char		*data;		/* a copy of the file, cut in place */
+	struct text	*v;
+	size_t		 n;
+} catalog;
+
+static int
+text_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct text *)a)->key,
+	    ((const struct text *)b)->key);
+}
+
+/*
+ * "key = text" lines of the embedded catalog; "#" comments and blank
+ * lines skipped, spaces around key and text dropped.
+ */
+static void
+catalog_load(void)
+{
+	const char	*file;
+	char		*line, *next, *eq, *k, *v, *e;
+	size_t		 cap = 0;
+
+	if (catalog.data != NULL ||
+	    (file = embedded_template(CATALOG)) == NULL)
+		return;
+	catalog.data = xstrdup(file);
+	for (line = catalog.data; line != NULL && *line != '\0'; line = next) {
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		if (*line == '#' || (eq = strchr(line, '=')) == NULL)
+			continue;
+		*eq = '\0';
+		for (k = line; *k == ' '; k++)
+			;
+		for (e = eq; e > k && e[-1] == ' '; e--)
+			*--e = '\0';
+		for (v = eq + 1; *v == ' '; v++)
+			;
+		if (catalog.n == cap) {
+			cap = cap ? cap * 2 : 128;
+			catalog.v = xrealloc(catalog.v,
+			    cap * sizeof(*catalog.v));
+		}
+		catalog.v[catalog.n].key = k;
+		catalog.v[catalog.n++].text = v;
+	}
+	qsort(catalog.v, catalog.n, sizeof(*catalog.v), text_cmp);
+}
+
+/* The text of key, or NULL: the lookup of {{@key}} template slots. */
+static const char *
+catalog_text(const char *key)
+{
+	struct text	 want, *t;
+
+	catalog_load();
+	want.key = key;
+	t = bsearch(&want, catalog.v, catalog.n, sizeof(*catalog.v),
+	    text_cmp);
+	return t != NULL ? t->text : NULL;
+}
+
+const char *
+page_text(const char *key)
+{
+	const char	*t;
+
+	if ((t = catalog_text(key)) == NULL) {
+		log_msg(LOG_ERR, "page: no text %s in %s", key, CATALOG);
+		t = key;
+	}
+	return t;
+}
+
+void
+page_format(struct buf *out, const char *key, const struct html_var *vars,
+    size_t nvars)
+{
+	const char	*p = page_text(key), *open, *close;
+	size_t		 i;
+
+	while ((open = strchr(p, '{')) != NULL &&
+	    (close = strchr(open, '}')) != NULL) {
+		buf_append(out, p, (size_t)(open - p));
+		for (i = 0; i < nvars; i++)
+			if (strlen(vars[i].name) == (size_t)(close - open - 1) &&
+			    strncmp(vars[i].name, open + 1,
+			    (size_t)(close - open - 1)) == 0)
+				break;
+		if (i < nvars)
+			buf_puts(out, vars[i].value != NULL ?
+			    vars[i].value : "");
+		else
+			buf_append(out, open, (size_t)(close - open + 1));
+		p = close + 1;
+	}
+	buf_puts(out, p);
+}
 
 static const char *const csp_strict =
     "default-src 'self'; script-src 'self'; object-src 'none'; "
@@ -66,7 +175,8 @@ render(struct buf *page, const char *layout, const char *tmpl,
 		memcpy(all, vars, nvars * sizeof(*all));
 	all[nvars].name = "static";
 	all[nvars].value = stat;
-	if ((rc = html_render(&content, tmpl, all, nvars + 1, err)) == DA_OK) {
+	if ((rc = html_render_with(&content, tmpl, all, nvars + 1,
+	    catalog_text, err)) == DA_OK) {
 		const struct html_var	 outer[] = {
 			{ "title", title, 0 },
 			{ "static", stat, 0 },
@@ -74,8 +184,8 @@ render(struct buf *page, const char *layout, const char *tmpl,
 			{ "content", content.data, 1 },
 		};
 
-		rc = html_render(page, layout, outer,
-		    sizeof(outer) / sizeof(outer[0]), err);
+		rc = html_render_with(page, layout, outer,
+		    sizeof(outer) / sizeof(outer[0]), catalog_text, err);
 	}
 	free(all);
 	free(stat);
@@ -185,9 +295,14 @@ page_problem(struct req *r, enum login_problem p, const char *rd,
 {
 	const struct login_problem_info	*pi = login_problem_info(p);
 	struct buf			 who;
-	char				*retry, ra[16];
+	const char			*title, *text;
+	char				*retry, ra[16], key[96];
 	json				*doc;
 
+	snprintf(key, sizeof(key), "problem.%s.title", pi->id);
+	title = page_text(key);
+	snprintf(key, sizeof(key), "problem.%s.text", pi->id);
+	text = page_text(key);
 	retry = login_page_path(rd);
 	if (pi->retry_after > 0) {
 		snprintf(ra, sizeof(ra), "%d", pi->retry_after);
@@ -196,8 +311,8 @@ page_problem(struct req *r, enum login_problem p, const char *rd,
 	if (as_json) {
 		doc = json_new_object();
 		json_add_str(doc, "error", pi->id);
-		json_add_str(doc, "message", pi->title);
-		json_add_str(doc, "detail", pi->text);
+		json_add_str(doc, "message", title);
+		json_add_str(doc, "detail", text);
 		json_add_str(doc, "retry", retry);
 		if (pi->retry_after > 0)
 			json_add_int(doc, "retry_after", pi->retry_after);
@@ -209,13 +324,15 @@ page_problem(struct req *r, enum login_problem p, const char *rd,
 	}
 	buf_init(&who, 4096);
 	if (name != NULL && name[0] != '\0') {
-		buf_puts(&who, "<p class=\"who\">DingTalk account: <strong>");
+		buf_puts(&who, "<p class=\"who\">");
+		html_escape_text(&who, page_text("error.account"));
+		buf_puts(&who, " <strong>");
 		html_escape_text(&who, name);
 		buf_puts(&who, "</strong></p>");
 	} else
 		buf_puts(&who, "");
 	error_page(r, pi->status, pi->id, p == LOGIN_WAITING ? "waiting" :
-	    "error", pi->title, pi->text, who.data, retry);
+	    "error", title, text, who.data, retry);
 	buf_free(&who);
 	free(retry);
 }
@@ -223,11 +340,12 @@ page_problem(struct req *r, enum login_problem p, const char *rd,
 void
 page_config_error(struct req *r, const struct da_error *err)
 {
-	const char	*title = "Sign-in is not set up correctly";
+	const char	*title = page_text("error.misconfigured.title");
 	const char	*msg = err != NULL && err->msg[0] ? err->msg :
 	    "configuration error";
+	struct buf	 text;
 	json		*doc;
-	char		*retry, *text;
+	char		*retry;
 
 	log_msg(LOG_ERR, "configuration: %s", msg);
 	resp_clear(r);
@@ -242,17 +360,19 @@ page_config_error(struct req *r, const struct da_error *err)
 		resp_json(r, 500, doc);
 		json_free(doc);
 	} else if (r->role == REQ_AUTHORIZER) {
-		text = xasprintf("dingauth is not configured correctly: %s",
-		    msg);
+		const struct html_var	 detail = { "detail", msg, 0 };
+
+		buf_init(&text, 0);
+		page_format(&text, "deny.error.config", &detail, 1);
 		{
 			const struct html_var	 vars[] = {
-				{ "message", text, 0 },
+				{ "message", text.data, 0 },
 			};
 
 			page_deny(r, 500, "deny-error.html",
-			    "Sign-in is not working", vars, 1);
+			    page_text("deny.error.title"), vars, 1);
 		}
-		free(text);
+		buf_free(&text);
 	} else {
 		retry = login_page_path(NULL);
 		error_page(r, 500, "misconfigured", "error", title, msg, "",

@@ -11,6 +11,7 @@
 #include "html.h"
 #include "login.h"
 #include "mem.h"
+#include "page.h"
 #include "unit.h"
 
 typedef void	(*escaper)(struct buf *, const char *);
@@ -165,6 +166,63 @@ test_templates(void)
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		CHECK(embedded_template(names[i]) != NULL, "template %s "
 		    "embedded", names[i]);
+	CHECK(embedded_template("messages.en") != NULL,
+	    "the English catalog embedded");
+}
+
+/* {{@key}} slots and the catalog behind them (page_text, page_format). */
+static void
+test_catalog(void)
+{
+	static const char *const pages[] = { "layout.html", "login.html",
+	    "error.html", "account.html", "deny-layout.html",
+	    "deny-login.html", "deny-forbidden.html", "deny-error.html" };
+	struct da_error	 err = { 0 };
+	struct buf	 b;
+	const char	*t;
+	size_t		 i;
+
+	/* Through a lookup: escaped like any slot, never raw. */
+	{
+		struct buf	 o;
+
+		buf_init(&o, 0);
+		CHECK(html_render_text(&o, "{{@a.b}}", NULL, 0, &err) ==
+		    DA_EINPUT, "no lookup: {{@key}} refused");
+		buf_free(&o);
+	}
+	CHECK_STR(page_text("login.lead"),
+	    "Open DingTalk on your phone and scan the QR code.",
+	    "page_text reads the catalog");
+	CHECK_STR(page_text("no.such.key"), "no.such.key",
+	    "a missing key shows as itself");
+	CHECK_STR(page_text("problem.ok.text"), "", "an empty text");
+	{
+		const struct html_var	 v[] = { { "who", "<x>", 0 } };
+
+		buf_init(&b, 0);
+		page_format(&b, "rule.reason", v, 1);
+		CHECK_STR(b.data, "This location is open only to <x>.",
+		    "page_format fills {who}, plain text");
+		buf_free(&b);
+	}
+	/* Every page's {{@key}} is in the catalog. */
+	for (i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+		const char	*p = embedded_template(pages[i]), *k, *e;
+		char		 key[80];
+		int		 missing = 0;
+
+		for (k = p; k != NULL && (k = strstr(k, "{{@")) != NULL;
+		    k = e) {
+			k += 3;
+			e = k + strcspn(k, "|}");
+			snprintf(key, sizeof(key), "%.*s", (int)(e - k), k);
+			if (strcmp(t = page_text(key), key) == 0)
+				missing++;
+		}
+		CHECK(p != NULL && missing == 0, "%s: every text in the "
+		    "catalog (%d missing)", pages[i], missing);
+	}
 }
 
 static void
@@ -259,6 +317,7 @@ main(void)
 	test_escapers();
 	test_render();
 	test_templates();
+	test_catalog();
 	test_rd();
 	test_urls();
 	return unit_done();
