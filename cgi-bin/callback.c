@@ -178,7 +178,7 @@ query_values(const struct req *r, const char *v[Q__MAX], char *what,
 static int
 timestamp_fresh(const char *ts, long long *age)
 {
-	long long	 window = config_int(CFG_CALLBACK_WINDOW), t, now;
+	long long	 window = cfg()->num[CFG_CALLBACK_WINDOW], t, now;
 
 	*age = 0;
 	if (window == 0)
@@ -272,8 +272,8 @@ serve_callback(struct req *r, void *arg)
 	}
 
 	/* The signature authenticates everything else: first, alone. */
-	token = config_str(CFG_TOKEN);
-	receiver = config_str(CFG_CALLBACK_RECEIVER);
+	token = cfg()->str[CFG_TOKEN];
+	receiver = cfg()->str[CFG_CALLBACK_RECEIVER];
 	if (envelope_verify(token, q[Q_TIMESTAMP], q[Q_NONCE], encrypt,
 	    q[Q_SIGNATURE], &err) != DA_OK) {
 		refuse(r, R_SIGNATURE, NULL);
@@ -348,7 +348,7 @@ main(int argc, char *argv[])
 	memset(&cb, 0, sizeof(cb));
 	da_error_clear(&err);
 	if (prog_start("callback.fcgi", CFG_NEED_CALLBACK | CFG_NEED_DB, argc,
-	    argv) == DA_OK && envelope_key(config_str(CFG_AES_TOKEN), &cb.key,
+	    argv) == DA_OK && envelope_key(cfg()->str[CFG_AES_TOKEN], &cb.key,
 	    &err) != DA_OK)
 		prog_fail(&err);
 	rc = prog_serve(routes, sizeof(routes) / sizeof(routes[0]),

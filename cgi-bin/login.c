@@ -118,7 +118,7 @@ serve_login(struct req *r, void *arg)
 	}
 	redirect_uri = login_redirect_uri();
 	login_frame_origin(origin, sizeof(origin));
-	csp = page_login_csp(origin, config_str(CFG_DDLOGIN_JS));
+	csp = page_login_csp(origin, cfg()->str[CFG_DDLOGIN_JS]);
 	resp_cookie(r, STATE_COOKIE, state, STATE_TTL);
 	{
 		const struct html_var	 vars[] = {
@@ -128,9 +128,9 @@ serve_login(struct req *r, void *arg)
 			{ "frame_origin", origin, 0 },
 			{ "redirect_uri", redirect_uri, 0 },
 			{ "client_id", cfg()->login_flow == CFG_FLOW_OAUTH2 ?
-			    config_str(CFG_APP_KEY) : "", 0 },
+			    cfg()->str[CFG_APP_KEY] : "", 0 },
 			{ "state", state, 0 },
-			{ "ddlogin_js", config_str(CFG_DDLOGIN_JS), 0 },
+			{ "ddlogin_js", cfg()->str[CFG_DDLOGIN_JS], 0 },
 		};
 
 		page_render(r, 200, "login.html", page_text("login.title"),

@@ -115,7 +115,7 @@ out:
 static const char *
 base_path(void)
 {
-	const char	*b = config_str(CFG_BASE_PATH);
+	const char	*b = cfg()->str[CFG_BASE_PATH];
 
 	/* Unset only when the configuration failed to load: the default. */
 	if (b[0] == '\0')
@@ -126,7 +126,7 @@ base_path(void)
 char *
 login_redirect_uri(void)
 {
-	return xasprintf("%s%s/exchange", config_str(CFG_PUBLIC_URL),
+	return xasprintf("%s%s/exchange", cfg()->str[CFG_PUBLIC_URL],
 	    base_path());
 }
 
@@ -170,11 +170,11 @@ login_authorize_url(const char *state, char **url, struct da_error *err)
 	if (flow == CFG_FLOW_OAUTH2)
 		*url = xasprintf("%s/oauth2/auth?redirect_uri=%s"
 		    "&response_type=code&client_id=%s&scope=openid&state=%s"
-		    "&prompt=consent", config_str(CFG_LOGIN_URL), ru, id, st);
+		    "&prompt=consent", cfg()->str[CFG_LOGIN_URL], ru, id, st);
 	else
 		*url = xasprintf("%s/connect/oauth2/sns_authorize?appid=%s"
 		    "&response_type=code&scope=snsapi_login&state=%s"
-		    "&redirect_uri=%s", config_str(CFG_OAPI_URL), id, st, ru);
+		    "&redirect_uri=%s", cfg()->str[CFG_OAPI_URL], id, st, ru);
 	free(ru);
 	free(id);
 	free(st);
@@ -184,7 +184,7 @@ login_authorize_url(const char *state, char **url, struct da_error *err)
 void
 login_frame_origin(char *out, size_t size)
 {
-	const char	*url = config_str(CFG_LOGIN_URL), *host, *end;
+	const char	*url = cfg()->str[CFG_LOGIN_URL], *host, *end;
 
 	if ((host = strstr(url, "://")) == NULL) {
 		snprintf(out, size, "%s", url);

@@ -12,7 +12,7 @@
 /* One program per process: its start-up state. */
 static struct {
 	unsigned	 needs;
-	int		 broken;	/* configuration or own start-up failed */
+	int		 broken;	/* configuration or start-up failed */
 	struct da_error	 err;
 	struct db	*db;
 } prog;
@@ -32,7 +32,7 @@ prog_start(const char *name, unsigned needs, int argc, char *argv[])
 		return rc;
 	}
 	if ((needs & CFG_NEED_DB) &&
-	    db_open(config_str(CFG_DB), &prog.db, &prog.err) != DA_OK)
+	    db_open(cfg()->str[CFG_DB], &prog.db, &prog.err) != DA_OK)
 		log_msg(LOG_ERR, "database: %s", prog.err.msg);
 	return DA_OK;
 }
@@ -62,7 +62,7 @@ front(struct req *r, void *arg)
 		return 1;
 	}
 	if ((prog.needs & CFG_NEED_DB) && prog.db == NULL &&
-	    db_open(config_str(CFG_DB), &prog.db, &err) != DA_OK) {
+	    db_open(cfg()->str[CFG_DB], &prog.db, &err) != DA_OK) {
 		page_config_error(r, &err);
 		return 1;
 	}

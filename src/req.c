@@ -393,7 +393,7 @@ resp_cookie(struct req *r, const char *name, const char *value,
 	else if (max_age > 0)
 		buf_printf(&b, "; Max-Age=%lld", max_age);
 	buf_puts(&b, "; HttpOnly; SameSite=Lax");
-	if (config_int(CFG_COOKIE_SECURE))
+	if (cfg()->num[CFG_COOKIE_SECURE])
 		buf_puts(&b, "; Secure");
 	rc = resp_header(r, "Set-Cookie", b.data);
 	buf_free(&b);
