@@ -437,7 +437,7 @@ sleep_ms(long ms)
 static void
 blocking_policy(struct dt_policy *p)
 {
-	p->busy_retries = (int)config_int(CFG_HTTP_RETRIES);
+	p->busy_retries = (int)cfg()->num[CFG_HTTP_RETRIES];
 	p->fail_retries = 0;
 	p->max_wait_ms = BLOCKING_WAIT_MAX_MS;
 }
@@ -519,13 +519,13 @@ fetch_token(enum token_kind kind, char *token, size_t size,
 	enum da_err	 rc;
 
 	if (kind == TOKEN_CORP) {
-		k = http_escape(config_str(CFG_APP_KEY));
-		s = http_escape(config_str(CFG_CORP_SECRET));
+		k = http_escape(cfg()->str[CFG_APP_KEY]);
+		s = http_escape(cfg()->str[CFG_CORP_SECRET]);
 		url = xasprintf("%s/gettoken?appkey=%s&appsecret=%s",
 		    base_url(DT_OAPI), k, s);
 	} else {
-		k = http_escape(config_str(CFG_APP_ID));
-		s = http_escape(config_str(CFG_APP_SECRET));
+		k = http_escape(cfg()->str[CFG_APP_ID]);
+		s = http_escape(cfg()->str[CFG_APP_SECRET]);
 		url = xasprintf("%s/sns/gettoken?appid=%s&appsecret=%s",
 		    base_url(DT_OAPI), k, s);
 	}
@@ -707,7 +707,7 @@ enum da_err
 dt_sns_userinfo_bycode(const char *tmp_code, struct dt_identity *id,
     struct da_error *err)
 {
-	const char	*secret = config_str(CFG_APP_SECRET);
+	const char	*secret = cfg()->str[CFG_APP_SECRET];
 	char		 ts[32], sig[45], *esig, *key, *url, *text;
 	json		*body, *doc = NULL, *info;
 	struct timespec	 now;
@@ -718,7 +718,7 @@ dt_sns_userinfo_bycode(const char *tmp_code, struct dt_identity *id,
 	    now.tv_nsec / 1000000);
 	crypto_hmac_sha256_base64(secret, strlen(secret), ts, strlen(ts), sig);
 	esig = http_escape(sig);
-	key = http_escape(config_str(CFG_APP_ID));
+	key = http_escape(cfg()->str[CFG_APP_ID]);
 	url = xasprintf("%s/sns/getuserinfo_bycode?accessKey=%s&timestamp=%s"
 	    "&signature=%s", base_url(DT_OAPI), key, ts, esig);
 	body = json_new_object();
@@ -753,8 +753,8 @@ dt_oauth2_user_token(const char *code, char *token, size_t size,
 	enum da_err	 rc;
 
 	body = json_new_object();
-	json_add_str(body, "clientId", config_str(CFG_APP_KEY));
-	json_add_str(body, "clientSecret", config_str(CFG_CORP_SECRET));
+	json_add_str(body, "clientId", cfg()->str[CFG_APP_KEY]);
+	json_add_str(body, "clientSecret", cfg()->str[CFG_CORP_SECRET]);
 	json_add_str(body, "code", code);
 	json_add_str(body, "grantType", "authorization_code");
 	text = json_print(body);

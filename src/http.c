@@ -119,7 +119,7 @@ http_timeout_ms(const struct http_request *req)
 	long	 timeout;
 
 	timeout = req->timeout_ms > 0 ? req->timeout_ms :
-	    (long)config_int(CFG_HTTP_TIMEOUT);
+	    (long)cfg()->num[CFG_HTTP_TIMEOUT];
 	return timeout > 0 ? timeout : 10000;
 }
 
@@ -139,11 +139,11 @@ http_setup(CURL *h, const struct http_request *req, long timeout_ms,
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (config_is_set(CFG_CA_FILE))
-		curl_easy_setopt(h, CURLOPT_CAINFO, config_str(CFG_CA_FILE));
+		curl_easy_setopt(h, CURLOPT_CAINFO, cfg()->str[CFG_CA_FILE]);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-	    config_int(CFG_HTTP_CONNECT_TIMEOUT) > 0 ?
-	    (long)config_int(CFG_HTTP_CONNECT_TIMEOUT) : 3000L);
+	    cfg()->num[CFG_HTTP_CONNECT_TIMEOUT] > 0 ?
+	    (long)cfg()->num[CFG_HTTP_CONNECT_TIMEOUT] : 3000L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE,
 	    (curl_off_t)HTTP_RESPONSE_MAX);

@@ -105,7 +105,7 @@ session_open(struct db *db, const char *userid, const char *remote_addr,
 	snprintf(ua, sizeof(ua), "%s", user_agent != NULL ? user_agent : "");
 	rc = db_run(db, &stmts[STMT_INSERT], DB_ARGS(DB_BLOB(hash,
 	    sizeof(hash)), DB_TEXT(userid), DB_INT(now),
-	    DB_INT(now + config_int(CFG_SESSION_TTL)),
+	    DB_INT(now + cfg()->num[CFG_SESSION_TTL]),
 	    DB_TEXT(remote_addr != NULL ? remote_addr : ""), DB_TEXT(ua)), err);
 	if (rc != DA_OK)
 		id[0] = '\0';
@@ -153,7 +153,7 @@ session_check(struct db *db, const char *id, struct session_user *u,
 	last_seen = db_int(&r, 1);
 	expires_at = db_int(&r, 2);
 	if (expires_at <= now ||
-	    last_seen + config_int(CFG_SESSION_IDLE) <= now) {
+	    last_seen + cfg()->num[CFG_SESSION_IDLE] <= now) {
 		expired = 1;
 		rc = DA_ERROR(err, DA_ENOTFOUND, "session expired");
 		goto out;
@@ -226,7 +226,7 @@ session_each(struct db *db, const char *userid,
 	struct session_row	 row;
 	struct db_rows		 r;
 	long long		 now = db_now();
-	long long		 idle = now - config_int(CFG_SESSION_IDLE);
+	long long		 idle = now - cfg()->num[CFG_SESSION_IDLE];
 
 	if (userid != NULL)
 		db_query(db, &r, &stmts[STMT_LIST_USER], DB_ARGS(DB_INT(now),
@@ -314,7 +314,7 @@ session_prune(struct db *db, int *n, struct da_error *err)
 
 	*n = 0;
 	if ((rc = db_run(db, &stmts[STMT_PRUNE_SESSIONS], DB_ARGS(DB_INT(now),
-	    DB_INT(now - config_int(CFG_SESSION_IDLE))), err)) != DA_OK)
+	    DB_INT(now - cfg()->num[CFG_SESSION_IDLE])), err)) != DA_OK)
 		return rc;
 	*n += (int)db_changes(db);
 	if ((rc = db_run(db, &stmts[STMT_PRUNE_STATES], DB_ARGS(DB_INT(now)),

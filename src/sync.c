@@ -887,7 +887,7 @@ conclude(struct sync_ctx *c, struct da_error *err)
 	struct sync_stats	*s = c->st;
 	enum da_err		 rc;
 	int			 complete, refuse, in_tx = 0;
-	long long		 limit = config_int(CFG_SYNC_MAX_DEACTIVATE);
+	long long		 limit = cfg()->num[CFG_SYNC_MAX_DEACTIVATE];
 
 	if ((rc = count_staged(c, err)) != DA_OK)
 		goto out;
@@ -961,12 +961,12 @@ run(struct db *db, const struct sync_options *opt, struct sync_stats *st,
 	c.t0 = now_us();
 	c.calls0 = dt_calls_made();
 	st->outcome = SYNC_FAILED;
-	c.concurrency = (int)config_int(CFG_SYNC_CONCURRENCY);
+	c.concurrency = (int)cfg()->num[CFG_SYNC_CONCURRENCY];
 	c.policy.busy_retries = RATE_RETRIES;
-	c.policy.fail_retries = (int)config_int(CFG_HTTP_RETRIES);
+	c.policy.fail_retries = (int)cfg()->num[CFG_HTTP_RETRIES];
 	c.policy.max_wait_ms = WAIT_MAX_MS;
 	for (a = 0; a < API__MAX; a++)
-		pacer_init(&c.pace[a], config_int(CFG_SYNC_QPS));
+		pacer_init(&c.pace[a], cfg()->num[CFG_SYNC_QPS]);
 
 	if ((rc = run_start(db, st, err)) != DA_OK)
 		goto out;

@@ -81,8 +81,8 @@ lookup(struct db *db, enum token_kind kind, const char *app_key, char *token,
 static long long
 lease_seconds(void)
 {
-	return (config_int(CFG_HTTP_TIMEOUT) / 1000 + 1) *
-	    (config_int(CFG_HTTP_RETRIES) + 1) + 2;
+	return (cfg()->num[CFG_HTTP_TIMEOUT] / 1000 + 1) *
+	    (cfg()->num[CFG_HTTP_RETRIES] + 1) + 2;
 }
 
 static void

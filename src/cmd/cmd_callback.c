@@ -168,7 +168,7 @@ callback_register(const struct cmd_sub *sub, const struct cmd_args *a)
 	if ((rc = cmd_open(sub->needs, &db)) != EXIT_OK)
 		goto out;
 	url = a->opt[OPT_URL] != NULL ? a->opt[OPT_URL] :
-	    config_str(CFG_CALLBACK_URL);
+	    cfg()->str[CFG_CALLBACK_URL];
 	if (*url == '\0') {
 		rc = cmd_usage("no callback URL: give --url or set %s (or %s)",
 		    config_name(CFG_CALLBACK_URL), config_name(CFG_PUBLIC_URL));
@@ -188,14 +188,14 @@ callback_register(const struct cmd_sub *sub, const struct cmd_args *a)
 		}
 		use = tags;
 	}
-	if (strcmp(config_str(CFG_CALLBACK_RECEIVER),
-	    config_str(CFG_CORP_ID)) != 0)
+	if (strcmp(cfg()->str[CFG_CALLBACK_RECEIVER],
+	    cfg()->str[CFG_CORP_ID]) != 0)
 		fprintf(stderr, "dingauth: warning: %s is not the CorpId, but "
 		    "register_call_back pushes\ncarry the CorpId as receiver "
 		    "id: callback.fcgi will refuse them.\n",
 		    config_name(CFG_CALLBACK_RECEIVER));
-	if (dt_callback_register(db, update, use, config_str(CFG_TOKEN),
-	    config_str(CFG_AES_TOKEN), url, &err) != DA_OK) {
+	if (dt_callback_register(db, update, use, cfg()->str[CFG_TOKEN],
+	    cfg()->str[CFG_AES_TOKEN], url, &err) != DA_OK) {
 		rc = callback_error(update ? "update_call_back" :
 		    "register_call_back", &err);
 		goto out;
@@ -261,11 +261,11 @@ callback_show(const struct cmd_sub *sub, const struct cmd_args *a)
 		json_add_str(out, "aes_key", secret_match(answer, "aes_key",
 		    CFG_AES_TOKEN));
 		json_add_bool(out, "url_matches",
-		    strcmp(url, config_str(CFG_CALLBACK_URL)) == 0);
+		    strcmp(url, cfg()->str[CFG_CALLBACK_URL]) == 0);
 		cmd_print_json(out);
 	} else {
 		printf("url:     %s%s\n", url,
-		    strcmp(url, config_str(CFG_CALLBACK_URL)) == 0 ? "" :
+		    strcmp(url, cfg()->str[CFG_CALLBACK_URL]) == 0 ? "" :
 		    "  (not DINGAUTH_CALLBACK_URL)");
 		printf("tags:   ");
 		for (i = 0; i < json_array_size(tags); i++)

@@ -73,12 +73,12 @@ check_config(void)
 	config_load(0, &err);
 	report("ok", "config", "read from %s; login flow %s, unknown users: "
 	    "%s", file != NULL && *file ? file : "/etc/dingauth.conf "
-	    "(if present) and the environment", config_str(CFG_LOGIN_FLOW),
-	    config_str(CFG_UNKNOWN_USER));
-	if (!config_int(CFG_COOKIE_SECURE))
+	    "(if present) and the environment", cfg()->str[CFG_LOGIN_FLOW],
+	    cfg()->str[CFG_UNKNOWN_USER]);
+	if (!cfg()->num[CFG_COOKIE_SECURE])
 		report("warn", "config", "DINGAUTH_COOKIE_SECURE=0: cookies "
 		    "travel over plain http; only for test setups");
-	if (strncmp(config_str(CFG_PUBLIC_URL), "http://", 7) == 0)
+	if (strncmp(cfg()->str[CFG_PUBLIC_URL], "http://", 7) == 0)
 		report("warn", "config", "DINGAUTH_PUBLIC_URL is not https");
 }
 
@@ -134,7 +134,7 @@ check_database(struct db *db)
 	long long		 users = 0, active = 0, depts = 0, age;
 
 	report("ok", "database", "%s, schema version %d (latest %d)",
-	    config_str(CFG_DB), db_schema_version(db), db_schema_latest());
+	    cfg()->str[CFG_DB], db_schema_version(db), db_schema_latest());
 	if (directory_counts(db, &users, &active, &depts, &err) != DA_OK) {
 		report("FAIL", "database", "%s", err.msg);
 		return;
@@ -177,7 +177,7 @@ check_dingtalk(struct db *db)
 	if (dt_corp_token(db, token, sizeof(token), &fetched, &err) !=
 	    DA_OK) {
 		report("FAIL", "dingtalk", "corp access token from %s: %s",
-		    config_str(CFG_OAPI_URL), err.msg);
+		    cfg()->str[CFG_OAPI_URL], err.msg);
 		return;
 	}
 	report("ok", "dingtalk", "corp access token %s",
@@ -216,8 +216,8 @@ doctor(const struct cmd_sub *sub, const struct cmd_args *a)
 		return EXIT_FAIL;
 	}
 	check_config();
-	if (db_open(config_str(CFG_DB), &db, &err) != DA_OK)
-		report("FAIL", "database", "%s: %s", config_str(CFG_DB),
+	if (db_open(cfg()->str[CFG_DB], &db, &err) != DA_OK)
+		report("FAIL", "database", "%s: %s", cfg()->str[CFG_DB],
 		    err.msg);
 	else {
 		check_database(db);

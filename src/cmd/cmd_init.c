@@ -474,7 +474,7 @@ warn_if_open(const char *what, const char *path)
 static void
 print_next_steps(const char *config)
 {
-	const char	*url = config_str(CFG_PUBLIC_URL);
+	const char	*url = cfg()->str[CFG_PUBLIC_URL];
 	int		 oauth2 = cfg()->login_flow == CFG_FLOW_OAUTH2;
 
 	printf("\nNext steps:\n"
@@ -491,7 +491,8 @@ print_next_steps(const char *config)
 	printf("    d. the site's address: DINGAUTH_PUBLIC_URL, and in the "
 	    "console the %s's\n       login redirect URL: %s%s/exchange\n",
 	    oauth2 ? "internal app" : "QR-login app",
-	    *url != '\0' ? url : "DINGAUTH_PUBLIC_URL", config_str(CFG_BASE_PATH));
+	    *url != '\0' ? url : "DINGAUTH_PUBLIC_URL",
+	    cfg()->str[CFG_BASE_PATH]);
 	printf(" 2. Configure the web server (lighttpd, Apache or nginx) from "
 	    "the examples\n    (share/dingauth/examples/ where dingauth is "
 	    "installed; deploy/ in the source).\n"
@@ -500,7 +501,7 @@ print_next_steps(const char *config)
 	    "then nightly\n"
 	    " 5. dingauth callback register     once the web server answers "
 	    "%s/callback\n",
-	    config_str(CFG_BASE_PATH));
+	    cfg()->str[CFG_BASE_PATH]);
 }
 
 /* Create or open the database, migrated, with its owners and modes. */
@@ -510,7 +511,7 @@ init_database(const struct cmd_args *a)
 	struct da_error	 err = { 0 };
 	struct owners	 o;
 	struct db	*db = NULL;
-	const char	*path = config_str(CFG_DB);
+	const char	*path = cfg()->str[CFG_DB];
 	char		 dir[PATH_MAX], *slash;
 	int		 rc, made_dir, existed;
 
@@ -566,9 +567,9 @@ init_command(const struct cmd_sub *sub, const struct cmd_args *a)
 	if (config_load(0, &err) != DA_OK)
 		return cmd_fail("configuration: %s", err.msg);
 	if (!created && a->opt[OPT_DB] != NULL &&
-	    strcmp(a->opt[OPT_DB], config_str(CFG_DB)) != 0)
+	    strcmp(a->opt[OPT_DB], cfg()->str[CFG_DB]) != 0)
 		printf("warning: --db ignored: %s names %s\n", path,
-		    config_str(CFG_DB));
+		    cfg()->str[CFG_DB]);
 	if ((rc = init_database(a)) != EXIT_OK)
 		return rc;
 	print_next_steps(path);

@@ -175,13 +175,13 @@ sync_command(const struct cmd_sub *sub, const struct cmd_args *a)
 			fprintf(stderr, ": %s\n", st.failure);
 			rc = EXIT_FAIL;
 		} else if (!opt.force && st.deactivated > 0 &&
-		    st.deactivated * 100 > config_int(CFG_SYNC_MAX_DEACTIVATE) *
+		    st.deactivated * 100 > cfg()->num[CFG_SYNC_MAX_DEACTIVATE] *
 		    st.active_before)
 			fprintf(stderr, "dingauth: a real run would be "
 			    "refused: %lld of %lld active users would leave "
 			    "(limit DINGAUTH_SYNC_MAX_DEACTIVATE=%lld%%)\n",
 			    st.deactivated, st.active_before,
-			    config_int(CFG_SYNC_MAX_DEACTIVATE));
+			    cfg()->num[CFG_SYNC_MAX_DEACTIVATE]);
 		break;
 	default:
 		break;

@@ -143,8 +143,8 @@ cmd_open(unsigned needs, struct db **db)
 		return cmd_fail("configuration: %s", err.msg);
 	if (db == NULL)
 		return EXIT_OK;
-	if (db_open(config_str(CFG_DB), db, &err) != DA_OK)
-		return cmd_fail("database %s: %s", config_str(CFG_DB),
+	if (db_open(cfg()->str[CFG_DB], db, &err) != DA_OK)
+		return cmd_fail("database %s: %s", cfg()->str[CFG_DB],
 		    err.msg);
 	return EXIT_OK;
 }

@@ -30,7 +30,7 @@ main(int argc, char **argv)
 	sns = strcmp(argv[1], "sns") == 0;
 	n = argc > 2 ? atoi(argv[2]) : 1;
 	if (config_load(CFG_NEED_DB, &err) != DA_OK ||
-	    db_open(config_str(CFG_DB), &db, &err) != DA_OK) {
+	    db_open(cfg()->str[CFG_DB], &db, &err) != DA_OK) {
 		fprintf(stderr, "token_client: %s\n", err.msg);
 		return 1;
 	}
