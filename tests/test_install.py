@@ -59,7 +59,8 @@ def expected_files(prefix):
             want[os.path.join(p, "lib/dingauth/cgi-bin", n[:-2] + ".fcgi")] = 0o755
     want[os.path.join(p, "lib/dingauth/cgi-bin/fcgi-children")] = 0o755
     for n in os.listdir(os.path.join(ROOT, "static")):
-        if n.endswith(".html"):     # page templates: compiled in
+        # Page templates and string catalogs: compiled in.
+        if n.endswith(".html") or n.startswith("messages."):
             continue
         want[os.path.join(p, "share/dingauth/static", n)] = 0o644
     for dirpath, _, filenames in os.walk(os.path.join(ROOT, "deploy")):
