@@ -16,6 +16,7 @@ enum json_rc {
 	JSON_OK = 0,
 	JSON_MISSING,		/* key absent or null */
 	JSON_WRONG_TYPE,	/* present with an unusable type */
+	JSON_TOO_LONG,		/* text that does not fit the buffer */
 };
 
 /* Parse len bytes (need not be NUL-terminated); NULL if not JSON. */
@@ -33,12 +34,17 @@ json		*json_get(const json *obj, const char *key);
 json		*json_get_any(const json *obj, const char *const *keys);
 
 /*
- * Text of a member: strings as is; numbers formatted as integers when
- * whole. *out points into j (valid while j lives) or into buf.
+ * A string member: *out points into obj (valid while obj lives). Any
+ * other type, a number too, is JSON_WRONG_TYPE (json_get_text takes
+ * numbers).
  */
 enum json_rc	 json_get_str(const json *obj, const char *key,
 		    const char **out);
-/* The same, copied into buf (truncated to size-1). */
+/*
+ * Text of a member copied into buf: strings as is, numbers formatted as
+ * integers when whole. Never cut: text that does not fit in size - 1
+ * bytes is JSON_TOO_LONG, with buf "".
+ */
 enum json_rc	 json_get_text(const json *obj, const char *key,
 		    char *buf, size_t size);
 /* Integer from a number or a string of digits (optional '-'). */
@@ -54,6 +60,7 @@ enum json_rc	 json_get_object(const json *obj, const char *key,
 /* The value itself (for array items). */
 enum json_rc	 json_as_int(const json *j, long long *out);
 const char	*json_as_str(const json *j);	/* NULL unless a string */
+/* As json_get_text, for the value itself. */
 enum json_rc	 json_as_text(const json *j, char *buf, size_t size);
 
 size_t		 json_array_size(const json *arr);

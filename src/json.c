@@ -133,17 +133,26 @@ json_as_str(const json *j)
 enum json_rc
 json_as_text(const json *j, char *buf, size_t size)
 {
+	enum json_rc	 rc = JSON_OK;
+	int		 n;
+
+	if (size > 0)
+		buf[0] = '\0';
 	if (j == NULL || cJSON_IsNull(j))
 		return JSON_MISSING;
-	if (cJSON_IsString(j)) {
-		snprintf(buf, size, "%s", j->valuestring);
-		return JSON_OK;
+	if (cJSON_IsString(j))
+		n = snprintf(buf, size, "%s", j->valuestring);
+	else if (cJSON_IsNumber(j) && whole(j->valuedouble))
+		n = snprintf(buf, size, "%lld", (long long)j->valuedouble);
+	else
+		return JSON_WRONG_TYPE;
+	/* Never a silently shortened value: a cut userid is another key. */
+	if (n < 0 || (size_t)n >= size) {
+		if (size > 0)
+			buf[0] = '\0';
+		rc = JSON_TOO_LONG;
 	}
-	if (cJSON_IsNumber(j) && whole(j->valuedouble)) {
-		snprintf(buf, size, "%lld", (long long)j->valuedouble);
-		return JSON_OK;
-	}
-	return JSON_WRONG_TYPE;
+	return rc;
 }
 
 enum json_rc

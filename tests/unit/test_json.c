@@ -42,6 +42,17 @@ main(void)
 	    strcmp(buf, "42") == 0, "number as text");
 	CHECK(json_get_text(j, "ts", buf, sizeof(buf)) == JSON_OK &&
 	    strcmp(buf, "1645077203219") == 0, "big number as text");
+	{
+		char	 small[4] = "zzz";
+
+		CHECK(json_get_text(j, "ts", small, sizeof(small)) ==
+		    JSON_TOO_LONG && small[0] == '\0',
+		    "text that does not fit: TOO_LONG, never cut");
+		CHECK(json_get_text(j, "s", small, 2) == JSON_OK &&
+		    strcmp(small, "x") == 0, "text that just fits");
+		CHECK(json_as_text(json_get(j, "o"), small, sizeof(small)) ==
+		    JSON_WRONG_TYPE, "an object is not text");
+	}
 	CHECK(json_get_bool(j, "b", &b) == JSON_OK && b == 1, "bool");
 	CHECK(json_get_bool(j, "bs", &b) == JSON_OK && b == 0, "bool string");
 	CHECK(json_get_bool(j, "b1", &b) == JSON_OK && b == 1, "bool number");
