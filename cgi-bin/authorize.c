@@ -164,8 +164,9 @@ header_safe(struct req *r, const char *s)
 	return copy;
 }
 
+/* depts: the department ids joined as the header wants them. */
 static const char *
-field_value(const struct session_user *u, enum field f)
+field_value(const struct session_user *u, const char *depts, enum field f)
 {
 	switch (f) {
 	case F_USER:
@@ -176,7 +177,7 @@ field_value(const struct session_user *u, enum field f)
 	case F_NAME:
 		return u->name;
 	case F_DEPT_IDS:
-		return u->dept_ids;
+		return depts;
 	default:
 		return "";
 	}
@@ -187,11 +188,14 @@ static int
 put_fields(struct req *r, const struct session_user *u, int variables)
 {
 	enum field	 f;
+	const char	*depts;
 	int		 rc = 0;
 
+	depts = req_own(r, dir_dept_ids_text(u->dept_ids, u->ndept));
 	for (f = 0; f < F__MAX; f++)
 		if (resp_header(r, variables ? fields[f].variable :
-		    fields[f].header, header_safe(r, field_value(u, f))) == -1)
+		    fields[f].header, header_safe(r, field_value(u, depts,
+		    f))) == -1)
 			rc = -1;
 	return rc;
 }
@@ -394,6 +398,7 @@ answer(struct req *r, int variables)
 		deny_error(r, page_text("deny.error.database"));
 		break;
 	}
+	session_user_clear(&su);
 }
 
 static void
@@ -414,7 +419,7 @@ serve_whoami(struct req *r, void *arg)
 	struct session_user	 su, *u = &su;
 	enum verdict		 v = decide(r, &su);
 	json			*doc, *depts;
-	char			*list, *p, *item;
+	size_t			 i;
 
 	switch (v) {
 	case V_GRANT:
@@ -424,11 +429,8 @@ serve_whoami(struct req *r, void *arg)
 		json_add_str(doc, "unionid", u->unionid);
 		json_add_str(doc, "name", u->name);
 		depts = json_new_array();
-		list = xstrdup(u->dept_ids);
-		for (p = list; (item = strsep(&p, ",")) != NULL; )
-			if (*item != '\0')
-				json_append_int(depts, strtoll(item, NULL, 10));
-		free(list);
+		for (i = 0; i < u->ndept; i++)
+			json_append_int(depts, u->dept_ids[i]);
 		json_add(doc, "dept_ids", depts);
 		json_add_int(doc, "session_expires_at", u->expires_at);
 		json_add_bool(doc, "allowed", v == V_GRANT);
@@ -444,6 +446,7 @@ serve_whoami(struct req *r, void *arg)
 		    page_text("deny.error.database"), NULL);
 		break;
 	}
+	session_user_clear(&su);
 }
 
 int

@@ -40,29 +40,11 @@ static const struct req_route routes[] = {
 	{ "exchange", REQ_M_GET | REQ_M_POST, serve_exchange, REQ_M_POST },
 };
 
-/* "1,2,3" as a JSON array of numbers. */
-static json *
-dept_array(const char *ids)
-{
-	json		*arr = json_new_array();
-	const char	*p = ids;
-	char		*end;
-	long long	 v;
-
-	while (*p != '\0') {
-		v = strtoll(p, &end, 10);
-		if (end == p)
-			break;
-		json_append_int(arr, v);
-		p = *end == ',' ? end + 1 : end;
-	}
-	return arr;
-}
-
 static void
 answer_ok(struct req *r, const struct login_result *res, int as_json)
 {
-	json	*doc;
+	json	*doc, *depts;
+	size_t	 i;
 
 	resp_cookie(r, SESSION_COOKIE, res->session, -1);
 	if (!as_json) {
@@ -70,10 +52,13 @@ answer_ok(struct req *r, const struct login_result *res, int as_json)
 		return;
 	}
 	doc = json_new_object();
-	json_add_str(doc, "userid", res->userid);
-	json_add_str(doc, "name", res->name);
-	json_add_str(doc, "unionid", res->unionid);
-	json_add(doc, "dept_ids", dept_array(res->dept_ids));
+	json_add_str(doc, "userid", res->user.userid);
+	json_add_str(doc, "name", res->user.name);
+	json_add_str(doc, "unionid", res->user.unionid);
+	depts = json_new_array();
+	for (i = 0; i < res->user.ndept; i++)
+		json_append_int(depts, res->user.dept_ids[i]);
+	json_add(doc, "dept_ids", depts);
 	json_add_str(doc, "rd", res->rd);
 	resp_json(r, 200, doc);
 	resp_header(r, "Referrer-Policy", "no-referrer");
@@ -117,7 +102,8 @@ serve_exchange(struct req *r, void *arg)
 	if (res.problem == LOGIN_OK)
 		answer_ok(r, &res, as_json);
 	else
-		page_problem(r, res.problem, res.rd, res.name, as_json);
+		page_problem(r, res.problem, res.rd, res.user.name, as_json);
+	login_result_clear(&res);
 }
 
 int

@@ -79,6 +79,7 @@ serve_login(struct req *r, void *arg)
 	enum da_err		 rc;
 	int			 pruned;
 
+	memset(&u, 0, sizeof(u));
 	login_rd(rd_param, rd);
 	if (cookie != NULL) {
 		rc = session_check(db, cookie, &u, &err);
@@ -137,6 +138,7 @@ serve_login(struct req *r, void *arg)
 		    vars, sizeof(vars) / sizeof(vars[0]), csp);
 	}
 out:
+	session_user_clear(&u);
 	free(url);
 	free(csp);
 	free(redirect_uri);

@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 
+#include "directory.h"
 #include "err.h"
 #include "http.h"
 #include "json.h"
@@ -29,40 +30,17 @@
 
 struct db;
 
-#define DT_ID_MAX	128
-#define DT_TEXT_MAX	256
-
 enum dt_family {
 	DT_OAPI,	/* oapi REST: errcode in the body */
 	DT_TOPAPI,	/* oapi topapi: errcode, 88 + sub_code, "result" */
 	DT_NEWAPI,	/* api.dingtalk.com v1.0: HTTP status + code */
 };
 
-/* Who scanned the QR code. */
+/* Who scanned the QR code. Values that do not fit are refused. */
 struct dt_identity {
-	char	unionid[DT_ID_MAX];
-	char	openid[DT_ID_MAX];
-	char	nick[DT_TEXT_MAX];
-};
-
-struct dt_user {
-	char		 userid[DT_ID_MAX];
-	char		 unionid[DT_ID_MAX];
-	char		 name[DT_TEXT_MAX];
-	char		 title[DT_TEXT_MAX];
-	char		 job_number[64];
-	char		 email[DT_TEXT_MAX];
-	char		 mobile[64];
-	long long	*dept_ids;	/* allocated; dt_user_clear frees */
-	size_t		 ndept;
-	int		 admin;
-	int		 active;
-};
-
-struct dt_dept {
-	long long	dept_id;
-	long long	parent_id;	/* 0 for the root */
-	char		name[DT_TEXT_MAX];
+	char	unionid[DIR_ID_MAX];
+	char	openid[DIR_ID_MAX];
+	char	nick[DIR_TEXT_MAX];
 };
 
 /* Tokens (normally used through the calls below). */
@@ -83,15 +61,21 @@ enum da_err	dt_oauth2_user_token(const char *code, char *token,
 /* §d.3: the user behind a user access token. */
 enum da_err	dt_oauth2_me(const char *user_token, struct dt_identity *id,
 		    struct da_error *err);
-/* §d.4: unionid -> userid; DA_ENOTMEMBER if not an employee. */
+/*
+ * §d.4: unionid -> userid; DA_ENOTMEMBER if not an employee, DA_ETOOLONG
+ * if the userid does not fit in size.
+ */
 enum da_err	dt_userid_by_unionid(struct db *db, const char *unionid,
 		    char *userid, size_t size, struct da_error *err);
-/* §f.3: one user; DA_ENOTFOUND if DingTalk has no such member. */
+/*
+ * §f.3: one user, DingTalk's fields of *user filled (dir_user_clear it);
+ * DA_ENOTFOUND if DingTalk has no such member.
+ */
 enum da_err	dt_user_get(struct db *db, const char *userid,
-		    struct dt_user *user, struct da_error *err);
+		    struct dir_user *user, struct da_error *err);
 /* §f.1: one department; DA_ENOTFOUND (60003) if it does not exist. */
 enum da_err	dt_dept_get(struct db *db, long long dept_id,
-		    struct dt_dept *dept, struct da_error *err);
+		    struct dir_dept *dept, struct da_error *err);
 
 /* §g: callback management. tags is NULL-terminated. */
 enum da_err	dt_callback_register(struct db *db, int update,
@@ -224,10 +208,14 @@ enum da_err	dt_map_errcode(long long errcode, const char *sub_code);
 enum da_err	dt_token_refresh(struct db *db, enum token_kind kind,
 		    char *token, size_t size, struct da_error *err);
 
-/* Fill user from a §f.2/§f.3 user object. DA_EJSON if no userid. */
-enum da_err	dt_user_from_json(const json *obj, struct dt_user *user,
+/*
+ * Fill user (zeroed first; dir_user_clear it) from a §f.2/§f.3 user
+ * object: DA_EJSON if it has no userid, DA_ETOOLONG (naming the field) if
+ * a value does not fit: it is refused, never cut, so a long userid can
+ * never be stored under a shorter one's key.
+ */
+enum da_err	dt_user_from_json(const json *obj, struct dir_user *user,
 		    struct da_error *err);
-void		dt_user_clear(struct dt_user *user);
 
 /* How many calls (HTTP requests) this process made, for statistics. */
 long		dt_calls_made(void);

@@ -14,30 +14,52 @@
  * called outside one, or join the caller's (sync wraps a whole run in one).
  */
 struct db;
-struct dt_user;
-struct dt_dept;
 
-#define DIR_ID_MAX	128
-#define DIR_TEXT_MAX	256
+/* Lengths, with the terminating NUL: a longer value is refused whole. */
+#define DIR_ID_MAX	128	/* userid, unionid */
+#define DIR_TEXT_MAX	256	/* names, title, email */
+#define DIR_SHORT_MAX	64	/* job number, mobile */
 
+/*
+ * A person, the one type for them everywhere: DingTalk's fields (filled
+ * from its answers by dingtalk.c, refused with DA_ETOOLONG rather than
+ * cut when a value does not fit) and what our directory adds. Department
+ * ids are an array from DingTalk to the page; dir_user_dept_text joins
+ * them (dir_dept_ids_text) only where the outside contract wants "1,2,3".
+ */
 struct dir_user {
 	char		 userid[DIR_ID_MAX];
 	char		 unionid[DIR_ID_MAX];
 	char		 name[DIR_TEXT_MAX];
 	char		 title[DIR_TEXT_MAX];
-	char		 job_number[64];
+	char		 job_number[DIR_SHORT_MAX];
 	char		 email[DIR_TEXT_MAX];
-	char		 mobile[64];
-	char		 source[16];	/* sync|callback|admit|approve */
+	char		 mobile[DIR_SHORT_MAX];
 	int		 admin;
+	long long	*dept_ids;	/* allocated; dir_user_clear frees */
+	size_t		 ndept;
+	/* Ours: */
+	char		 source[16];	/* sync|callback|admit|approve */
 	int		 active;	/* 0: left the company */
 	int		 disabled;	/* 1: an operator disabled them */
 	long long	 created_at, updated_at, left_at;
-	long long	*dept_ids;	/* allocated; dir_user_clear frees */
-	size_t		 ndept;
 };
 
+struct dir_dept {
+	long long	 dept_id;
+	long long	 parent_id;	/* 0 for the root */
+	char		 name[DIR_TEXT_MAX];
+};
+
+/* Free the department ids and zero u; NULL is fine. */
 void		 dir_user_clear(struct dir_user *u);
+/* Append a department id to u. */
+void		 dir_user_add_dept(struct dir_user *u, long long dept_id);
+/*
+ * Department ids as "1,2,3" ("" if none), the form of the outside
+ * contract's headers; caller frees.
+ */
+char		*dir_dept_ids_text(const long long *ids, size_t n);
 
 /* DA_ENOTFOUND if no row. Memberships are loaded too. */
 enum da_err	 directory_get_user(struct db *db, const char *userid,
@@ -49,7 +71,7 @@ enum da_err	 directory_get_user(struct db *db, const char *userid,
  * cleared. "disabled" (an operator's decision) is left alone.
  * *was is set (if not NULL) to 0 new, 1 existed active, 2 existed inactive.
  */
-enum da_err	 directory_upsert_user(struct db *db, const struct dt_user *u,
+enum da_err	 directory_upsert_user(struct db *db, const struct dir_user *u,
 		    const char *source, int *was, struct da_error *err);
 
 /*
@@ -72,7 +94,7 @@ enum da_err	 directory_mark_user(struct db *db, const char *userid,
  * still as m found it; if it is not, *stale = 1 and nothing is written.
  */
 enum da_err	 directory_upsert_user_marked(struct db *db,
-		    const struct dt_user *u, const char *source,
+		    const struct dir_user *u, const char *source,
 		    const struct dir_mark *m, int *stale, struct da_error *err);
 
 /*
@@ -87,7 +109,7 @@ enum da_err	 directory_deactivate_user(struct db *db, const char *userid,
 enum da_err	 directory_set_disabled(struct db *db, const char *userid,
 		    int disabled, struct da_error *err);
 
-enum da_err	 directory_upsert_dept(struct db *db, const struct dt_dept *d,
+enum da_err	 directory_upsert_dept(struct db *db, const struct dir_dept *d,
 		    struct da_error *err);
 /* Remove the department and all memberships in it. */
 enum da_err	 directory_remove_dept(struct db *db, long long dept_id,
@@ -142,7 +164,7 @@ enum da_err	 directory_stage_dept_failed(struct db *db, long long dept_id,
  * A user (once: *fresh is 1 if not staged before) with the departments
  * their record names and dept_id, where they were found.
  */
-enum da_err	 directory_stage_user(struct db *db, const struct dt_user *u,
+enum da_err	 directory_stage_user(struct db *db, const struct dir_user *u,
 		    long long dept_id, int *fresh, struct da_error *err);
 
 struct dir_stage_counts {
@@ -194,11 +216,11 @@ enum da_err	 directory_plan(struct db *db, int complete,
  */
 enum da_err	 directory_plan_each_dept(struct db *db,
 		    enum da_err (*fn)(enum dir_action action,
-		    const struct dt_dept *d, void *arg, struct da_error *err),
+		    const struct dir_dept *d, void *arg, struct da_error *err),
 		    void *arg, struct da_error *err);
 enum da_err	 directory_plan_each_user(struct db *db,
 		    enum da_err (*fn)(enum dir_action action,
-		    const struct dt_user *u, void *arg, struct da_error *err),
+		    const struct dir_user *u, void *arg, struct da_error *err),
 		    void *arg, struct da_error *err);
 
 #endif

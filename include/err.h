@@ -35,6 +35,7 @@ enum da_err {
 	DA_ECRYPTO,		/* OpenSSL itself failed */
 	DA_ESTATE,		/* login state missing, expired, reused, forged */
 	DA_EBUSY,		/* another process holds what we need */
+	DA_ETOOLONG,		/* a value longer than we store (a userid) */
 	DA_ERR__MAX
 };
 

@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 
+#include "directory.h"
 #include "err.h"
 #include "session.h"
 
@@ -103,10 +104,11 @@ struct login_input {
 struct login_result {
 	enum login_problem	 problem;
 	char			 rd[LOGIN_RD_MAX];	/* "/" unless known */
-	char			 userid[128];
-	char			 unionid[128];
-	char			 name[256];
-	char			 dept_ids[1024];	/* "1,2" */
+	/*
+	 * Who, as far as known: userid, unionid and name, and on LOGIN_OK
+	 * their department ids.
+	 */
+	struct dir_user		 user;
 	char			 session[SESSION_ID_LEN + 1];
 	struct da_error		 err;		/* detail, for the log */
 };
@@ -120,5 +122,7 @@ struct login_result {
  */
 void		 login_exchange(struct db *db, const struct login_input *in,
 		    struct login_result *res);
+/* Free what res holds (the department ids) and wipe it. */
+void		 login_result_clear(struct login_result *res);
 
 #endif

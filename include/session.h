@@ -28,13 +28,18 @@ struct db;
 #define STATE_TTL	600
 #define SESSION_TOUCH	60		/* last_seen granularity, seconds */
 
+/* Who a live session belongs to; session_user_clear frees it. */
 struct session_user {
 	char		 userid[128];
 	char		 unionid[128];
 	char		 name[256];
-	char		 dept_ids[1024];	/* "1,2,3" */
+	long long	*dept_ids;	/* allocated, ascending */
+	size_t		 ndept;
 	long long	 expires_at;
 };
+
+/* Free the department ids and zero u; NULL is fine. */
+void		session_user_clear(struct session_user *u);
 
 /* Open a session for userid; id receives the cookie value. */
 enum da_err	session_open(struct db *db, const char *userid,
@@ -44,7 +49,8 @@ enum da_err	session_open(struct db *db, const char *userid,
 /*
  * Check a cookie value: DA_OK with u filled for a live session of an
  * active, not disabled user; DA_ENOTFOUND otherwise (expired, idle,
- * unknown, malformed, user gone). Expired rows are deleted.
+ * unknown, malformed, user gone). Expired rows are deleted. u is zeroed
+ * first; clear it with session_user_clear whatever the result.
  */
 enum da_err	session_check(struct db *db, const char *id,
 		    struct session_user *u, struct da_error *err);

@@ -1,3 +1,4 @@
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,6 +336,7 @@ busy_delay(const struct da_error *why, int busy)
 		    busy : BACKOFF_SHIFT_MAX);
 	case 90018:
 	case 90002:
+	case 429:	/* the v1.0 API's HTTP status, without a code */
 		return QPS_PAUSE_MS;
 	case 90005:
 	case 90006:
@@ -666,24 +668,40 @@ topapi_result(json *doc, json **result, struct da_error *err)
 	return DA_OK;
 }
 
-static void
-copy_text(const json *obj, const char *key, char *buf, size_t size)
+/*
+ * Copy member key of obj into buf: "" when absent (or of no usable type),
+ * DA_ETOOLONG when it does not fit: a value is never cut.
+ */
+static enum da_err
+copy_text(const json *obj, const char *key, char *buf, size_t size,
+    struct da_error *err)
 {
-	if (json_get_text(obj, key, buf, size) != JSON_OK)
-		buf[0] = '\0';
+	if (json_get_text(obj, key, buf, size) == JSON_TOO_LONG)
+		return DA_ERROR(err, DA_ETOOLONG, "DingTalk's %s is longer "
+		    "than %zu bytes", key, size - 1);
+	return DA_OK;
 }
 
 static enum da_err
 identity_from(const json *obj, const char *unionid_key, const char *openid_key,
     const char *nick_key, struct dt_identity *id, struct da_error *err)
 {
+	enum da_err	 rc;
+
 	memset(id, 0, sizeof(*id));
-	copy_text(obj, unionid_key, id->unionid, sizeof(id->unionid));
-	copy_text(obj, openid_key, id->openid, sizeof(id->openid));
-	copy_text(obj, nick_key, id->nick, sizeof(id->nick));
+	if ((rc = copy_text(obj, unionid_key, id->unionid,
+	    sizeof(id->unionid), err)) != DA_OK ||
+	    (rc = copy_text(obj, openid_key, id->openid, sizeof(id->openid),
+	    err)) != DA_OK ||
+	    (rc = copy_text(obj, nick_key, id->nick, sizeof(id->nick),
+	    err)) != DA_OK)
+		goto out;
 	if (id->unionid[0] == '\0')
-		return DA_ERROR(err, DA_EJSON, "answer has no unionid");
-	return DA_OK;
+		rc = DA_ERROR(err, DA_EJSON, "answer has no unionid");
+out:
+	if (rc != DA_OK)
+		memset(id, 0, sizeof(*id));
+	return rc;
 }
 
 enum da_err
@@ -829,7 +847,7 @@ dt_userid_by_unionid(struct db *db, const char *unionid, char *userid,
 		    contact_type);
 		goto out;
 	}
-	if (json_get_text(result, "userid", userid, size) != JSON_OK ||
+	if ((rc = copy_text(result, "userid", userid, size, err)) == DA_OK &&
 	    *userid == '\0')
 		rc = DA_ERROR(err, DA_EJSON, "getbyunionid answer has no userid");
 out:
@@ -838,51 +856,62 @@ out:
 	return rc;
 }
 
-void
-dt_user_clear(struct dt_user *user)
-{
-	if (user == NULL)
-		return;
-	free(user->dept_ids);
-	memset(user, 0, sizeof(*user));
-}
+/* DingTalk's text fields of a person, with where each goes. */
+static const struct user_field {
+	const char	*key;
+	size_t		 off, size;
+} user_fields[] = {
+#define F(key, field) { key, offsetof(struct dir_user, field), \
+	sizeof(((struct dir_user *)0)->field) }
+	F("userid", userid),
+	F("unionid", unionid),
+	F("name", name),
+	F("title", title),
+	F("job_number", job_number),
+	F("email", email),
+	F("mobile", mobile),
+#undef F
+};
 
 enum da_err
-dt_user_from_json(const json *obj, struct dt_user *u, struct da_error *err)
+dt_user_from_json(const json *obj, struct dir_user *u, struct da_error *err)
 {
 	json		*depts;
 	long long	 id;
 	size_t		 i, n;
+	enum da_err	 rc = DA_OK;
 	int		 b;
 
 	memset(u, 0, sizeof(*u));
-	copy_text(obj, "userid", u->userid, sizeof(u->userid));
-	if (u->userid[0] == '\0')
-		return DA_ERROR(err, DA_EJSON, "user without userid");
-	copy_text(obj, "unionid", u->unionid, sizeof(u->unionid));
-	copy_text(obj, "name", u->name, sizeof(u->name));
-	copy_text(obj, "title", u->title, sizeof(u->title));
-	copy_text(obj, "job_number", u->job_number, sizeof(u->job_number));
-	copy_text(obj, "email", u->email, sizeof(u->email));
-	if (u->email[0] == '\0')
-		copy_text(obj, "org_email", u->email, sizeof(u->email));
-	copy_text(obj, "mobile", u->mobile, sizeof(u->mobile));
+	for (i = 0; i < sizeof(user_fields) / sizeof(user_fields[0]); i++)
+		if ((rc = copy_text(obj, user_fields[i].key, (char *)u +
+		    user_fields[i].off, user_fields[i].size, err)) != DA_OK)
+			goto out;
+	if (u->userid[0] == '\0') {
+		rc = DA_ERROR(err, DA_EJSON, "user without userid");
+		goto out;
+	}
+	if (u->email[0] == '\0' && (rc = copy_text(obj, "org_email",
+	    u->email, sizeof(u->email), err)) != DA_OK)
+		goto out;
 	u->admin = json_get_bool(obj, "admin", &b) == JSON_OK ? b : 0;
 	/* Members returned by the directory are current unless it says so. */
 	u->active = 1;
-	if (json_get_array(obj, "dept_id_list", &depts) == JSON_OK &&
-	    (n = json_array_size(depts)) > 0) {
-		u->dept_ids = xcalloc(n, sizeof(*u->dept_ids));
+	if (json_get_array(obj, "dept_id_list", &depts) == JSON_OK) {
+		n = json_array_size(depts);
 		for (i = 0; i < n; i++)
 			if (json_as_int(json_array_item(depts, i), &id) ==
 			    JSON_OK)
-				u->dept_ids[u->ndept++] = id;
+				dir_user_add_dept(u, id);
 	}
-	return DA_OK;
+out:
+	if (rc != DA_OK)
+		dir_user_clear(u);
+	return rc;
 }
 
 enum da_err
-dt_user_get(struct db *db, const char *userid, struct dt_user *user,
+dt_user_get(struct db *db, const char *userid, struct dir_user *user,
     struct da_error *err)
 {
 	json		*body, *doc = NULL, *result;
@@ -901,19 +930,18 @@ dt_user_get(struct db *db, const char *userid, struct dt_user *user,
 }
 
 static enum da_err
-dept_from_json(const json *obj, struct dt_dept *d, struct da_error *err)
+dept_from_json(const json *obj, struct dir_dept *d, struct da_error *err)
 {
 	memset(d, 0, sizeof(*d));
 	if (json_get_int(obj, "dept_id", &d->dept_id) != JSON_OK)
 		return DA_ERROR(err, DA_EJSON, "department without dept_id");
 	if (json_get_int(obj, "parent_id", &d->parent_id) != JSON_OK)
 		d->parent_id = 0;
-	copy_text(obj, "name", d->name, sizeof(d->name));
-	return DA_OK;
+	return copy_text(obj, "name", d->name, sizeof(d->name), err);
 }
 
 enum da_err
-dt_dept_get(struct db *db, long long dept_id, struct dt_dept *dept,
+dt_dept_get(struct db *db, long long dept_id, struct dir_dept *dept,
     struct da_error *err)
 {
 	json		*body, *doc = NULL, *result;

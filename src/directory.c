@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "db.h"
-#include "dingtalk.h"
 #include "directory.h"
 #include "mem.h"
 #include "session.h"
@@ -252,6 +251,27 @@ dir_user_clear(struct dir_user *u)
 	memset(u, 0, sizeof(*u));
 }
 
+void
+dir_user_add_dept(struct dir_user *u, long long dept_id)
+{
+	/* A person is in a few departments: grow one at a time. */
+	u->dept_ids = xrealloc(u->dept_ids, (u->ndept + 1) *
+	    sizeof(*u->dept_ids));
+	u->dept_ids[u->ndept++] = dept_id;
+}
+
+char *
+dir_dept_ids_text(const long long *ids, size_t n)
+{
+	struct buf	 b;
+	size_t		 i;
+
+	buf_init(&b, 0);
+	for (i = 0; i < n; i++)
+		buf_printf(&b, "%s%lld", i ? "," : "", ids[i]);
+	return buf_take(&b);
+}
+
 static void
 copy(char *dst, size_t size, const struct db_rows *r, int col)
 {
@@ -371,7 +391,7 @@ end_own(struct db *db, int own, enum da_err rc, struct da_error *err)
 }
 
 enum da_err
-directory_upsert_user(struct db *db, const struct dt_user *u,
+directory_upsert_user(struct db *db, const struct dir_user *u,
     const char *source, int *was, struct da_error *err)
 {
 	struct db_rows	 r;
@@ -425,7 +445,7 @@ directory_mark_user(struct db *db, const char *userid, struct dir_mark *m,
 }
 
 enum da_err
-directory_upsert_user_marked(struct db *db, const struct dt_user *u,
+directory_upsert_user_marked(struct db *db, const struct dir_user *u,
     const char *source, const struct dir_mark *m, int *stale,
     struct da_error *err)
 {
@@ -491,7 +511,7 @@ out:
 }
 
 enum da_err
-directory_upsert_dept(struct db *db, const struct dt_dept *d,
+directory_upsert_dept(struct db *db, const struct dir_dept *d,
     struct da_error *err)
 {
 	return db_run(db, &stmts[STMT_DEPT_UPSERT], DB_ARGS(DB_INT(d->dept_id),
@@ -607,7 +627,7 @@ directory_stage_dept_failed(struct db *db, long long dept_id,
 }
 
 enum da_err
-directory_stage_user(struct db *db, const struct dt_user *u,
+directory_stage_user(struct db *db, const struct dir_user *u,
     long long dept_id, int *fresh, struct da_error *err)
 {
 	enum da_err	 rc;
@@ -691,11 +711,11 @@ directory_plan(struct db *db, int complete, struct dir_plan_counts *c,
 
 enum da_err
 directory_plan_each_dept(struct db *db,
-    enum da_err (*fn)(enum dir_action, const struct dt_dept *, void *,
+    enum da_err (*fn)(enum dir_action, const struct dir_dept *, void *,
     struct da_error *), void *arg, struct da_error *err)
 {
 	struct db_rows	 r;
-	struct dt_dept	 d;
+	struct dir_dept	 d;
 	enum da_err	 rc = DA_OK;
 	enum dir_action	 action;
 
@@ -716,11 +736,11 @@ directory_plan_each_dept(struct db *db,
 
 enum da_err
 directory_plan_each_user(struct db *db,
-    enum da_err (*fn)(enum dir_action, const struct dt_user *, void *,
+    enum da_err (*fn)(enum dir_action, const struct dir_user *, void *,
     struct da_error *), void *arg, struct da_error *err)
 {
 	struct db_rows	 r, m;
-	struct dt_user	 u;
+	struct dir_user	 u;
 	enum da_err	 rc = DA_OK;
 	enum dir_action	 action;
 

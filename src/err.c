@@ -33,6 +33,7 @@ static const struct {
 	[DA_ECRYPTO] = { "ECRYPTO", "cryptography failure" },
 	[DA_ESTATE] = { "ESTATE", "login state invalid" },
 	[DA_EBUSY] = { "EBUSY", "resource busy" },
+	[DA_ETOOLONG] = { "ETOOLONG", "a value longer than dingauth stores" },
 };
 
 const char *

@@ -579,14 +579,14 @@ done:
 static enum da_err
 apply_user(struct db *db, const char *userid, struct da_error *err)
 {
-	struct dt_user	 u;
+	struct dir_user	 u;
 	struct dir_mark	 mark;
 	enum da_err	 rc;
 	int		 tries, stale = 0;
 
 	memset(&u, 0, sizeof(u));
 	for (tries = 0; tries < 2; tries++) {
-		dt_user_clear(&u);
+		dir_user_clear(&u);
 		stale = 0;
 		if ((rc = directory_mark_user(db, userid, &mark, err)) != DA_OK)
 			break;
@@ -607,7 +607,7 @@ apply_user(struct db *db, const char *userid, struct da_error *err)
 	if (rc == DA_OK && stale)
 		rc = DA_ERROR(err, DA_EBUSY, "user %s kept changing while "
 		    "DingTalk was asked", userid);
-	dt_user_clear(&u);
+	dir_user_clear(&u);
 	return rc;
 }
 
@@ -627,7 +627,7 @@ apply_leave(struct db *db, const char *userid, struct da_error *err)
 static enum da_err
 apply_dept(struct db *db, long long dept_id, struct da_error *err)
 {
-	struct dt_dept	 d;
+	struct dir_dept	 d;
 	enum da_err	 rc;
 
 	memset(&d, 0, sizeof(d));

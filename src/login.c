@@ -63,6 +63,7 @@ problem_of(enum da_err e)
 		return LOGIN_DT_DOWN;
 	case DA_EJSON:
 	case DA_ETOOBIG:
+	case DA_ETOOLONG:
 		return LOGIN_DT_GARBAGE;
 	case DA_ERATE:
 		return LOGIN_DT_RATE;
@@ -218,30 +219,12 @@ identify(struct db *db, const char *code, struct dt_identity *id,
 	}
 }
 
-static void
-join_ids(const long long *ids, size_t n, char *out, size_t size)
-{
-	size_t	 i, len = 0;
-	int	 w;
-
-	out[0] = '\0';
-	for (i = 0; i < n && len < size; i++) {
-		w = snprintf(out + len, size - len, "%s%lld", i ? "," : "",
-		    ids[i]);
-		if (w < 0 || (size_t)w >= size - len) {
-			out[len] = '\0';
-			break;
-		}
-		len += (size_t)w;
-	}
-}
-
 /* Unknown to the directory, DINGAUTH_UNKNOWN_USER=review. */
 static enum login_problem
 review(struct db *db, const char *userid, const struct dt_identity *id,
     struct login_result *res)
 {
-	struct dt_user		 du;
+	struct dir_user		 du;
 	struct da_error		 ignored;
 	enum requests_outcome	 outcome;
 	enum login_problem	 p;
@@ -251,7 +234,7 @@ review(struct db *db, const char *userid, const struct dt_identity *id,
 	/* A name helps the operator; not worth failing the request for. */
 	if (name[0] == '\0' && dt_user_get(db, userid, &du, &ignored) == DA_OK)
 		name = du.name;
-	snprintf(res->name, sizeof(res->name), "%s", name);
+	snprintf(res->user.name, sizeof(res->user.name), "%s", name);
 	if (requests_record(db, userid, id->unionid, name, &outcome,
 	    &res->err) != DA_OK)
 		p = LOGIN_INTERNAL;
@@ -265,7 +248,7 @@ review(struct db *db, const char *userid, const struct dt_identity *id,
 		    "asked again");
 		p = LOGIN_WAITING;
 	}
-	dt_user_clear(&du);
+	dir_user_clear(&du);
 	return p;
 }
 
@@ -277,7 +260,7 @@ static enum login_problem
 admit(struct db *db, const char *userid, const struct login_input *in,
     struct login_result *res)
 {
-	struct dt_user	 du;
+	struct dir_user	 du;
 	enum da_err	 rc;
 
 	memset(&du, 0, sizeof(du));
@@ -295,12 +278,13 @@ admit(struct db *db, const char *userid, const struct login_input *in,
 		rc = rc == DA_OK ? DA_EDB : rc;
 		goto out;
 	}
-	snprintf(res->name, sizeof(res->name), "%s", du.name);
-	snprintf(res->unionid, sizeof(res->unionid), "%s", du.unionid);
-	join_ids(du.dept_ids, du.ndept, res->dept_ids, sizeof(res->dept_ids));
-	log_msg(LOG_INFO, "login: %s admitted to the directory", userid);
+	log_msg(LOG_INFO, "login: %s admitted to the directory", du.userid);
+	/* The person as DingTalk gave them, departments and all. */
+	dir_user_clear(&res->user);
+	res->user = du;
+	memset(&du, 0, sizeof(du));
 out:
-	dt_user_clear(&du);
+	dir_user_clear(&du);
 	return rc == DA_OK ? LOGIN_OK :
 	    rc == DA_EDB ? LOGIN_INTERNAL : problem_of(rc);
 }
@@ -326,7 +310,7 @@ take_state(struct db *db, const struct login_input *in,
 }
 
 /*
- * Our directory decides about res->userid: a session for an active
+ * Our directory decides about res->user.userid: a session for an active
  * employee (the browser's old one ended), DINGAUTH_UNKNOWN_USER for
  * someone it does not know, a refusal for a leaver or a disabled user.
  */
@@ -339,19 +323,19 @@ directory_decides(struct db *db, const struct login_input *in,
 	enum da_err		 rc;
 
 	memset(&u, 0, sizeof(u));
-	rc = directory_get_user(db, res->userid, &u, &res->err);
+	rc = directory_get_user(db, res->user.userid, &u, &res->err);
 	if (rc == DA_ENOTFOUND) {
 		switch (cfg()->unknown_user) {
 		case CFG_UNKNOWN_ADMIT:
-			p = admit(db, res->userid, in, res);
+			p = admit(db, res->user.userid, in, res);
 			break;
 		case CFG_UNKNOWN_REVIEW:
-			p = review(db, res->userid, id, res);
+			p = review(db, res->user.userid, id, res);
 			break;
 		default:
 			DA_ERROR(&res->err, DA_ENOTFOUND, "%s is not in the "
 			    "directory (DINGAUTH_UNKNOWN_USER=deny)",
-			    res->userid);
+			    res->user.userid);
 			p = LOGIN_DENIED;
 			break;
 		}
@@ -361,7 +345,7 @@ directory_decides(struct db *db, const struct login_input *in,
 	}
 	if (rc != DA_OK)
 		goto out;
-	snprintf(res->name, sizeof(res->name), "%s", u.name);
+	snprintf(res->user.name, sizeof(res->user.name), "%s", u.name);
 	if (u.disabled) {
 		DA_ERROR(&res->err, DA_EPERM, "%s is disabled", u.userid);
 		p = LOGIN_DISABLED;
@@ -373,7 +357,11 @@ directory_decides(struct db *db, const struct login_input *in,
 		p = LOGIN_INACTIVE;
 		goto out;
 	}
-	join_ids(u.dept_ids, u.ndept, res->dept_ids, sizeof(res->dept_ids));
+	/* Their departments, as the directory has them. */
+	res->user.dept_ids = u.dept_ids;
+	res->user.ndept = u.ndept;
+	u.dept_ids = NULL;
+	u.ndept = 0;
 	/* A new id at every login; the one this browser had is ended. */
 	if (in->session_cookie != NULL)
 		session_end(db, in->session_cookie, NULL);
@@ -383,6 +371,16 @@ directory_decides(struct db *db, const struct login_input *in,
 out:
 	dir_user_clear(&u);
 	return p;
+}
+
+void
+login_result_clear(struct login_result *res)
+{
+	if (res == NULL)
+		return;
+	dir_user_clear(&res->user);
+	crypto_cleanse(res->session, sizeof(res->session));
+	memset(res, 0, sizeof(*res));
 }
 
 void
@@ -410,23 +408,24 @@ login_exchange(struct db *db, const struct login_input *in,
 		goto out;
 	}
 	if ((rc = identify(db, in->code, &id, &res->err)) != DA_OK ||
-	    (rc = dt_userid_by_unionid(db, id.unionid, res->userid,
-	    sizeof(res->userid), &res->err)) != DA_OK) {
+	    (rc = dt_userid_by_unionid(db, id.unionid, res->user.userid,
+	    sizeof(res->user.userid), &res->err)) != DA_OK) {
 		res->problem = problem_of(rc);
 		goto out;
 	}
-	snprintf(res->unionid, sizeof(res->unionid), "%s", id.unionid);
+	snprintf(res->user.unionid, sizeof(res->user.unionid), "%s",
+	    id.unionid);
 	res->problem = directory_decides(db, in, &id, res);
 out:
 	if (res->problem == LOGIN_OK)
-		log_msg(LOG_INFO, "login: %s signed in (%s flow)", res->userid,
-		    config_choice(CFG_LOGIN_FLOW, cfg()->login_flow));
+		log_msg(LOG_INFO, "login: %s signed in (%s flow)",
+		    res->user.userid, config_choice(CFG_LOGIN_FLOW, cfg()->login_flow));
 	else
 		log_msg(res->problem == LOGIN_INTERNAL ||
 		    res->problem == LOGIN_MISCONFIGURED ? LOG_ERR : LOG_INFO,
 		    "login refused: %s%s%s%s%s",
 		    login_problem_info(res->problem)->id,
-		    res->userid[0] ? " for " : "", res->userid,
+		    res->user.userid[0] ? " for " : "", res->user.userid,
 		    res->err.msg[0] ? ": " : "", res->err.msg);
 	if (res->problem != LOGIN_OK)
 		res->session[0] = '\0';

@@ -6,6 +6,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
+#include "mem.h"
 #include "session.h"
 
 enum stmt {
@@ -39,11 +40,10 @@ static const struct db_sql stmts[STMT__MAX] = {
 	    " VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)" },
 	[STMT_LOOKUP] = { "session lookup",
 	    "SELECT s.userid, s.last_seen, s.expires_at, u.unionid, u.name,"
-	    " u.active, u.disabled,"
-	    " (SELECT group_concat(dept_id) FROM (SELECT dept_id"
-	    "   FROM user_depts WHERE userid = s.userid ORDER BY dept_id))"
+	    " u.active, u.disabled, d.dept_id, d.dept_id IS NOT NULL"
 	    " FROM sessions s JOIN users u ON u.userid = s.userid"
-	    " WHERE s.id_hash = ?1" },
+	    " LEFT JOIN user_depts d ON d.userid = s.userid"
+	    " WHERE s.id_hash = ?1 ORDER BY d.dept_id" },
 	[STMT_TOUCH] = { "session touch",
 	    "UPDATE sessions SET last_seen = ?2 WHERE id_hash = ?1" },
 	[STMT_DELETE] = { "session delete",
@@ -119,9 +119,19 @@ delete_hash(struct db *db, const unsigned char *hash, struct da_error *err)
 	    DB_ARGS(DB_BLOB(hash, CRYPTO_SHA256_LEN)), err);
 }
 
+void
+session_user_clear(struct session_user *u)
+{
+	if (u == NULL)
+		return;
+	free(u->dept_ids);
+	memset(u, 0, sizeof(*u));
+}
+
 /*
- * One statement step on the hot path (every authorized request): the
- * session, its user and the user's departments in one row.
+ * One statement on the hot path (every authorized request): the session
+ * and its user, one row per department of the user (one row, department
+ * NULL, if none), so the ids arrive as numbers, never as a string.
  */
 enum da_err
 session_check(struct db *db, const char *id, struct session_user *u,
@@ -131,7 +141,7 @@ session_check(struct db *db, const char *id, struct session_user *u,
 	struct db_rows	 r;
 	struct da_error	 e;
 	long long	 now = db_now(), last_seen, expires_at;
-	int		 expired = 0, touch = 0;
+	int		 expired = 0, touch = 0, step;
 	enum da_err	 rc = DA_OK;
 
 	memset(u, 0, sizeof(*u));
@@ -166,8 +176,19 @@ session_check(struct db *db, const char *id, struct session_user *u,
 	snprintf(u->userid, sizeof(u->userid), "%s", db_text(&r, 0));
 	snprintf(u->unionid, sizeof(u->unionid), "%s", db_text(&r, 3));
 	snprintf(u->name, sizeof(u->name), "%s", db_text(&r, 4));
-	snprintf(u->dept_ids, sizeof(u->dept_ids), "%s", db_text(&r, 7));
 	u->expires_at = expires_at;
+	do {
+		if (!db_int(&r, 8))
+			continue;	/* no department at all */
+		u->dept_ids = xrealloc(u->dept_ids, (u->ndept + 1) *
+		    sizeof(*u->dept_ids));
+		u->dept_ids[u->ndept++] = db_int(&r, 7);
+	} while ((step = db_next(&r)) == 1);
+	if (step != 0) {
+		rc = DA_EDB;
+		session_user_clear(u);
+		goto out;
+	}
 	touch = now - last_seen >= SESSION_TOUCH;
 out:
 	db_done(&r);

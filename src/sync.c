@@ -334,7 +334,7 @@ start_job(struct sync_ctx *c, const struct job *j, struct da_error *err)
 }
 
 static enum da_err
-stage_user(struct sync_ctx *c, const struct dt_user *u, long long dept_id,
+stage_user(struct sync_ctx *c, const struct dir_user *u, long long dept_id,
     struct da_error *err)
 {
 	enum da_err	 rc;
@@ -350,7 +350,8 @@ static enum da_err
 take_members(struct sync_ctx *c, const struct job *j, json *doc,
     const char **why, struct da_error *err)
 {
-	struct dt_user	 u;
+	struct dir_user	 u;
+	struct da_error	 bad;
 	json		*result, *list;
 	long long	 next = 0;
 	size_t		 i, n;
@@ -371,13 +372,16 @@ take_members(struct sync_ctx *c, const struct job *j, json *doc,
 	}
 	n = json_array_size(list);
 	for (i = 0; i < n; i++) {
-		if (dt_user_from_json(json_array_item(list, i), &u, NULL) !=
+		if (dt_user_from_json(json_array_item(list, i), &u, &bad) !=
 		    DA_OK) {
-			*why = "a member without userid";
+			/* No userid, or one too long to store uncut. */
+			*why = bad.code == DA_ETOOLONG ? "a member with a value "
+			    "longer than dingauth stores" :
+			    "a member without userid";
 			goto out;
 		}
 		rc = stage_user(c, &u, j->dept_id, err);
-		dt_user_clear(&u);
+		dir_user_clear(&u);
 		if (rc != DA_OK)
 			goto out;
 	}
@@ -387,7 +391,7 @@ take_members(struct sync_ctx *c, const struct job *j, json *doc,
 	else
 		c->members_done++;
 out:
-	dt_user_clear(&u);
+	dir_user_clear(&u);
 	return rc;
 }
 
@@ -401,7 +405,7 @@ take_children(struct sync_ctx *c, const struct job *j, json *doc,
 {
 	json		*result, *d;
 	long long	 id, parent;
-	char		 name[DT_TEXT_MAX];
+	char		 name[DIR_TEXT_MAX];
 	size_t		 i, n;
 	enum da_err	 rc = DA_OK;
 	int		 fresh;
@@ -412,9 +416,14 @@ take_children(struct sync_ctx *c, const struct job *j, json *doc,
 	}
 	n = json_array_size(result);
 	for (i = 0; i < n; i++) {
-		if (json_get_int(json_array_item(result, i), "dept_id", &id) !=
-		    JSON_OK) {
+		d = json_array_item(result, i);
+		if (json_get_int(d, "dept_id", &id) != JSON_OK) {
 			*why = "a department without dept_id";
+			goto out;
+		}
+		if (json_get_text(d, "name", name, sizeof(name)) ==
+		    JSON_TOO_LONG) {
+			*why = "a department name longer than dingauth stores";
 			goto out;
 		}
 	}
@@ -447,10 +456,10 @@ static enum da_err
 take_root(struct sync_ctx *c, json *doc, struct da_error *err)
 {
 	json		*result;
-	char		 name[DT_TEXT_MAX];
+	char		 name[DIR_TEXT_MAX];
 	enum da_err	 rc = DA_OK;
 
-	/* Without a name in the answer the stored one stays. */
+	/* Without a usable name in the answer the stored one stays. */
 	if (json_get_object(doc, "result", &result) != JSON_OK ||
 	    json_get_text(result, "name", name, sizeof(name)) != JSON_OK)
 		goto out;
@@ -816,7 +825,7 @@ make_plan(struct sync_ctx *c, int complete, struct da_error *err)
 
 /* A dry run: a line per change of the plan. */
 static enum da_err
-print_dept(enum dir_action action, const struct dt_dept *d, void *arg,
+print_dept(enum dir_action action, const struct dir_dept *d, void *arg,
     struct da_error *err)
 {
 	struct sync_ctx	*c = arg;
@@ -828,7 +837,7 @@ print_dept(enum dir_action action, const struct dt_dept *d, void *arg,
 }
 
 static enum da_err
-print_user(enum dir_action action, const struct dt_user *u, void *arg,
+print_user(enum dir_action action, const struct dir_user *u, void *arg,
     struct da_error *err)
 {
 	struct sync_ctx	*c = arg;
@@ -844,7 +853,7 @@ print_user(enum dir_action action, const struct dt_user *u, void *arg,
  * users, then the departments that are gone (their members have moved).
  */
 static enum da_err
-apply_dept(enum dir_action action, const struct dt_dept *d, void *arg,
+apply_dept(enum dir_action action, const struct dir_dept *d, void *arg,
     struct da_error *err)
 {
 	struct sync_ctx	*c = arg;
@@ -855,7 +864,7 @@ apply_dept(enum dir_action action, const struct dt_dept *d, void *arg,
 }
 
 static enum da_err
-apply_user(enum dir_action action, const struct dt_user *u, void *arg,
+apply_user(enum dir_action action, const struct dir_user *u, void *arg,
     struct da_error *err)
 {
 	struct sync_ctx	*c = arg;
@@ -870,7 +879,7 @@ apply_user(enum dir_action action, const struct dt_user *u, void *arg,
 }
 
 static enum da_err
-remove_dept(enum dir_action action, const struct dt_dept *d, void *arg,
+remove_dept(enum dir_action action, const struct dir_dept *d, void *arg,
     struct da_error *err)
 {
 	struct sync_ctx	*c = arg;

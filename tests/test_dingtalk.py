@@ -101,6 +101,19 @@ with FakeDingTalk() as fake, Env(fake=fake) as env:
     t.eq("90018 twice then ok: three calls", len(log), 3)
     t.check("90018: waited about a second between calls",
             len(log) == 3 and log[1]["t"] - log[0]["t"] >= 0.9, log)
+    # The same without an error struct: retries do not depend on one.
+    fake.clear_log()
+    fake.fault("/topapi/v2/user/get", "rate_limit", count=2)
+    p = client(env, "user-noerr", "1", "u001")
+    t.check("no error struct, 90018 twice then ok: succeeds",
+            p.returncode == 0 and p.stdout.startswith("user "), p.stdout)
+    t.eq("no error struct: three calls", len(calls(fake, "/topapi/v2/user/get")), 3)
+    fake.clear_log()
+    fake.fault("/topapi/v2/user/get", "invalid_token", count=1)
+    p = client(env, "user-noerr", "1", "u001")
+    t.check("no error struct, token refused once: refreshed, succeeds",
+            p.returncode == 0 and len(calls(fake, "/topapi/v2/user/get")) == 2,
+            p.stdout)
     fake.clear_log()
     fake.fault("/topapi/v2/user/get", "errcode", count=1, errcode=-1,
                errmsg="系统繁忙")

@@ -372,6 +372,26 @@ def test_department_fails():
         same_directory("after recovery", env, fk)
 
 
+def test_overlong_userid():
+    """A userid longer than dingauth stores is refused, never cut to another key."""
+    with FakeDingTalk(generate=SMALL, qps=100) as fk, Env(fake=fk) as env:
+        rc, s, err = sync(env, **FAST)
+        t.eq("over-long userid: first sync exits 0", rc, 0)
+        long_id = "u" * 127 + "-and-more"
+        fk.put_user({"userid": long_id, "name": "Long Id", "dept_id_list": [2]})
+        before = env.sql("SELECT count(*) FROM users")
+        rc, s, err = sync(env, **FAST)
+        t.eq("over-long userid: the department fails, exit 1", rc, 1)
+        t.eq("over-long userid: outcome partial", s.get("outcome"), "partial")
+        t.eq("over-long userid: its department is named",
+             s.get("failed_department_ids"), [2])
+        t.check("...with the reason", "longer than dingauth stores" in
+                err + str(s.get("reason")), err[-500:])
+        t.eq("no user stored under the long id or a cut one", env.sql(
+            "SELECT count(*) FROM users WHERE userid LIKE 'uuuu%'"), [(0,)])
+        t.eq("nobody else added", env.sql("SELECT count(*) FROM users"), before)
+
+
 def test_retries():
     with FakeDingTalk(generate=SMALL, qps=100) as fk, Env(fake=fk) as env:
         fk.fault(LISTSUB, "rate_limit", count=2)
@@ -581,6 +601,7 @@ test_changes_leavers_rehire()
 test_mass_disappearance()
 test_force()
 test_department_fails()
+test_overlong_userid()
 test_retries()
 test_timeouts()
 test_killed()

@@ -164,7 +164,7 @@ static void
 check_dingtalk(struct db *db)
 {
 	struct da_error	 err = { 0 };
-	struct dt_dept	 root;
+	struct dir_dept	 root;
 	char		 token[TOKEN_MAX];
 	long long	 skew;
 	int		 fetched = 0;

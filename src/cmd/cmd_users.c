@@ -244,7 +244,7 @@ users_show(const struct cmd_sub *sub, const struct cmd_args *a)
 static int
 users_approve(const struct cmd_sub *sub, const struct cmd_args *a)
 {
-	struct dt_user	 person;
+	struct dir_user	 person;
 	struct dir_user	 u;
 	struct da_error	 err = { 0 };
 	struct db	*db = NULL;
@@ -288,7 +288,7 @@ dberr:
 	rc = cmd_fail("users approve: %s", err.msg);
 out:
 	dir_user_clear(&u);
-	dt_user_clear(&person);
+	dir_user_clear(&person);
 	db_close(db);
 	return rc;
 }

@@ -3,6 +3,8 @@
  * the shared cache for a corp or sns token N times (default 1), the way
  * every program does before calling DingTalk. Prints "fetched" or
  * "cached" per call, or the error. Used by the token concurrency tests.
+ * token_client user N USERID: dt_user_get N times; "user-noerr" the same
+ * without an error struct (a call must behave the same either way).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +25,10 @@ main(int argc, char **argv)
 	int		 i, n, fetched, rc = 0, sns;
 
 	if (argc < 2 || (strcmp(argv[1], "corp") != 0 &&
-	    strcmp(argv[1], "sns") != 0 && strcmp(argv[1], "user") != 0)) {
-		fprintf(stderr, "usage: token_client corp|sns|user [N]\n");
+	    strcmp(argv[1], "sns") != 0 && strcmp(argv[1], "user") != 0 &&
+	    strcmp(argv[1], "user-noerr") != 0)) {
+		fprintf(stderr, "usage: token_client corp|sns|user|user-noerr "
+		    "[N [USERID]]\n");
 		return 2;
 	}
 	sns = strcmp(argv[1], "sns") == 0;
@@ -36,18 +40,20 @@ main(int argc, char **argv)
 	}
 	log_set_level(cfg()->log_level);
 	for (i = 0; i < n; i++) {
-		if (strcmp(argv[1], "user") == 0) {
-			/* A directory call through dt_call (token + retry). */
-			struct dt_user	 u;
+		if (strncmp(argv[1], "user", 4) == 0) {
+			/* A directory call (token, retries, refresh). */
+			struct dir_user	 u;
+			enum da_err	 e;
+			int		 noerr = strcmp(argv[1], "user-noerr") == 0;
 
-			if (dt_user_get(db, argc > 3 ? argv[3] : "u001", &u,
-			    &err) != DA_OK) {
-				printf("error %s %ld %s\n", da_errname(err.code),
+			if ((e = dt_user_get(db, argc > 3 ? argv[3] : "u001", &u,
+			    noerr ? NULL : &err)) != DA_OK) {
+				printf("error %s %ld %s\n", da_errname(e),
 				    err.api_code, err.msg);
 				rc = 1;
 			} else
 				printf("user %s\n", u.name);
-			dt_user_clear(&u);
+			dir_user_clear(&u);
 			continue;
 		}
 		if ((sns ? dt_sns_token(db, token, sizeof(token), &fetched,

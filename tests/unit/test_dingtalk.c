@@ -86,6 +86,8 @@ test_retry(void)
 	CHECK(answer(DT_NEWAPI, 403, "{\"code\":\"Forbidden.AccessDenied."
 	    "QpsLimitForApi\"}", &blocking, NULL) == DT_ACT_RETRY &&
 	    v.delay_ms == 1000, "another v1.0 QpsLimit code: retry after 1 s");
+	CHECK(answer(DT_NEWAPI, 429, "", &blocking, NULL) == DT_ACT_RETRY &&
+	    v.delay_ms == 1000, "v1.0 HTTP 429: retry after 1 s");
 	CHECK(oapi("{\"errcode\":90006}", &patient) == DT_ACT_RETRY &&
 	    v.delay_ms == 60000, "90006 per-minute limit: retry after 60 s");
 	CHECK(oapi("{\"errcode\":90005}", &patient) == DT_ACT_RETRY &&
@@ -244,6 +246,70 @@ test_fail(void)
 	    "past the retries: fails, EHTTP");
 }
 
+/* A user object with userid of n letters and a name of m. */
+static json *
+user_object(size_t n, size_t m)
+{
+	json	*o = json_new_object(), *depts = json_new_array();
+	char	*id = malloc(n + 1), *name = malloc(m + 1);
+
+	memset(id, 'u', n);
+	id[n] = '\0';
+	memset(name, 'N', m);
+	name[m] = '\0';
+	json_add_str(o, "userid", id);
+	json_add_str(o, "unionid", "union-1");
+	json_add_str(o, "name", name);
+	json_append_int(depts, 3);
+	json_append_str(depts, "4");
+	json_add(o, "dept_id_list", depts);
+	free(id);
+	free(name);
+	return o;
+}
+
+static void
+test_person(void)
+{
+	struct dir_user	 u;
+	struct da_error	 err;
+	json		*o;
+
+	o = user_object(DIR_ID_MAX - 1, 10);
+	CHECK(dt_user_from_json(o, &u, &err) == DA_OK &&
+	    strlen(u.userid) == DIR_ID_MAX - 1 && u.ndept == 2 &&
+	    u.dept_ids[0] == 3 && u.dept_ids[1] == 4 && u.active,
+	    "a userid of %d bytes fits; department ids an array",
+	    DIR_ID_MAX - 1);
+	dir_user_clear(&u);
+	json_free(o);
+
+	o = user_object(DIR_ID_MAX, 10);
+	CHECK(dt_user_from_json(o, &u, &err) == DA_ETOOLONG &&
+	    err.code == DA_ETOOLONG && strstr(err.msg, "userid") != NULL,
+	    "an over-long userid from DingTalk is refused (ETOOLONG)");
+	CHECK(u.userid[0] == '\0' && u.dept_ids == NULL && u.ndept == 0,
+	    "...and nothing of it kept, no shortened userid");
+	json_free(o);
+	o = user_object(DIR_ID_MAX, 10);
+	CHECK(dt_user_from_json(o, &u, NULL) == DA_ETOOLONG,
+	    "...also without an error struct");
+	json_free(o);
+
+	o = user_object(8, DIR_TEXT_MAX);
+	CHECK(dt_user_from_json(o, &u, &err) == DA_ETOOLONG &&
+	    strstr(err.msg, "name") != NULL && u.userid[0] == '\0',
+	    "an over-long name is refused too");
+	json_free(o);
+	o = json_new_object();
+	json_add_str(o, "name", "x");
+	CHECK(dt_user_from_json(o, &u, &err) == DA_EJSON,
+	    "a user without userid: EJSON");
+	json_free(o);
+	CHECK(strcmp(da_errname(DA_ETOOLONG), "ETOOLONG") == 0,
+	    "ETOOLONG has a name");
+}
+
 static void
 test_request(void)
 {
@@ -283,6 +349,7 @@ main(void)
 	test_timeouts();
 	test_refresh();
 	test_fail();
+	test_person();
 	test_request();
 	return unit_done();
 }

@@ -242,8 +242,8 @@ test_apply(struct db *db)
 {
 	struct da_error		 err;
 	struct events_run	 run;
-	struct dt_user		 u;
-	struct dt_dept		 d;
+	struct dir_user		 u;
+	struct dir_dept		 d;
 	char			 sid[SESSION_ID_LEN + 1];
 	int			 stored;
 
@@ -265,7 +265,7 @@ test_apply(struct db *db)
 	    directory_upsert_dept(db, &d, &err) == DA_OK &&
 	    session_open(db, "u1", "127.0.0.1", "ua", sid, &err) == DA_OK,
 	    "a user with a session");
-	dt_user_clear(&u);
+	dir_user_clear(&u);
 	CHECK(events_apply_pending(db, 0, 0, 1, &run, &err) == DA_OK &&
 	    run.applied == 1 && run.failed == 0 && run.pending == 0,
 	    "user_leave_org applied (%d applied, %d failed)", run.applied,

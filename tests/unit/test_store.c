@@ -67,7 +67,7 @@ exec(struct db *db, const char *sql)
 }
 
 static void
-mkuser(struct dt_user *u, const char *userid, const char *unionid,
+mkuser(struct dir_user *u, const char *userid, const char *unionid,
     const char *name, long long d1, long long d2)
 {
 	memset(u, 0, sizeof(*u));
@@ -241,8 +241,8 @@ test_directory(struct db *db)
 {
 	struct da_error		 err = { 0 };
 	struct dir_user		 du;
-	struct dt_user		 u;
-	struct dt_dept		 d;
+	struct dir_user		 u;
+	struct dir_dept		 d;
 	long long		 want[2];
 	int			 was, yes;
 
@@ -257,7 +257,7 @@ test_directory(struct db *db)
 	mkuser(&u, "u1", "un1", "张三", 3, 4);
 	CHECK(directory_upsert_user(db, &u, "sync", &was, &err) == DA_OK &&
 	    was == 0, "new user added");
-	dt_user_clear(&u);
+	dir_user_clear(&u);
 	CHECK(directory_get_user(db, "u1", &du, &err) == DA_OK &&
 	    strcmp(du.name, "张三") == 0 && du.ndept == 2 && du.active &&
 	    du.dept_ids[0] == 3 && du.dept_ids[1] == 4,
@@ -273,7 +273,7 @@ test_directory(struct db *db)
 	    DA_OK && yes, "direct member counts");
 	mkuser(&u, "u2", "un2", "Li", 4, 0);
 	directory_upsert_user(db, &u, "sync", NULL, &err);
-	dt_user_clear(&u);
+	dir_user_clear(&u);
 	want[0] = 2;
 	CHECK(directory_user_in_depts(db, "u2", want, 1, &yes, &err) ==
 	    DA_OK && !yes, "member elsewhere does not");
@@ -284,7 +284,7 @@ test_directory(struct db *db)
 
 /* A plan walk into a line of "action id[:ndept]" words. */
 static enum da_err
-note_user(enum dir_action action, const struct dt_user *u, void *arg,
+note_user(enum dir_action action, const struct dir_user *u, void *arg,
     struct da_error *err)
 {
 	char	*seen = arg;
@@ -296,7 +296,7 @@ note_user(enum dir_action action, const struct dt_user *u, void *arg,
 }
 
 static enum da_err
-note_dept(enum dir_action action, const struct dt_dept *d, void *arg,
+note_dept(enum dir_action action, const struct dir_dept *d, void *arg,
     struct da_error *err)
 {
 	char	*seen = arg;
@@ -314,7 +314,7 @@ test_stage(struct db *db)
 	struct da_error		 err = { 0 };
 	struct dir_stage_counts	 sc;
 	struct dir_plan_counts	 pc;
-	struct dt_user		 u;
+	struct dir_user		 u;
 	long long		 failed[2] = { 0, 0 };
 	char			 seen[256] = "";
 	int			 fresh, a, b;
@@ -330,10 +330,10 @@ test_stage(struct db *db)
 	a = directory_stage_user(db, &u, 3, &fresh, &err) == DA_OK && fresh;
 	b = directory_stage_user(db, &u, 3, &fresh, &err) == DA_OK && !fresh;
 	CHECK(a && b, "a user is staged once");
-	dt_user_clear(&u);
+	dir_user_clear(&u);
 	mkuser(&u, "u3", "un3", "Wang", 5, 0);
 	directory_stage_user(db, &u, 5, &fresh, &err);
-	dt_user_clear(&u);
+	dir_user_clear(&u);
 	CHECK(directory_stage_counts(db, &sc, failed, 2, &err) == DA_OK &&
 	    sc.departments == 4 && sc.users == 2 && sc.failed == 0,
 	    "staged counts");
@@ -369,7 +369,7 @@ test_sessions(struct db *db)
 	struct da_error		 err = { 0 };
 	struct session_user	 su;
 	struct dir_user		 du;
-	struct dt_user		 u;
+	struct dir_user		 u;
 	char			 id[SESSION_ID_LEN + 1];
 	char			 id2[SESSION_ID_LEN + 1], hex[65];
 	long long		 users, active, depts;
@@ -388,8 +388,10 @@ test_sessions(struct db *db)
 		    "only the SHA-256 of the id is stored");
 	}
 	CHECK(session_check(db, id, &su, &err) == DA_OK &&
-	    strcmp(su.userid, "u1") == 0 && strcmp(su.dept_ids, "3,4") == 0 &&
+	    strcmp(su.userid, "u1") == 0 && su.ndept == 2 &&
+	    su.dept_ids[0] == 3 && su.dept_ids[1] == 4 &&
 	    strcmp(su.unionid, "un1") == 0, "session checks out");
+	session_user_clear(&su);
 	id[0] = id[0] == 'a' ? 'b' : 'a';
 	CHECK(session_check(db, id, &su, &err) == DA_ENOTFOUND,
 	    "a changed id does not");
@@ -423,7 +425,7 @@ test_sessions(struct db *db)
 	mkuser(&u, "u1", "un1", "张三", 3, 0);
 	CHECK(directory_upsert_user(db, &u, "sync", &was, &err) == DA_OK &&
 	    was == 2, "rehire noticed");
-	dt_user_clear(&u);
+	dir_user_clear(&u);
 	CHECK(directory_get_user(db, "u1", &du, &err) == DA_OK && du.active &&
 	    du.left_at == 0 && du.ndept == 1, "rehired user active again");
 	dir_user_clear(&du);
