@@ -98,6 +98,7 @@ struct job {
 	long long	 not_before;	/* monotonic us */
 	struct dt_tries	 tries;		/* retries and refresh so far */
 	unsigned	 token_gen;	/* token the request carried */
+	int		 in_flight;	/* a slot taken by a transfer */
 };
 
 /* A FIFO that can also push at the front (a department's next page). */
@@ -126,6 +127,11 @@ struct sync_ctx {
 	struct queue		 q[API__MAX];
 	struct pacer		 pace[API__MAX];
 	int			 concurrency;
+	/*
+	 * The jobs of the transfers in flight, one slot each: a run that
+	 * stops with transfers still running leaks none of them.
+	 */
+	struct job		*slots;
 	char			 token[TOKEN_MAX];
 	unsigned		 token_gen;
 	int			 fatal;
@@ -318,16 +324,25 @@ start_job(struct sync_ctx *c, const struct job *j, struct da_error *err)
 	struct job		*tag;
 	json			*body;
 	enum da_err		 rc;
+	int			 i;
 
 	body = dt_dept_body(apis[j->api].api, j->dept_id, j->cursor);
 	dt_request_init(&rq, apis[j->api].api, c->token, body);
-	tag = xmalloc(sizeof(*tag));
+	for (i = 0; i < c->concurrency && c->slots[i].in_flight; i++)
+		continue;
+	if (i == c->concurrency) {
+		rc = DA_ERROR(err, DA_EBUSY, "no free transfer slot");
+		goto out;
+	}
+	tag = &c->slots[i];
 	*tag = *j;
 	tag->token_gen = c->token_gen;
-	if ((rc = http_multi_add(c->multi, &rq.http, tag, err)) != DA_OK)
-		free(tag);
-	else
+	tag->in_flight = 0;
+	if ((rc = http_multi_add(c->multi, &rq.http, tag, err)) == DA_OK) {
+		tag->in_flight = 1;
 		c->http_requests++;
+	}
+out:
 	dt_request_free(&rq);
 	json_free(body);
 	return rc;
@@ -617,7 +632,7 @@ finished(struct sync_ctx *c, struct http_multi_result *res,
 		break;
 	}
 	json_free(doc);
-	free(j);
+	j->in_flight = 0;	/* the slot is free again */
 	if (rc != DA_OK)
 		c->fatal = 1;
 	return rc;
@@ -971,6 +986,7 @@ run(struct db *db, const struct sync_options *opt, struct sync_stats *st,
 	c.calls0 = dt_calls_made();
 	st->outcome = SYNC_FAILED;
 	c.concurrency = (int)cfg()->num[CFG_SYNC_CONCURRENCY];
+	c.slots = xcalloc((size_t)c.concurrency, sizeof(*c.slots));
 	c.policy.busy_retries = RATE_RETRIES;
 	c.policy.fail_retries = (int)cfg()->num[CFG_HTTP_RETRIES];
 	c.policy.max_wait_ms = WAIT_MAX_MS;
@@ -995,6 +1011,7 @@ run(struct db *db, const struct sync_options *opt, struct sync_stats *st,
 	rc = conclude(&c, err);
 out:
 	http_multi_free(c.multi);
+	free(c.slots);
 	for (a = 0; a < API__MAX; a++)
 		queue_free(&c.q[a]);
 	crypto_cleanse(c.token, sizeof(c.token));
