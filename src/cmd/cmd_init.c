@@ -27,8 +27,9 @@
 
 #define INIT_DEFAULT_CONFIG	"/etc/dingauth.conf"
 #define INIT_DEFAULT_ACCOUNT	"www-data"	/* the web server's user */
-#define INIT_AES_KEY_LEN	43	/* docs/dingtalk.md §a: EncodingAESKey */
-#define INIT_TOKEN_LEN		32	/* the console allows 3 to 32 */
+#define INIT_AES_KEY_LEN	43	/* EncodingAESKey: docs/dingtalk.md §a.1 */
+#define INIT_TOKEN_LEN		32	/* 6 to 32 work everywhere: §a.6 */
+#define INIT_FILE_BUF		16384	/* the whole file: wiped after */
 #define INIT_CONFIG_MODE	0640
 #define INIT_DIR_MODE		0750
 #define INIT_DB_MODE		0640
@@ -240,13 +241,13 @@ print_key(FILE *f, enum cfg_key k, const char *value)
 static void
 print_config(FILE *f, const char *path, const char *values[CFG__MAX])
 {
-	char		 when[32];
+	char		 when[32] = "?";
 	time_t		 now = time(NULL);
 	struct tm	 tm;
 	int		 s, k;
 
-	strftime(when, sizeof(when), "%Y-%m-%d",
-	    gmtime_r(&now, &tm) != NULL ? &tm : NULL);
+	if (gmtime_r(&now, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%d", &tm);
 	fprintf(f, "# %s: dingauth's configuration, written by "
 	    "'dingauth init' on %s.\n"
 	    "# KEY = value lines; '#' starts a comment. An environment "
@@ -276,6 +277,7 @@ write_config(const char *path, const char *db, gid_t gid, int *created)
 	const char	*values[CFG__MAX] = { 0 };
 	char		 tmp[PATH_MAX], aes[INIT_AES_KEY_LEN + 1];
 	char		 token[INIT_TOKEN_LEN + 1];
+	static char	 buf[INIT_FILE_BUF];	/* stdio's, holding the keys */
 	FILE		*f = NULL;
 	int		 fd = -1, rc = EXIT_FAIL;
 
@@ -304,6 +306,7 @@ write_config(const char *path, const char *db, gid_t gid, int *created)
 		goto out;
 	}
 	fd = -1;
+	setvbuf(f, buf, _IOFBF, sizeof(buf));
 	print_config(f, path, values);
 	if (fflush(f) != 0 || fsync(fileno(f)) == -1) {
 		cmd_fail("%s: %s", tmp, strerror(errno));
@@ -324,6 +327,7 @@ out:
 	if (fd != -1)
 		close(fd);
 	unlink(tmp);
+	crypto_cleanse(buf, sizeof(buf));
 	crypto_cleanse(aes, sizeof(aes));
 	crypto_cleanse(token, sizeof(token));
 	return rc;
