@@ -90,7 +90,11 @@ struct db_rows {
 	struct da_error		*err;
 };
 
-/* Open (creating the file and its directory is the operator's job). */
+/*
+ * Open (creating the file and its directory is the operator's job). A
+ * database whose schema is newer than this program's migrations is
+ * refused (DA_EDB, saying so): an older binary never runs on it.
+ */
 enum da_err	 db_open(const char *path, struct db **out,
 		    struct da_error *err);
 /*

@@ -155,7 +155,12 @@ migrate(struct db *db, struct da_error *err)
 	int				 n, have;
 	enum da_err			 rc;
 
-	if (db_schema_version(db) >= db_schema_latest())
+	if ((have = db_schema_version(db)) > db_schema_latest())
+		return DA_ERROR(err, DA_EDB, "schema version %d is newer than "
+		    "this dingauth's %d: run the newer release (or restore "
+		    "the backup taken before the upgrade)", have,
+		    db_schema_latest());
+	if (have == db_schema_latest())
 		return DA_OK;
 	/* Several processes may open a new database at once: one wins. */
 	if ((rc = db_begin_immediate(db, err)) != DA_OK)

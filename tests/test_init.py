@@ -269,6 +269,21 @@ if IS_ROOT:
     t.eq("init: an existing directory's owner gets the database",
          (os.stat(db).st_uid, os.stat(db).st_gid), (st.st_uid, st.st_gid))
 
+# A database from a newer release is refused, clearly, and left alone.
+con = sqlite3.connect(db)
+con.execute("PRAGMA user_version = %d" % (latest_migration() + 1))
+con.commit()
+con.close()
+r = run("init", "--config", conf)
+t.check("init: a newer schema is refused (exit 1, says newer)",
+        r.returncode == 1 and "newer" in r.stderr, desc(r))
+t.eq("init: a newer schema is left as it is", user_version(db),
+     latest_migration() + 1)
+r = run("doctor", env_extra={"DINGAUTH_CONFIG": conf})
+t.check("doctor: a newer schema is a FAIL naming it",
+        r.returncode == 1 and re.search(r"^FAIL\s+database .*newer",
+                                        r.stdout, re.M), desc(r))
+
 # --group and --owner; a bad group changes nothing.
 d, conf, db = fresh("badgroup")
 r = run("init", "--config", conf, "--db", db, "--group", "no-such-group-x")
