@@ -120,6 +120,7 @@ DATADIR    := $(PREFIX)/share/dingauth
 MANDIR     := $(PREFIX)/share/man
 INSTALL    ?= install
 
+CGI_SCRIPTS:= $(sort $(filter-out %.c %.fcgi,$(wildcard cgi-bin/*)))
 STATIC     := $(sort $(filter-out $(TEMPLATES),$(wildcard static/*)))
 EXAMPLES   := $(sort $(shell find deploy -type f))
 MAN5       := $(sort $(wildcard man/*.5))
@@ -130,8 +131,7 @@ install: $(CGI) $(CMD)
 	    $(DESTDIR)$(DATADIR)/static $(DESTDIR)$(DATADIR)/examples \
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	$(INSTALL) -m 755 $(CMD) $(DESTDIR)$(BINDIR)/dingauth
-	$(INSTALL) -m 755 $(CGI) cgi-bin/fcgi-children \
-	    $(DESTDIR)$(LIBEXECDIR)/cgi-bin/
+	$(INSTALL) -m 755 $(CGI) $(CGI_SCRIPTS) $(DESTDIR)$(LIBEXECDIR)/cgi-bin/
 	$(INSTALL) -m 644 $(STATIC) $(DESTDIR)$(DATADIR)/static/
 	@if [ -d $(DESTDIR)$(LIBEXECDIR)/static ] && \
 	    [ ! -L $(DESTDIR)$(LIBEXECDIR)/static ]; then \
@@ -151,7 +151,7 @@ install: $(CGI) $(CMD)
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/dingauth
 	rm -f $(CGI_SRC:cgi-bin/%.c=$(DESTDIR)$(LIBEXECDIR)/cgi-bin/%.fcgi) \
-	    $(DESTDIR)$(LIBEXECDIR)/cgi-bin/fcgi-children
+	    $(CGI_SCRIPTS:cgi-bin/%=$(DESTDIR)$(LIBEXECDIR)/cgi-bin/%)
 	rm -f $(STATIC:static/%=$(DESTDIR)$(DATADIR)/static/%)
 	[ ! -L $(DESTDIR)$(LIBEXECDIR)/static ] || \
 	    rm -f $(DESTDIR)$(LIBEXECDIR)/static
