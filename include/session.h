@@ -17,7 +17,12 @@
  *
  * A login state is 256 random bits as 43 base64url characters,
  * bound to the dingauth_state cookie, valid STATE_TTL seconds, and
- * single-use: state_take deletes it.
+ * single-use: state_take deletes it. Anyone may ask for the login page,
+ * so at most STATE_MAX states live at once: a new one evicts the expired
+ * ones and then the oldest, and the table (with its rd of at most
+ * LOGIN_RD_MAX bytes) cannot grow beyond a few megabytes whatever the
+ * rate. A flood of anonymous page views can then void a pending login
+ * (its state was evicted: the user tries again), never fill the disk.
  */
 struct db;
 
@@ -26,6 +31,7 @@ struct db;
 #define SESSION_ID_LEN	64		/* hex characters */
 #define STATE_LEN	43		/* base64url characters */
 #define STATE_TTL	600
+#define STATE_MAX	1024		/* live login states, at most */
 #define SESSION_TOUCH	60		/* last_seen granularity, seconds */
 
 /* Who a live session belongs to; session_user_clear frees it. */

@@ -18,6 +18,7 @@ enum stmt {
 	STMT_DELETE_ALL,
 	STMT_LIST,
 	STMT_LIST_USER,
+	STMT_STATE_EVICT,
 	STMT_STATE_INSERT,
 	STMT_STATE_TAKE,
 	STMT_PRUNE_SESSIONS,
@@ -56,6 +57,15 @@ static const struct db_sql stmts[STMT__MAX] = {
 	    LIST_COLUMNS " ORDER BY s.created_at, s.userid" },
 	[STMT_LIST_USER] = { "sessions",
 	    LIST_COLUMNS " AND s.userid = ?3 ORDER BY s.created_at" },
+	/*
+	 * Before a new state: the expired ones go, and the oldest beyond
+	 * STATE_MAX - 1 live ones, so the table never holds more than
+	 * STATE_MAX rows however fast strangers ask for the login page.
+	 */
+	[STMT_STATE_EVICT] = { "state evict",
+	    "DELETE FROM login_states WHERE expires_at <= ?1"
+	    " OR rowid IN (SELECT rowid FROM login_states"
+	    " ORDER BY expires_at DESC LIMIT -1 OFFSET ?2)" },
 	[STMT_STATE_INSERT] = { "state create",
 	    "INSERT INTO login_states (state_hash, rd, created_at, expires_at)"
 	    " VALUES (?1, ?2, ?3, ?4)" },
@@ -277,6 +287,7 @@ state_create(struct db *db, const char *rd, char state[STATE_LEN + 1],
 	unsigned char	 raw[32], hash[CRYPTO_SHA256_LEN];
 	char		*b64, *p;
 	long long	 now = db_now();
+	enum da_err	 rc;
 
 	crypto_random(raw, sizeof(raw));
 	b64 = crypto_base64_encode(raw, sizeof(raw));
@@ -291,9 +302,22 @@ state_create(struct db *db, const char *rd, char state[STATE_LEN + 1],
 	crypto_cleanse(b64, strlen(b64));
 	free(b64);
 	crypto_sha256(state, STATE_LEN, hash);
-	return db_run(db, &stmts[STMT_STATE_INSERT], DB_ARGS(DB_BLOB(hash,
+	/* Evict and insert in one transaction: one commit per page view. */
+	if ((rc = db_begin_immediate(db, err)) != DA_OK)
+		goto out;
+	if ((rc = db_run(db, &stmts[STMT_STATE_EVICT], DB_ARGS(DB_INT(now),
+	    DB_INT(STATE_MAX - 1)), err)) != DA_OK ||
+	    (rc = db_run(db, &stmts[STMT_STATE_INSERT], DB_ARGS(DB_BLOB(hash,
 	    sizeof(hash)), DB_TEXT(rd), DB_INT(now), DB_INT(now + STATE_TTL)),
-	    err);
+	    err)) != DA_OK) {
+		db_rollback(db);
+		goto out;
+	}
+	rc = db_commit(db, err);
+out:
+	if (rc != DA_OK)
+		state[0] = '\0';
+	return rc;
 }
 
 enum da_err
