@@ -157,6 +157,16 @@ enum da_err	 directory_stage_root_name(struct db *db, long long root,
 enum da_err	 directory_stage_dept(struct db *db, long long dept_id,
 		    long long parent_id, const char *name, int *fresh,
 		    struct da_error *err);
+/*
+ * Hold a user or a department out of the plan: an event stored while the
+ * run was fetching named them, and what it stored (a leave above all) is
+ * newer than the copy. Held ids are neither added, updated, reactivated
+ * nor removed by this run; the next one sees them as DingTalk has them.
+ */
+enum da_err	 directory_stage_hold_user(struct db *db, const char *userid,
+		    struct da_error *err);
+enum da_err	 directory_stage_hold_dept(struct db *db, long long dept_id,
+		    struct da_error *err);
 /* A department whose sub-departments or members could not be read. */
 enum da_err	 directory_stage_dept_failed(struct db *db, long long dept_id,
 		    struct da_error *err);
@@ -200,8 +210,9 @@ struct dir_plan_counts {
 /*
  * Compare the copy with our directory into the plan: users and
  * departments to add or update (users to reactivate); when complete (the
- * whole directory was read), also users who left and departments gone.
- * Run inside the caller's transaction; counts into *c.
+ * whole directory was read), also users who left and departments gone;
+ * never a held user or department (directory_stage_hold_*). Run inside
+ * the caller's transaction; counts into *c.
  */
 enum da_err	 directory_plan(struct db *db, int complete,
 		    struct dir_plan_counts *c, struct da_error *err);

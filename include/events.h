@@ -121,6 +121,17 @@ enum da_err	 events_store_apply(struct db *db, const struct event *ev,
 		    int *stored, long long *id, int *applied,
 		    struct da_error *err);
 
+/* The id of the newest stored event (any state); 0 when there is none. */
+enum da_err	 events_last_id(struct db *db, long long *id,
+		    struct da_error *err);
+/*
+ * Call fn with each stored event newer than id after (any state), oldest
+ * first; fn's error stops the walk and is returned. The sync uses it to
+ * leave alone what events named while it was fetching.
+ */
+enum da_err	 events_each_since(struct db *db, long long after,
+		    enum da_err (*fn)(const struct event *ev, void *arg,
+		    struct da_error *err), void *arg, struct da_error *err);
 /* The outcome of one run over the pending events. */
 struct events_run {
 	int		 applied;	/* now 'applied' */

@@ -33,6 +33,8 @@ enum stmt {
 	STMT_STAGE_MEMBER,
 	STMT_STAGE_COUNTS,
 	STMT_STAGE_FAILED_LIST,
+	STMT_STAGE_HOLD_USER,
+	STMT_STAGE_HOLD_DEPT,
 	STMT_ACTIVE_COUNT,
 	STMT_PLAN_USERS,
 	STMT_PLAN_LEAVERS,
@@ -147,7 +149,17 @@ static const struct db_sql stmts[STMT__MAX] = {
 	    "SELECT dept_id FROM temp.sync_depts WHERE failed"
 	    " ORDER BY dept_id LIMIT ?1" },
 
-	/* The plan: ?1.. are enum dir_action values. */
+	[STMT_STAGE_HOLD_USER] = { "held user",
+	    "INSERT OR IGNORE INTO temp.sync_held_users (userid) VALUES (?1)" },
+	[STMT_STAGE_HOLD_DEPT] = { "held department",
+	    "INSERT OR IGNORE INTO temp.sync_held_depts (dept_id)"
+	    " VALUES (?1)" },
+
+	/*
+	 * The plan: ?1.. are enum dir_action values. Held users and
+	 * departments (named by an event stored during the run) are left
+	 * as the event made them.
+	 */
 	[STMT_ACTIVE_COUNT] = { "plan",
 	    "SELECT count(*) FROM main.users WHERE active = 1" },
 	[STMT_PLAN_USERS] = { "plan",
@@ -156,7 +168,8 @@ static const struct db_sql stmts[STMT__MAX] = {
 	    "  WHEN u.active = 0 THEN ?2 ELSE ?3 END"
 	    " FROM temp.sync_users s LEFT JOIN main.users u"
 	    " ON u.userid = s.userid"
-	    " WHERE u.userid IS NULL OR u.active = 0 OR u.name <> s.name"
+	    " WHERE s.userid NOT IN (SELECT userid FROM temp.sync_held_users)"
+	    " AND (u.userid IS NULL OR u.active = 0 OR u.name <> s.name"
 	    "  OR u.title <> s.title OR u.job_number <> s.job_number"
 	    "  OR u.email <> s.email OR u.mobile <> s.mobile"
 	    "  OR u.admin <> s.admin"
@@ -168,22 +181,25 @@ static const struct db_sql stmts[STMT__MAX] = {
 	    "  OR EXISTS (SELECT 1 FROM main.user_depts x"
 	    "   WHERE x.userid = s.userid AND NOT EXISTS (SELECT 1"
 	    "   FROM temp.sync_user_depts m WHERE m.userid = x.userid"
-	    "   AND m.dept_id = x.dept_id))" },
+	    "   AND m.dept_id = x.dept_id)))" },
 	[STMT_PLAN_LEAVERS] = { "plan",
 	    "INSERT INTO temp.sync_plan (userid, action)"
 	    " SELECT userid, ?1 FROM main.users WHERE active = 1"
-	    " AND userid NOT IN (SELECT userid FROM temp.sync_users)" },
+	    " AND userid NOT IN (SELECT userid FROM temp.sync_users)"
+	    " AND userid NOT IN (SELECT userid FROM temp.sync_held_users)" },
 	[STMT_PLAN_DEPTS] = { "plan",
 	    "INSERT INTO temp.sync_dept_plan (dept_id, action)"
 	    " SELECT s.dept_id, CASE WHEN d.dept_id IS NULL THEN ?1 ELSE ?2"
 	    " END FROM temp.sync_depts s LEFT JOIN main.departments d"
-	    " ON d.dept_id = s.dept_id WHERE d.dept_id IS NULL"
-	    " OR d.name <> s.name"
-	    " OR d.parent_id IS NOT NULLIF(s.parent_id, 0)" },
+	    " ON d.dept_id = s.dept_id"
+	    " WHERE s.dept_id NOT IN (SELECT dept_id FROM temp.sync_held_depts)"
+	    " AND (d.dept_id IS NULL OR d.name <> s.name"
+	    " OR d.parent_id IS NOT NULLIF(s.parent_id, 0))" },
 	[STMT_PLAN_DEPT_REMOVALS] = { "plan",
 	    "INSERT INTO temp.sync_dept_plan (dept_id, action)"
 	    " SELECT dept_id, ?1 FROM main.departments"
-	    " WHERE dept_id NOT IN (SELECT dept_id FROM temp.sync_depts)" },
+	    " WHERE dept_id NOT IN (SELECT dept_id FROM temp.sync_depts)"
+	    " AND dept_id NOT IN (SELECT dept_id FROM temp.sync_held_depts)" },
 	/* 0: users, 1: departments. */
 	[STMT_PLAN_COUNTS] = { "plan counts",
 	    "SELECT 0, action, count(*) FROM temp.sync_plan GROUP BY action"
@@ -226,13 +242,18 @@ static const char *const stage_create =
     "CREATE TEMP TABLE sync_plan ("
     " userid TEXT PRIMARY KEY, action INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TEMP TABLE sync_dept_plan ("
-    " dept_id INTEGER PRIMARY KEY, action INTEGER NOT NULL);";
+    " dept_id INTEGER PRIMARY KEY, action INTEGER NOT NULL);"
+    "CREATE TEMP TABLE sync_held_users ("
+    " userid TEXT PRIMARY KEY) WITHOUT ROWID;"
+    "CREATE TEMP TABLE sync_held_depts (dept_id INTEGER PRIMARY KEY);";
 static const char *const stage_drop =
     "DROP TABLE IF EXISTS temp.sync_depts;"
     "DROP TABLE IF EXISTS temp.sync_users;"
     "DROP TABLE IF EXISTS temp.sync_user_depts;"
     "DROP TABLE IF EXISTS temp.sync_plan;"
-    "DROP TABLE IF EXISTS temp.sync_dept_plan;";
+    "DROP TABLE IF EXISTS temp.sync_dept_plan;"
+    "DROP TABLE IF EXISTS temp.sync_held_users;"
+    "DROP TABLE IF EXISTS temp.sync_held_depts;";
 
 static const char *const action_names[DIR__MAX] = {
 	[DIR_ADD] = "add",
@@ -623,6 +644,22 @@ directory_stage_dept_failed(struct db *db, long long dept_id,
     struct da_error *err)
 {
 	return db_run(db, &stmts[STMT_STAGE_DEPT_FAILED],
+	    DB_ARGS(DB_INT(dept_id)), err);
+}
+
+enum da_err
+directory_stage_hold_user(struct db *db, const char *userid,
+    struct da_error *err)
+{
+	return db_run(db, &stmts[STMT_STAGE_HOLD_USER],
+	    DB_ARGS(DB_TEXT(userid)), err);
+}
+
+enum da_err
+directory_stage_hold_dept(struct db *db, long long dept_id,
+    struct da_error *err)
+{
+	return db_run(db, &stmts[STMT_STAGE_HOLD_DEPT],
 	    DB_ARGS(DB_INT(dept_id)), err);
 }
 

@@ -62,6 +62,8 @@ enum stmt {
 	STMT_LIST,
 	STMT_LIST_PENDING,
 	STMT_LIST_FAILED,
+	STMT_LAST_ID,
+	STMT_SINCE,
 	STMT__MAX
 };
 
@@ -132,6 +134,10 @@ static const struct db_sql stmts[STMT__MAX] = {
 	[STMT_LIST_FAILED] = { "list events",
 	    LIST_COLUMNS " FROM (SELECT * FROM events WHERE state = 'failed'"
 	    " ORDER BY id DESC LIMIT ?1) ORDER BY id" },
+	[STMT_LAST_ID] = { "events",
+	    "SELECT coalesce(max(id), 0) FROM events" },
+	[STMT_SINCE] = { "events",
+	    "SELECT payload FROM events WHERE id > ?1 ORDER BY id" },
 };
 
 const char *
@@ -921,6 +927,44 @@ events_count_pending(struct db *db, long long *n, struct da_error *err)
 
 	db_query(db, &r, &stmts[STMT_COUNT_PENDING], DB_NOARGS, err);
 	*n = db_next(&r) == 1 ? db_int(&r, 0) : 0;
+	return db_done(&r);
+}
+
+enum da_err
+events_last_id(struct db *db, long long *id, struct da_error *err)
+{
+	struct db_rows	 r;
+
+	db_query(db, &r, &stmts[STMT_LAST_ID], DB_NOARGS, err);
+	*id = db_next(&r) == 1 ? db_int(&r, 0) : 0;
+	return db_done(&r);
+}
+
+enum da_err
+events_each_since(struct db *db, long long after,
+    enum da_err (*fn)(const struct event *, void *, struct da_error *),
+    void *arg, struct da_error *err)
+{
+	struct db_rows	 r;
+	struct event	 ev;
+	struct da_error	 e;
+	const char	*p;
+	enum da_err	 rc = DA_OK;
+
+	db_query(db, &r, &stmts[STMT_SINCE], DB_ARGS(DB_INT(after)), err);
+	while (rc == DA_OK && db_next(&r) == 1) {
+		p = db_text(&r, 0);
+		/* Stored events parsed when they came; one that no longer
+		 * does names nobody. */
+		if (events_parse(p, strlen(p), &ev, &e) != DA_OK)
+			continue;
+		rc = fn(&ev, arg, err);
+		event_clear(&ev);
+	}
+	if (rc != DA_OK) {
+		db_done(&r);
+		return rc;
+	}
 	return db_done(&r);
 }
 

@@ -8,6 +8,7 @@
 #include "db.h"
 #include "dingtalk.h"
 #include "directory.h"
+#include "events.h"
 #include "http.h"
 #include "http_multi.h"
 #include "json.h"
@@ -140,6 +141,7 @@ struct sync_ctx {
 	int			 drawn;
 	long			 http_requests;	/* through multi */
 	long			 calls0;	/* dt_calls_made() at start */
+	long long		 events0;	/* newest event at the start */
 	/* progress counters */
 	long long		 depts_known;
 	long long		 listsub_done;
@@ -818,6 +820,25 @@ count_staged(struct sync_ctx *c, struct da_error *err)
 	return rc;
 }
 
+/*
+ * An event stored while the run fetched (a leave, a hire, a department
+ * made or removed) is newer than the copy: its users and departments
+ * stay as the event left them (docs/architecture.md, the sync).
+ */
+static enum da_err
+hold_event(const struct event *ev, void *arg, struct da_error *err)
+{
+	struct sync_ctx	*c = arg;
+	enum da_err	 rc = DA_OK;
+	size_t		 i;
+
+	for (i = 0; rc == DA_OK && i < ev->nuser; i++)
+		rc = directory_stage_hold_user(c->db, ev->userids[i], err);
+	for (i = 0; rc == DA_OK && i < ev->ndept; i++)
+		rc = directory_stage_hold_dept(c->db, ev->dept_ids[i], err);
+	return rc;
+}
+
 /* Compare the copy with the directory: the plan and its counts. */
 static enum da_err
 make_plan(struct sync_ctx *c, int complete, struct da_error *err)
@@ -826,6 +847,9 @@ make_plan(struct sync_ctx *c, int complete, struct da_error *err)
 	struct dir_plan_counts	 n;
 	enum da_err		 rc;
 
+	if ((rc = events_each_since(c->db, c->events0, hold_event, c,
+	    err)) != DA_OK)
+		return rc;
 	rc = directory_plan(c->db, complete, &n, err);
 	s->active_before = n.active_before;
 	s->added = n.users[DIR_ADD];
@@ -993,7 +1017,8 @@ run(struct db *db, const struct sync_options *opt, struct sync_stats *st,
 	for (a = 0; a < API__MAX; a++)
 		pacer_init(&c.pace[a], cfg()->num[CFG_SYNC_QPS]);
 
-	if ((rc = run_start(db, st, err)) != DA_OK)
+	if ((rc = run_start(db, st, err)) != DA_OK ||
+	    (rc = events_last_id(db, &c.events0, err)) != DA_OK)
 		goto out;
 	if ((rc = directory_stage_begin(db, ROOT_DEPT, err)) != DA_OK)
 		goto out;

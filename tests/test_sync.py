@@ -515,6 +515,73 @@ def test_killed():
             "SELECT outcome FROM sync_runs ORDER BY id"), [("ok",), ("interrupted",), ("ok",)])
 
 
+def push_event(env, fk, event):
+    """callback.fcgi as plain CGI, to the end of its work; True if answered success."""
+    enc = fk.encrypt(event)
+    r = env.cgi("callback.fcgi", "/dingauth/callback", method="POST", query=enc["query"],
+                body=enc["body"], content_type="application/json")
+    if r.status != 200:
+        return False
+    try:
+        d = fk.decrypt(json.loads(r.body))
+    except ValueError:
+        return False
+    return bool(d.get("ok")) and d.get("plaintext") == "success"
+
+
+def test_events_during_sync():
+    """Events stored while a sync fetches are newer than its copy: a leave
+    is not undone (the leaver was fetched before), a person we never had
+    who leaves is not added, a hire is not taken for a leaver."""
+    with FakeDingTalk(generate=SMALL, qps=100) as fk, Env(fake=fk) as env:
+        rc, s, err = sync(env, **FAST)
+        t.eq("during: first sync exits 0", rc, 0)
+        a, = pick_users(fk, 1)
+        add_session(env, a["userid"])
+        fk.put_user({"userid": "stranger", "name": "Never Seen", "dept_id_list": [1]})
+        fk.fault(USERLIST, "slow", count=100000, delay_ms=400)
+        fk.clear_log()
+        p = subprocess.Popen([DINGAUTH, "sync", "--json"], env=env.environ(**{
+            k: str(v) for k, v in FAST.items()}), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        deadline = time.time() + 20
+        while time.time() < deadline and not fk.log(path=USERLIST) and p.poll() is None:
+            time.sleep(0.05)
+        # DingTalk still lists a and the stranger to this run (fetched
+        # before their leave); the late hire is gone from its lists.
+        left = push_event(env, fk, {"EventType": "user_leave_org", "UserId": [a["userid"]]})
+        gone = push_event(env, fk, {"EventType": "user_leave_org", "UserId": ["stranger"]})
+        fk.put_user({"userid": "latehire", "name": "Late Hire", "dept_id_list": [1]})
+        hired = push_event(env, fk, {"EventType": "user_add_org", "UserId": ["latehire"]})
+        fk.delete_user("latehire")
+        t.check("the pushes were answered while the sync was fetching",
+                left and gone and hired and p.poll() is None, (left, gone, hired, p.poll()))
+        t.eq("the leave ended the session at once", sessions_of(env, a["userid"]), 0)
+        out, errout = p.communicate(timeout=120)
+        fk.clear_faults()
+        try:
+            summary = json.loads(out)
+        except ValueError:
+            summary = {}
+        t.check("the sync completes", p.returncode == 0 and summary.get("outcome") == "ok",
+                (p.returncode, out[-300:], errout[-500:]))
+        t.eq("the leaver stays out (not reactivated from the older copy)", env.sql(
+            "SELECT active FROM users WHERE userid = ?", (a["userid"],)), [(0,)])
+        t.eq("the leaver's sessions stay ended", sessions_of(env, a["userid"]), 0)
+        t.check("a person who left during the run is not added", env.sql(
+            "SELECT 1 FROM users WHERE userid = 'stranger' AND active = 1") == [], None)
+        t.eq("a hire during the run is not taken for a leaver", env.sql(
+            "SELECT active FROM users WHERE userid = 'latehire'"), [(1,)])
+        # The next run sees DingTalk as it now is.
+        fk.delete_user(a["userid"])
+        fk.delete_user("stranger")
+        fk.put_user({"userid": "latehire", "name": "Late Hire", "dept_id_list": [1]})
+        rc, s, err = sync(env, **FAST)
+        t.check("the next sync has nothing to undo", rc == 0 and s.get("reactivated") == 0
+                and s.get("deactivated") == 0, s)
+        same_directory("after events during a sync", env, fk)
+
+
 def test_dry_run():
     with FakeDingTalk(generate=SMALL, qps=100) as fk, Env(fake=fk) as env:
         rc, s, err = sync(env, **FAST)
@@ -605,6 +672,7 @@ test_overlong_userid()
 test_retries()
 test_timeouts()
 test_killed()
+test_events_during_sync()
 test_dry_run()
 test_output()
 t.done()
