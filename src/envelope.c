@@ -145,6 +145,11 @@ describe_receiver(const unsigned char *p, size_t len, char *out, size_t outsz)
 		    (const char *)p);
 }
 
+/*
+ * Each step of the format (docs/dingtalk.md §a) in order, each with the
+ * error that names what is wrong: longer than most, but split it would
+ * scatter the one layout it checks.
+ */
 enum da_err
 envelope_decrypt(const struct envelope_key *key, const char *receiver,
     const char *encrypt, char **msg, size_t *msglen, struct da_error *err)

@@ -457,6 +457,53 @@ print_tags(const char *what, const json *tags)
 	printf("\n");
 }
 
+/* The summary of `callback failed --json`; run is NULL without --apply. */
+static void
+failed_print_json(struct failed_count *c, const struct events_run *run)
+{
+	json	*out = json_new_object();
+
+	json_add_int(out, "fetched", c->fetched);
+	json_add_int(out, "added", c->added);
+	json_add_int(out, "duplicates", c->duplicates);
+	json_add_int(out, "without_ids", c->without_ids);
+	json_add_bool(out, "sync_needed", c->without_ids > 0);
+	json_add(out, "tags_without_ids", c->tags_without_ids);
+	c->tags_without_ids = NULL;
+	json_add_int(out, "ignored", c->ignored);
+	json_add(out, "tags_ignored", c->tags_ignored);
+	c->tags_ignored = NULL;
+	if (run != NULL) {
+		json_add_int(out, "applied", run->applied);
+		json_add_int(out, "failed", run->failed);
+		json_add_int(out, "pending", run->pending);
+	}
+	cmd_print_json(out);
+	json_free(out);
+}
+
+/* The same summary as text. */
+static void
+failed_print(const struct failed_count *c, const struct events_run *run)
+{
+	printf("%d failed push(es) fetched: %d new pending event(s), "
+	    "%d already stored, %d without ids, %d ignored\n",
+	    c->fetched, c->added, c->duplicates, c->without_ids, c->ignored);
+	if (c->without_ids > 0) {
+		print_tags("address-book entries without user or "
+		    "department ids", c->tags_without_ids);
+		printf("a full sync is needed: run 'dingauth sync'\n");
+	}
+	if (c->ignored > 0)
+		print_tags("not address-book events, ignored",
+		    c->tags_ignored);
+	if (run != NULL)
+		printf("applied %d, failed %d, %lld pending\n",
+		    run->applied, run->failed, run->pending);
+	else if (c->added > 0)
+		printf("run 'dingauth events retry' to apply them\n");
+}
+
 static int
 callback_failed(const struct cmd_sub *sub, const struct cmd_args *a)
 {
@@ -464,7 +511,7 @@ callback_failed(const struct cmd_sub *sub, const struct cmd_args *a)
 	struct events_run	 run;
 	struct da_error		 err;
 	struct db		*db = NULL;
-	json			*answer = NULL, *list, *out = NULL;
+	json			*answer = NULL, *list;
 	size_t			 i;
 	int			 rc, page, more = 1;
 
@@ -496,47 +543,14 @@ callback_failed(const struct cmd_sub *sub, const struct cmd_args *a)
 		rc = cmd_fail("applying events: %s", err.msg);
 		goto out;
 	}
-	if (a->opt[OPT_JSON] != NULL) {
-		out = json_new_object();
-		json_add_int(out, "fetched", c.fetched);
-		json_add_int(out, "added", c.added);
-		json_add_int(out, "duplicates", c.duplicates);
-		json_add_int(out, "without_ids", c.without_ids);
-		json_add_bool(out, "sync_needed", c.without_ids > 0);
-		json_add(out, "tags_without_ids", c.tags_without_ids);
-		c.tags_without_ids = NULL;
-		json_add_int(out, "ignored", c.ignored);
-		json_add(out, "tags_ignored", c.tags_ignored);
-		c.tags_ignored = NULL;
-		if (a->opt[OPT_APPLY] != NULL) {
-			json_add_int(out, "applied", run.applied);
-			json_add_int(out, "failed", run.failed);
-			json_add_int(out, "pending", run.pending);
-		}
-		cmd_print_json(out);
-	} else {
-		printf("%d failed push(es) fetched: %d new pending event(s), "
-		    "%d already stored, %d without ids, %d ignored\n",
-		    c.fetched, c.added, c.duplicates, c.without_ids, c.ignored);
-		if (c.without_ids > 0) {
-			print_tags("address-book entries without user or "
-			    "department ids", c.tags_without_ids);
-			printf("a full sync is needed: run 'dingauth sync'\n");
-		}
-		if (c.ignored > 0)
-			print_tags("not address-book events, ignored",
-			    c.tags_ignored);
-		if (a->opt[OPT_APPLY] != NULL)
-			printf("applied %d, failed %d, %lld pending\n",
-			    run.applied, run.failed, run.pending);
-		else if (c.added > 0)
-			printf("run 'dingauth events retry' to apply them\n");
-	}
+	if (a->opt[OPT_JSON] != NULL)
+		failed_print_json(&c, a->opt[OPT_APPLY] != NULL ? &run : NULL);
+	else
+		failed_print(&c, a->opt[OPT_APPLY] != NULL ? &run : NULL);
 	rc = run.failed > 0 ? EXIT_FAIL : EXIT_OK;
 out:
 	json_free(c.tags_without_ids);
 	json_free(c.tags_ignored);
-	json_free(out);
 	json_free(answer);
 	db_close(db);
 	return rc;

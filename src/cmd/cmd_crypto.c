@@ -9,13 +9,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <cJSON.h>
 
 #include "cmd.h"
 #include "config.h"
 #include "crypto.h"
 #include "envelope.h"
 #include "http.h"
+#include "json.h"
 #include "mem.h"
 
 #define CRYPTO_STDIN_MAX	(1024u * 1024)	/* --body - and plaintext */
@@ -186,24 +186,92 @@ query_param(const char *query, const char *name)
 static int
 body_encrypt(const char *body, size_t len, char **encrypt)
 {
-	cJSON		*root;
-	const cJSON	*e;
+	json		*root;
+	const char	*e;
 	int		 rc;
 
 	*encrypt = NULL;
-	if ((root = cJSON_ParseWithLength(body, len)) == NULL ||
-	    !cJSON_IsObject(root))
+	if ((root = json_parse(body, len)) == NULL || !json_is_object(root))
 		rc = cmd_fail("%s: --body is not a JSON object",
 		    da_strerror(DA_EINPUT));
-	else if (!cJSON_IsString(e = cJSON_GetObjectItemCaseSensitive(root,
-	    "encrypt")))
+	else if ((e = json_as_str(json_get(root, "encrypt"))) == NULL)
 		rc = cmd_fail("%s: --body has no \"encrypt\" string",
 		    da_strerror(DA_EINPUT));
 	else {
-		*encrypt = xstrdup(e->valuestring);
+		*encrypt = xstrdup(e);
 		rc = EXIT_OK;
 	}
-	cJSON_Delete(root);
+	json_free(root);
+	return rc;
+}
+
+/* The push to open: its four fields, given or read from a request. */
+struct push {
+	const char	*sig, *ts, *nonce, *enc;
+	char		*qsig, *qts, *qnonce, *benc;	/* owned */
+	struct buf	 in;				/* --body - */
+};
+
+static void
+push_free(struct push *p)
+{
+	free(p->benc);
+	free(p->qnonce);
+	free(p->qts);
+	free(p->qsig);
+	buf_free(&p->in);
+}
+
+/* Either the four fields or --query with --body, never a mix. */
+static int
+decrypt_usage(const char *const *vals)
+{
+	int	 a, request = vals[OPT_QUERY] != NULL || vals[OPT_BODY] != NULL;
+
+	for (a = OPT_SIGNATURE; a <= OPT_ENCRYPT; a++) {
+		if (request && vals[a] != NULL)
+			return cmd_usage("crypto decrypt: --%s does not go "
+			    "with --query/--body", cmd_option_name(a));
+		if (!request && vals[a] == NULL)
+			return cmd_usage("crypto decrypt: --%s is required "
+			    "(or --query and --body)", cmd_option_name(a));
+	}
+	if (request && (vals[OPT_QUERY] == NULL || vals[OPT_BODY] == NULL))
+		return cmd_usage("crypto decrypt: --query and --body go "
+		    "together");
+	return EXIT_OK;
+}
+
+/* The push's fields from --query (its URL query) and --body (or stdin). */
+static int
+push_from_request(const char *const *vals, struct push *p)
+{
+	const char	*q = vals[OPT_QUERY];
+	int		 rc;
+
+	if (*q == '?')
+		q++;
+	if ((p->qsig = query_param(q, "msg_signature")) == NULL)
+		p->qsig = query_param(q, "signature");
+	if ((p->qts = query_param(q, "timeStamp")) == NULL)
+		p->qts = query_param(q, "timestamp");
+	p->qnonce = query_param(q, "nonce");
+	if (p->qsig == NULL || p->qts == NULL || p->qnonce == NULL)
+		return cmd_fail("%s: --query has no %s",
+		    da_strerror(DA_EINPUT), p->qsig == NULL ?
+		    "signature or msg_signature" : p->qts == NULL ?
+		    "timestamp or timeStamp" : "nonce");
+	p->sig = p->qsig;
+	p->ts = p->qts;
+	p->nonce = p->qnonce;
+	if (strcmp(vals[OPT_BODY], "-") == 0) {
+		if ((rc = read_stdin(&p->in, "--body")) != EXIT_OK)
+			return rc;
+		rc = body_encrypt(p->in.data, p->in.len, &p->benc);
+	} else
+		rc = body_encrypt(vals[OPT_BODY], strlen(vals[OPT_BODY]),
+		    &p->benc);
+	p->enc = p->benc;
 	return rc;
 }
 
@@ -212,82 +280,31 @@ crypto_decrypt(const struct cmd_sub *sub, const struct cmd_args *args)
 {
 	const char *const	*vals = args->opt;
 	const char		*token, *aeskey, *receiver;
-	const char		*sig, *ts, *nonce, *enc, *q;
 	struct defaults		 d = { 0 };
 	struct envelope_key	 key;
 	struct da_error		 err = { 0 };
-	struct buf		 in = { 0 };
-	char			*qsig = NULL, *qts = NULL, *qnonce = NULL;
-	char			*benc = NULL, *msg = NULL;
+	struct push		 p;
+	char			*msg = NULL;
 	size_t			 msglen = 0;
 	enum da_err		 e;
-	int			 rc, a;
+	int			 rc;
 
 	memset(&key, 0, sizeof(key));
-	if (vals[OPT_QUERY] != NULL || vals[OPT_BODY] != NULL) {
-		for (a = OPT_SIGNATURE; a <= OPT_ENCRYPT; a++)
-			if (vals[a] != NULL) {
-				rc = cmd_usage("crypto decrypt: --%s does not "
-				    "go with --query/--body",
-				    cmd_option_name(a));
-				goto out;
-			}
-		if (vals[OPT_QUERY] == NULL || vals[OPT_BODY] == NULL) {
-			rc = cmd_usage("crypto decrypt: --query and --body "
-			    "go together");
-			goto out;
-		}
-	} else {
-		for (a = OPT_SIGNATURE; a <= OPT_ENCRYPT; a++)
-			if (vals[a] == NULL) {
-				rc = cmd_usage("crypto decrypt: --%s is "
-				    "required (or --query and --body)",
-				    cmd_option_name(a));
-				goto out;
-			}
-	}
-	if ((rc = envelope_settings(&d, args, &token, &aeskey, &receiver)) !=
+	memset(&p, 0, sizeof(p));
+	if ((rc = decrypt_usage(vals)) != EXIT_OK ||
+	    (rc = envelope_settings(&d, args, &token, &aeskey, &receiver)) !=
 	    EXIT_OK)
 		goto out;
-
-	sig = vals[OPT_SIGNATURE];
-	ts = vals[OPT_TIMESTAMP];
-	nonce = vals[OPT_NONCE];
-	enc = vals[OPT_ENCRYPT];
-	if (vals[OPT_QUERY] != NULL) {
-		q = vals[OPT_QUERY];
-		if (*q == '?')
-			q++;
-		if ((qsig = query_param(q, "msg_signature")) == NULL)
-			qsig = query_param(q, "signature");
-		if ((qts = query_param(q, "timeStamp")) == NULL)
-			qts = query_param(q, "timestamp");
-		qnonce = query_param(q, "nonce");
-		if (qsig == NULL || qts == NULL || qnonce == NULL) {
-			rc = cmd_fail("%s: --query has no %s",
-			    da_strerror(DA_EINPUT), qsig == NULL ?
-			    "signature or msg_signature" : qts == NULL ?
-			    "timestamp or timeStamp" : "nonce");
-			goto out;
-		}
-		sig = qsig;
-		ts = qts;
-		nonce = qnonce;
-		if (strcmp(vals[OPT_BODY], "-") == 0) {
-			if ((rc = read_stdin(&in, "--body")) != EXIT_OK)
-				goto out;
-			rc = body_encrypt(in.data, in.len, &benc);
-		} else
-			rc = body_encrypt(vals[OPT_BODY],
-			    strlen(vals[OPT_BODY]), &benc);
-		if (rc != EXIT_OK)
-			goto out;
-		enc = benc;
-	}
-
+	p.sig = vals[OPT_SIGNATURE];
+	p.ts = vals[OPT_TIMESTAMP];
+	p.nonce = vals[OPT_NONCE];
+	p.enc = vals[OPT_ENCRYPT];
+	if (vals[OPT_QUERY] != NULL &&
+	    (rc = push_from_request(vals, &p)) != EXIT_OK)
+		goto out;
 	if ((e = envelope_key(aeskey, &key, &err)) != DA_OK ||
-	    (e = envelope_open(token, &key, receiver, sig, ts, nonce, enc,
-	    &msg, &msglen, &err)) != DA_OK) {
+	    (e = envelope_open(token, &key, receiver, p.sig, p.ts, p.nonce,
+	    p.enc, &msg, &msglen, &err)) != DA_OK) {
 		rc = cmd_fail("%s: %s", da_strerror(e), err.msg);
 		goto out;
 	}
@@ -303,11 +320,7 @@ out:
 		crypto_cleanse(msg, msglen);
 		free(msg);
 	}
-	free(benc);
-	free(qnonce);
-	free(qts);
-	free(qsig);
-	buf_free(&in);
+	push_free(&p);
 	return rc;
 }
 
