@@ -16,7 +16,9 @@
  * Responder (nginx auth_request, forward-auth proxies), routed on the
  * last path segment: "auth" answers 200 with X-Auth-Request-* headers,
  * 401 with X-Auth-Request-Redirect, or 403 with X-Auth-Request-Reason;
- * "whoami" answers the signed-in user as JSON, or 401.
+ * "whoami" answers the signed-in user as JSON, or 401; "healthz" the
+ * health checks (health.h), 200 or 503, to anyone (no session needed:
+ * load balancers and monitors ask it).
  *
  * The rule is DINGAUTH_REQUIRE_USERS and DINGAUTH_REQUIRE_DEPTS (a
  * department includes the departments below it): a user passes when
@@ -32,6 +34,7 @@
 #include "config.h"
 #include "db.h"
 #include "directory.h"
+#include "health.h"
 #include "http.h"
 #include "json.h"
 #include "html.h"
@@ -55,6 +58,7 @@ enum verdict {
 static void	serve_authorize(struct req *, void *);
 static void	serve_auth(struct req *, void *);
 static void	serve_whoami(struct req *, void *);
+static void	serve_healthz(struct req *, void *);
 
 static const struct req_route routes[] = {
 	/* The Authorizer role, whatever the path and method. */
@@ -62,6 +66,7 @@ static const struct req_route routes[] = {
 	/* auth_request / forward-auth: nginx passes the main method. */
 	{ "auth", REQ_M_ANY, serve_auth, 0 },
 	{ "whoami", REQ_M_GET | REQ_M_HEAD, serve_whoami, REQ_M_ANY },
+	{ "healthz", REQ_M_GET | REQ_M_HEAD, serve_healthz, REQ_M_ANY },
 };
 
 /* The grant's fields, as Variable-* (authorizer) and X-Auth-Request-*. */
@@ -447,6 +452,20 @@ serve_whoami(struct req *r, void *arg)
 		break;
 	}
 	session_user_clear(&su);
+}
+
+/* docs/contract.md: 200 {"status":"ok",...} or 503 {"status":"fail",...}. */
+static void
+serve_healthz(struct req *r, void *arg)
+{
+	struct health	 h;
+	json		*doc;
+
+	health_run(prog_db(), &h);
+	doc = health_json(&h);
+	resp_header(r, "Cache-Control", "no-store");
+	resp_json(r, h.ok ? 200 : 503, doc);
+	json_free(doc);
 }
 
 int

@@ -49,6 +49,10 @@ enum cfg_key {
 	CFG_LOG_LEVEL,		/* DINGAUTH_LOG_LEVEL */
 	CFG_SYNC_AT,		/* DINGAUTH_SYNC_AT: the worker's daily sync */
 	CFG_RETENTION_DAYS,	/* DINGAUTH_RETENTION_DAYS: old rows pruned */
+	CFG_HEALTH_SYNC_AGE,	/* DINGAUTH_HEALTH_SYNC_AGE (s): healthz */
+	CFG_HEALTH_EVENT_AGE,	/* DINGAUTH_HEALTH_EVENT_AGE (s): healthz */
+	CFG_AGENT_ID,		/* DINGTALK_AGENT_ID: work notifications */
+	CFG_NOTIFY_USERIDS,	/* DINGAUTH_NOTIFY_USERIDS: told of reviews */
 	CFG__MAX
 };
 

@@ -110,6 +110,7 @@ enum dt_api {
 	DT_API_CALLBACK_GET,
 	DT_API_CALLBACK_DELETE,
 	DT_API_CALLBACK_FAILED,
+	DT_API_WORK_NOTIFY,		/* §i.2 */
 	DT_API__MAX
 };
 
@@ -201,6 +202,20 @@ void		dt_classify(enum dt_family family, enum da_err transport,
 		    json **doc, struct dt_verdict *v);
 /* Map a DingTalk errcode (and sub_code for 88) onto enum da_err. */
 enum da_err	dt_map_errcode(long long errcode, const char *sub_code);
+/*
+ * Send text as a work notification of the app agent_id (DINGTALK_AGENT_ID)
+ * to userids ("u1,u2"), docs/dingtalk.md §i.2: *task_id is DingTalk's
+ * task. DingTalk queues the message; delivery is not confirmed.
+ */
+enum da_err	dt_work_notify(struct db *db, long long agent_id,
+		    const char *userids, const char *text, long long *task_id,
+		    struct da_error *err);
+/*
+ * A new token of kind fetched now and cached (dingauth token refresh);
+ * the cached one stays if DingTalk fails.
+ */
+enum da_err	dt_token_renew(struct db *db, enum token_kind kind,
+		    struct da_error *err);
 /*
  * The refused token of kind is forgotten (unless another process already
  * replaced it) and a valid one fetched into token[size].

@@ -69,6 +69,13 @@ enum da_err	session_end(struct db *db, const char *id,
 enum da_err	session_end_user(struct db *db, const char *userid, int *n,
 		    struct da_error *err);
 
+/*
+ * End the session whose reference (struct session_row's ref, 12
+ * lowercase hex digits) is ref; its user copied into userid[size].
+ * DA_ENOTFOUND when none has it, DA_EINPUT when several do.
+ */
+enum da_err	session_end_ref(struct db *db, const char *ref, char *userid,
+		    size_t size, struct da_error *err);
 /* End every session of every user; *n ended (may be NULL). */
 enum da_err	session_end_all(struct db *db, int *n, struct da_error *err);
 

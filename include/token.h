@@ -48,6 +48,16 @@ enum da_err	 token_cache_drop(struct db *db, enum token_kind kind,
 		    const char *app_key, const char *bad_token,
 		    struct da_error *err);
 
+/*
+ * Fetch a new kind token for app_key now, whatever the cached one's
+ * state, and store it: the cached token is replaced only once the new
+ * one is in hand, so a DingTalk that fails leaves the valid one in use.
+ * token[size] receives the new token.
+ */
+enum da_err	 token_cache_renew(struct db *db, enum token_kind kind,
+		    const char *app_key, token_fetch_fn fetch, void *arg,
+		    char *token, size_t size, struct da_error *err);
+
 struct token_info {
 	char		app_key[128];
 	char		kind[8];

@@ -115,6 +115,15 @@ static const struct cfg_def defs[CFG__MAX] = {
 	    "03:30", 0 },
 	[CFG_RETENTION_DAYS] = { "DINGAUTH_RETENTION_DAYS", CFG_T_INT, 7,
 	    3650, NULL, "30", 0 },
+	[CFG_HEALTH_SYNC_AGE] = { "DINGAUTH_HEALTH_SYNC_AGE", CFG_T_INT, 3600,
+	    31536000, NULL, "172800", 0 },
+	[CFG_HEALTH_EVENT_AGE] = { "DINGAUTH_HEALTH_EVENT_AGE", CFG_T_INT, 60,
+	    86400, NULL, "600", 0 },
+	/* docs/dingtalk.md §i.2: the internal app's AgentId, a number. */
+	[CFG_AGENT_ID] = { "DINGTALK_AGENT_ID", CFG_T_INT, 1,
+	    999999999999999LL, NULL, NULL, 0 },
+	[CFG_NOTIFY_USERIDS] = { "DINGAUTH_NOTIFY_USERIDS", CFG_T_NAMELIST, 0,
+	    0, NULL, NULL, 0 },
 };
 
 enum cfg_src { SRC_UNSET, SRC_DEFAULT, SRC_FILE, SRC_ENV };

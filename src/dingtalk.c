@@ -113,6 +113,8 @@ static const struct dt_api_def {
 	    "/call_back/delete_call_back" },
 	[DT_API_CALLBACK_FAILED] = { DT_OAPI, TOKEN_CORP, "GET",
 	    "/call_back/get_call_back_failed_result" },
+	[DT_API_WORK_NOTIFY] = { DT_TOPAPI, TOKEN_CORP, "POST",
+	    "/topapi/message/corpconversation/asyncsend_v2" },
 };
 
 static const char *
@@ -609,6 +611,26 @@ dt_sns_token(struct db *db, char *token, size_t size, int *fetched,
 }
 
 enum da_err
+dt_token_renew(struct db *db, enum token_kind kind, struct da_error *err)
+{
+	char		 token[TOKEN_MAX];
+	enum da_err	 rc;
+
+	if (!config_is_set(kind == TOKEN_CORP ? CFG_APP_KEY : CFG_APP_ID) ||
+	    !config_is_set(kind == TOKEN_CORP ? CFG_CORP_SECRET :
+	    CFG_APP_SECRET))
+		return DA_ERROR(err, DA_ECONFIG, "%s and %s must be set",
+		    config_name(kind == TOKEN_CORP ? CFG_APP_KEY : CFG_APP_ID),
+		    config_name(kind == TOKEN_CORP ? CFG_CORP_SECRET :
+		    CFG_APP_SECRET));
+	rc = token_cache_renew(db, kind, token_key(kind),
+	    kind == TOKEN_CORP ? fetch_corp : fetch_sns, NULL, token,
+	    sizeof(token), err);
+	crypto_cleanse(token, sizeof(token));
+	return rc;
+}
+
+enum da_err
 dt_token_refresh(struct db *db, enum token_kind kind, char *token,
     size_t size, struct da_error *err)
 {
@@ -818,6 +840,33 @@ dt_oauth2_me(const char *user_token, struct dt_identity *id,
 	crypto_cleanse(header, strlen(header));
 	free(header);
 	free(url);
+	json_free(doc);
+	return rc;
+}
+
+enum da_err
+dt_work_notify(struct db *db, long long agent_id, const char *userids,
+    const char *text, long long *task_id, struct da_error *err)
+{
+	json		*body, *msg, *content, *doc = NULL;
+	enum da_err	 rc;
+
+	*task_id = 0;
+	body = json_new_object();
+	json_add_int(body, "agent_id", agent_id);
+	json_add_str(body, "userid_list", userids);
+	msg = json_new_object();
+	json_add_str(msg, "msgtype", "text");
+	content = json_new_object();
+	json_add_str(content, "content", text);
+	json_add(msg, "text", content);
+	json_add(body, "msg", msg);
+	rc = call(db, DT_API_WORK_NOTIFY, body, &doc, err);
+	/* The task id is not in a result object: the answer's top level. */
+	if (rc == DA_OK && json_get_int(doc, "task_id", task_id) != JSON_OK)
+		rc = DA_ERROR(err, DA_EJSON, "asyncsend_v2 answer has no "
+		    "task_id");
+	json_free(body);
 	json_free(doc);
 	return rc;
 }

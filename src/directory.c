@@ -5,6 +5,7 @@
 #include "db.h"
 #include "directory.h"
 #include "mem.h"
+#include "requests.h"
 #include "session.h"
 
 enum stmt {
@@ -418,7 +419,7 @@ directory_upsert_user(struct db *db, const struct dir_user *u,
 	struct db_rows	 r;
 	enum da_err	 rc;
 	size_t		 i;
-	int		 own;
+	int		 own, resolved = 0;
 
 	own = begin_own(db, err, &rc);
 	if (rc != DA_OK)
@@ -446,6 +447,9 @@ directory_upsert_user(struct db *db, const struct dir_user *u,
 	for (i = 0; rc == DA_OK && i < u->ndept; i++)
 		rc = db_run(db, &stmts[STMT_DEPT_ADD], DB_ARGS(
 		    DB_TEXT(u->userid), DB_INT(u->dept_ids[i])), err);
+	/* In the directory now (sync, event, admit): no longer waiting. */
+	if (rc == DA_OK)
+		rc = requests_approve_user(db, u->userid, &resolved, err);
 out:
 	return end_own(db, own, rc, err);
 }

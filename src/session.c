@@ -23,6 +23,8 @@ enum stmt {
 	STMT_STATE_TAKE,
 	STMT_PRUNE_SESSIONS,
 	STMT_PRUNE_STATES,
+	STMT_REF_FIND,
+	STMT_REF_DELETE,
 	STMT__MAX
 };
 
@@ -53,6 +55,12 @@ static const struct db_sql stmts[STMT__MAX] = {
 	    "DELETE FROM sessions WHERE userid = ?1" },
 	[STMT_DELETE_ALL] = { "session end",
 	    "DELETE FROM sessions" },
+	/* A reference as sessions list shows it (a full scan: rare). */
+	[STMT_REF_FIND] = { "session by reference",
+	    "SELECT count(*), coalesce(min(userid), '') FROM sessions"
+	    " WHERE lower(hex(substr(id_hash, 1, 6))) = ?1" },
+	[STMT_REF_DELETE] = { "session end",
+	    "DELETE FROM sessions WHERE lower(hex(substr(id_hash, 1, 6))) = ?1" },
 	[STMT_LIST] = { "sessions",
 	    LIST_COLUMNS " ORDER BY s.created_at, s.userid" },
 	[STMT_LIST_USER] = { "sessions",
@@ -235,6 +243,39 @@ session_end_user(struct db *db, const char *userid, int *n,
 	    err);
 	if (n != NULL)
 		*n = rc == DA_OK ? (int)db_changes(db) : 0;
+	return rc;
+}
+
+enum da_err
+session_end_ref(struct db *db, const char *ref, char *userid, size_t size,
+    struct da_error *err)
+{
+	struct db_rows	 r;
+	enum da_err	 rc;
+	long long	 n = 0;
+
+	userid[0] = '\0';
+	if ((rc = db_begin_immediate(db, err)) != DA_OK)
+		return rc;
+	db_query(db, &r, &stmts[STMT_REF_FIND], DB_ARGS(DB_TEXT(ref)), err);
+	if (db_next(&r) == 1) {
+		n = db_int(&r, 0);
+		snprintf(userid, size, "%s", db_text(&r, 1));
+	}
+	if ((rc = db_done(&r)) != DA_OK)
+		goto out;
+	if (n == 0)
+		rc = DA_ERROR(err, DA_ENOTFOUND, "no session %s", ref);
+	else if (n > 1)
+		rc = DA_ERROR(err, DA_EINPUT, "%lld sessions start with %s: "
+		    "revoke them by --user", n, ref);
+	else
+		rc = db_run(db, &stmts[STMT_REF_DELETE], DB_ARGS(DB_TEXT(ref)),
+		    err);
+out:
+	if (rc == DA_OK)
+		return db_commit(db, err);
+	db_rollback(db);
 	return rc;
 }
 

@@ -200,6 +200,33 @@ out:
 }
 
 enum da_err
+token_cache_renew(struct db *db, enum token_kind kind, const char *app_key,
+    token_fetch_fn fetch, void *arg, char *token, size_t size,
+    struct da_error *err)
+{
+	long long	 expires_in = 0, now;
+	enum da_err	 rc;
+
+	/* No lease: an operator's one call; DingTalk's token stays valid. */
+	if ((rc = fetch(arg, token, size, &expires_in, err)) != DA_OK)
+		goto out;
+	if (expires_in <= 0)
+		expires_in = 7200;
+	now = db_now();
+	rc = db_run(db, &stmts[STMT_PUT], DB_ARGS(DB_TEXT(kind_names[kind]),
+	    DB_TEXT(app_key), DB_TEXT(token), DB_INT(now + expires_in),
+	    DB_INT(now)), err);
+out:
+	if (rc == DA_OK)
+		log_msg(LOG_INFO, "fetched a new %s access token for %s "
+		    "(expires in %lld s)", kind_names[kind], app_key,
+		    expires_in);
+	else
+		token[0] = '\0';
+	return rc;
+}
+
+enum da_err
 token_cache_drop(struct db *db, enum token_kind kind, const char *app_key,
     const char *bad_token, struct da_error *err)
 {

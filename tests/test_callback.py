@@ -760,7 +760,8 @@ def section_register():
                                (("callback", "register", "--help"), 0),
                                (("callback", "bogus"), 2),
                                (("callback", "show", "--bogus"), 2),
-                               (("events",), 2), (("events", "list", "--help"), 0),
+                               (("events",), 0), (("events", "bogus"), 2),
+                               (("events", "list", "--help"), 0),
                                (("events", "retry", "--help"), 0),
                                (("events", "list", "--limit", "x"), 2)):
                 p = env.cmd(*args)

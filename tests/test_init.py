@@ -180,10 +180,10 @@ t.check("init: -wal and -shm have no 'other' bits",
 out = r.stdout
 steps = ["DINGTALK_APP_KEY", "DINGTALK_CORP_SECRET", "DINGTALK_CORP_ID",
          "/dingauth/exchange", "web server", "dingauth doctor",
-         "dingauth sync", "dingauth callback register"]
+         "dingauth sync", "dingauth callback register", "dingauth-worker"]
 pos = [out.find(s) for s in steps]
 t.check("init: next steps printed in order (console, web server, doctor, "
-        "sync, callback)", -1 not in pos and pos == sorted(pos), out)
+        "sync, callback, worker)", -1 not in pos and pos == sorted(pos), out)
 
 # The generated configuration is valid as written: with the console's
 # values filled in, the callback's keys pass the configuration's checks.

@@ -655,7 +655,10 @@ def test_directory_decides(fk):
             t.eq(n + "review again: still waiting, one request, two attempts",
                  (r.status, env.sql("SELECT count(*), max(attempts) FROM login_requests")),
                  (403, [(1, 2)]))
-            env.sql("UPDATE login_requests SET status='rejected', decided_at=1")
+            # The operator's "no" stops the person signing in.
+            rid = env.sql("SELECT id FROM login_requests WHERE status='pending'")[0][0]
+            rr = env.cmd("requests", "reject", str(rid))
+            t.check(n + "requests reject: exit 0", rr.returncode == 0, rr)
             r, state = start(env)
             before = kept(env)
             r = exchange(env, mint(fk, env, userid="u003"), state)

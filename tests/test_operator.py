@@ -6,6 +6,7 @@ fake DingTalk's demo company, copied with 'dingauth sync', then checks the
 """
 import json
 import os
+import re
 import sys
 import time
 
@@ -60,9 +61,10 @@ with FakeDingTalk() as fk, Env(fake=fk, DINGAUTH_SYNC_MAX_DEACTIVATE=50) as env:
                 r.returncode == 0 and "usage" in r.stdout and r.stderr == "", r)
     for args in (["users"], ["users", "frobnicate"], ["users", "list", "--bogus"],
                  ["users", "show"], ["users", "show", "a", "b"], ["users", "disable"],
-                 ["requests"], ["requests", "approve"], ["requests", "approve", "abc"],
+                 ["requests", "--bogus"], ["requests", "approve"],
+                 ["requests", "approve", "abc"],
                  ["requests", "reject", "0"], ["requests", "list", "x"],
-                 ["sessions"], ["sessions", "revoke"],
+                 ["sessions", "revoke", "xyz"], ["sessions", "revoke"],
                  ["sessions", "revoke", "--all", "--user", "u001"],
                  ["sessions", "list", "--user"], ["sessions", "kill"]):
         r = env.cmd(*args)
@@ -262,6 +264,104 @@ with FakeDingTalk() as fk, Env(fake=fk, DINGAUTH_SYNC_MAX_DEACTIVATE=50) as env:
             and "no live sessions" in r.stdout, r.stdout)
     r = env.cmd("sessions", "list", "--json")
     t.eq("sessions list --json when none", (r.returncode, js(r)), (0, []))
+
+
+    # -- the CLI details of issue 15 -------------------------------------------------
+    ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+    idr = add_request(env, "u104", "Listed Bare")
+    r = env.cmd("requests")
+    t.check("requests without a subcommand lists the pending ones",
+            r.returncode == 0 and "Listed Bare" in r.stdout, r)
+    r = env.cmd("requests", "--json")
+    t.check("requests --json lists as JSON", r.returncode == 0
+            and [q["id"] for q in js(r) or []] == [idr], r.stdout)
+    reqs = js(r) or [{}]
+    t.check("requests JSON times are ISO 8601 like the text's",
+            ISO.match(reqs[0].get("created_at") or "") and
+            ISO.match(reqs[0].get("updated_at") or "") and
+            reqs[0].get("decided_at") is None, reqs)
+    env.sql("UPDATE login_requests SET name = ? WHERE id = ?", ("张三丰", idr))
+    add_request(env, "u105-with-a-much-longer-userid", "Long One")
+    r = env.cmd("requests")
+    lines = r.stdout.splitlines()
+    starts = [ln.find("pending") for ln in lines[1:]]
+    t.check("requests text columns align (STATUS at the same column)",
+            len(lines) == 3 and len(set(starts)) == 1 and starts[0] > 0
+            and lines[0].find("STATUS") == starts[0], r.stdout)
+    r = env.cmd("users", "list")
+    lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
+    cols = {ln.find("active") for ln in lines[1:] if "active" in ln}
+    t.check("users list text columns align", len(cols) == 1
+            and lines[0].find("STATE") in cols, r.stdout)
+    r = env.cmd("users", "list", "--json")
+    users = js(r) or [{}]
+    t.check("users JSON times are ISO 8601", ISO.match(users[0].get("created_at") or "")
+            and ISO.match(users[0].get("updated_at") or ""), users[:1])
+    r = env.cmd("events")
+    t.check("events without a subcommand lists", r.returncode == 0
+            and "no events" in r.stdout and r.stderr == "", r)
+    r = env.cmd("events", "--json")
+    t.eq("events --json lists as JSON", (r.returncode, js(r)), (0, []))
+    env.sql("INSERT INTO events (dedupe_key, event_type, payload, received_at)"
+            " VALUES ('k-iso', 'user_add_org', '{\"UserId\":[\"u001\"]}', ?)", (NOW,))
+    r = env.cmd("events", "list", "--json")
+    ev = (js(r) or [{}])[0]
+    t.check("events JSON times are ISO 8601", ISO.match(ev.get("received_at") or "")
+            and ev.get("applied_at") is None, ev)
+    env.sql("DELETE FROM events")
+
+    add_session(env, "u001", "ab" * 32)
+    add_session(env, "u001", "cd" * 32)
+    r = env.cmd("sessions")
+    t.check("sessions without a subcommand lists", r.returncode == 0
+            and "abababababab" in r.stdout and "cdcdcdcdcdcd" in r.stdout, r)
+    sess = js(env.cmd("sessions", "--json")) or [{}]
+    t.check("sessions JSON times are ISO 8601", all(
+        ISO.match(x.get(k) or "") for x in sess for k in ("created_at", "last_seen",
+                                                          "expires_at")), sess)
+    r = env.cmd("sessions", "revoke", "ABABABABABAB")
+    t.check("sessions revoke REF: exit 0, that one session", r.returncode == 0
+            and "1 session revoked for u001" in r.stdout, r)
+    t.eq("...the other session stays", env.sql(
+        "SELECT lower(hex(substr(id_hash, 1, 6))) FROM sessions"), [("cdcdcdcdcdcd",)])
+    r = env.cmd("sessions", "revoke", "abababababab")
+    t.check("revoking a reference nobody has: exit 1", r.returncode == 1
+            and "abababababab" in r.stderr, r)
+    r = env.cmd("sessions", "revoke", "cdcdcdcdcdcd", "--all")
+    t.eq("a REF with --all: usage error", r.returncode, 2)
+    env.sql("DELETE FROM sessions")
+
+    # A pending request is resolved when a sync adds the person.
+    fk.put_user({"userid": "u106", "name": "Joins Later", "dept_id_list": [1]})
+    idj = add_request(env, "u106", "Joins Later")
+    r = env.cmd("sync")
+    t.eq("sync adding a waiting person: exit 0", r.returncode, 0)
+    t.eq("...resolves their pending request", env.sql(
+        "SELECT status, decided_at IS NOT NULL FROM login_requests WHERE id = ?",
+        (idj,)), [("approved", 1)])
+    r = env.cmd("requests", "--json")
+    t.check("...and it is no longer listed", idj not in [q["id"] for q in js(r) or []],
+            r.stdout)
+
+    # token refresh keeps the valid token until a new one is fetched.
+    r = env.cmd("token", "refresh", "corp")
+    t.eq("token refresh corp: exit 0", r.returncode, 0)
+    before = env.sql("SELECT access_token FROM tokens WHERE kind = 'corp'")
+    fk.fault("/gettoken", "http500", count=50)
+    r = env.cmd("token", "refresh", "corp")
+    fk.clear_faults()
+    t.check("token refresh with DingTalk failing: exit 1, the cached one kept",
+            r.returncode == 1 and "kept" in r.stderr, r)
+    t.eq("...the valid token is still cached", env.sql(
+        "SELECT access_token FROM tokens WHERE kind = 'corp'"), before)
+    r = env.cmd("token", "refresh", "corp")
+    after = env.sql("SELECT access_token FROM tokens WHERE kind = 'corp'")
+    t.check("token refresh when DingTalk answers: a token is cached",
+            r.returncode == 0 and len(after) == 1, (r, after))
+    r = env.cmd("token", "show", "--json")
+    tok = (js(r) or [{}])[0]
+    t.check("token show JSON times are ISO 8601", ISO.match(tok.get("expires_at") or "")
+            and ISO.match(tok.get("fetched_at") or ""), tok)
 
     # -- failures: exit 1 ------------------------------------------------------------
     r = env.cmd("users", "list", extra_env={"DINGAUTH_DB": "/nonexistent/dir/x.db"})

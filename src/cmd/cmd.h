@@ -89,6 +89,9 @@ struct cmd_group {
 	const char		*usage;		/* the group's --help text */
 	const struct cmd_sub	*subs;
 	int			 nsubs;
+	const struct cmd_sub	*bare;		/* run without a subcommand
+						   ("dingauth events"), or
+						   NULL: usage */
 };
 
 int	cmd_crypto(int argc, char **argv);
@@ -105,7 +108,8 @@ int	cmd_init(int argc, char **argv);
 
 /*
  * Run the subcommand argv[1] of g (argv[0] is the group's name). No
- * subcommand prints the group's usage on stderr (EXIT_USAGE); -h,
+ * subcommand (nothing, or an option first) runs g->bare when the group
+ * has one, else prints the group's usage on stderr (EXIT_USAGE); -h,
  * --help or help prints it on stdout (EXIT_OK); an unknown one is a
  * usage error. Otherwise as cmd_run with argv + 1.
  */
@@ -140,6 +144,27 @@ const char *cmd_option_name(enum cmd_opt o);
 /* doc as one line of compact JSON on stdout. */
 void	cmd_print_json(const json *doc);
 /*
+ * Text output in aligned columns: every row is kept until cmd_table_end,
+ * which sizes each column to its widest cell (in terminal columns: a
+ * CJK character takes two) and prints the header and the rows. The last
+ * column is not padded. Control characters in cells print as '?'.
+ */
+#define CMD_TABLE_COLS	12
+
+struct cmd_table {
+	size_t		 ncols;
+	char		**cells;	/* rows * ncols, the header first */
+	size_t		 nrows;
+	size_t		 cap;
+};
+
+void	cmd_table_begin(struct cmd_table *t, size_t ncols, ...);
+/* One row of t->ncols strings (copied). */
+void	cmd_table_row(struct cmd_table *t, ...);
+/* Print the header and rows (nothing without rows) and free them. */
+void	cmd_table_end(struct cmd_table *t);
+
+/*
  * A list on stdout, as text rows or, with as_json, as a JSON array
  * written one object at a time so a long list is never whole in memory:
  * cmd_list_begin, then per row cmd_list_item (JSON) or the caller's
@@ -148,6 +173,8 @@ void	cmd_print_json(const json *doc);
 struct cmd_list {
 	int		 as_json;
 	long long	 n;		/* rows so far */
+	struct cmd_table table;		/* text: cmd_table_begin at the first
+					   row, printed by cmd_list_end */
 };
 
 void	cmd_list_begin(struct cmd_list *l, int as_json);
@@ -156,5 +183,8 @@ void	cmd_list_item(const struct cmd_list *l, json *item);
 void	cmd_list_end(const struct cmd_list *l);
 /* t as ISO 8601 UTC in buf (returned), or "-" for 0 and before. */
 const char *cmd_time(long long t, char *buf, size_t size);
+/* Member key of obj: t as ISO 8601 UTC, the text's form; null for 0. */
+void	cmd_json_time(json *obj, const char *key, long long t);
+
 
 #endif

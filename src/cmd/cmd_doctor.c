@@ -1,12 +1,20 @@
 /*
- * dingauth doctor: configuration, database, DingTalk reachability and
- * permissions, clock. Prints one line per check; exit 1 if any failed.
+ * dingauth doctor: configuration, its file and the database's modes and
+ * owners, the database, the health checks of GET /dingauth/healthz,
+ * DingTalk reachability and permissions, clock. Prints one line per
+ * check (--json: one document with every check and the health object);
+ * exit 1 if any failed.
  */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "config.h"
@@ -15,14 +23,19 @@
 #include "dingtalk.h"
 #include "directory.h"
 #include "events.h"
+#include "health.h"
+#include "json.h"
 #include "worker.h"
 #include "sync.h"
 #include "token.h"
 
 #define CLOCK_SKEW_WARN	60
 
+#define DEFAULT_CONFIG	"/etc/dingauth.conf"	/* config.c's default */
+
 static int	failures;
 static int	warnings;
+static json	*checks;	/* --json: the checks, else NULL */
 
 static void
 report(const char *level, const char *area, const char *fmt, ...)
@@ -32,16 +45,110 @@ static void
 report(const char *level, const char *area, const char *fmt, ...)
 {
 	va_list	 ap;
+	char	 text[1024];
+	json	*o;
 
 	if (strcmp(level, "FAIL") == 0)
 		failures++;
 	else if (strcmp(level, "warn") == 0)
 		warnings++;
-	printf("%-4s  %-9s ", level, area);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	printf("\n");
+	if (checks == NULL) {
+		printf("%-4s  %-9s %s\n", level, area, text);
+		return;
+	}
+	o = json_new_object();
+	json_add_str(o, "status", strcmp(level, "FAIL") == 0 ? "fail" :
+	    level);
+	json_add_str(o, "area", area);
+	json_add_str(o, "message", text);
+	json_append(checks, o);
+}
+
+/* The user called uid, or its number. */
+static const char *
+user_name(uid_t uid, char *buf, size_t size)
+{
+	struct passwd	*pw = getpwuid(uid);
+
+	if (pw != NULL)
+		snprintf(buf, size, "%s", pw->pw_name);
+	else
+		snprintf(buf, size, "uid %ld", (long)uid);
+	return buf;
+}
+
+/*
+ * The configuration file holds secrets: nobody but its owner (root or
+ * the programs' user) and their group may read it, nobody else write.
+ */
+static void
+check_config_file(const char *path)
+{
+	struct stat	 st;
+	char		 owner[64], me[64];
+
+	if (stat(path, &st) == -1) {
+		report("FAIL", "config", "%s: %s", path, strerror(errno));
+		return;
+	}
+	if (st.st_mode & 007)
+		report("warn", "config", "%s is mode %04o: others can read "
+		    "its secrets (chmod o-rwx)", path,
+		    (unsigned)(st.st_mode & 07777));
+	if (st.st_mode & 022)
+		report("warn", "config", "%s is mode %04o: writable by "
+		    "group or others (chmod go-w)", path,
+		    (unsigned)(st.st_mode & 07777));
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		report("warn", "config", "%s belongs to %s, neither root nor "
+		    "%s who runs this (chown root)", path,
+		    user_name(st.st_uid, owner, sizeof(owner)),
+		    user_name(geteuid(), me, sizeof(me)));
+}
+
+/*
+ * The database and its directory: private, owned by the user the
+ * programs run as (doctor runs as them: sudo -u www-data dingauth
+ * doctor), the directory writable by them (SQLite's -wal and -shm files
+ * are made beside the file).
+ */
+static void
+check_database_files(const char *path)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	struct stat	 st;
+	char		 dir[1024], file[1100], owner[64], me[64], *slash;
+	size_t		 i;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	if (access(dir, W_OK | X_OK) == -1)
+		report("FAIL", "database", "directory %s: not writable by %s "
+		    "(%s): SQLite makes its -wal and -shm files there", dir,
+		    user_name(geteuid(), me, sizeof(me)), strerror(errno));
+	else if (stat(dir, &st) == 0 && (st.st_mode & 002))
+		report("warn", "database", "directory %s is mode %04o: anyone "
+		    "can replace the database (chmod o-w)", dir,
+		    (unsigned)(st.st_mode & 07777));
+	for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		snprintf(file, sizeof(file), "%s%s", path, suffixes[i]);
+		if (stat(file, &st) == -1)
+			continue;
+		if (st.st_mode & 007)
+			report("warn", "database", "%s is mode %04o: others "
+			    "can read sessions and the directory (chmod "
+			    "o-rwx)", file, (unsigned)(st.st_mode & 07777));
+		if (st.st_uid != geteuid())
+			report("warn", "database", "%s belongs to %s, not to "
+			    "%s who runs this: run doctor as the programs' "
+			    "user, who must own it", file,
+			    user_name(st.st_uid, owner, sizeof(owner)),
+			    user_name(geteuid(), me, sizeof(me)));
+	}
 }
 
 static const struct purpose {
@@ -55,10 +162,9 @@ static const struct purpose {
 };
 
 static void
-check_config(void)
+check_config(const char *file)
 {
 	struct da_error	 err = { 0 };
-	const char	*file = getenv("DINGAUTH_CONFIG");
 	size_t		 i;
 
 	for (i = 0; i < sizeof(purposes) / sizeof(purposes[0]); i++) {
@@ -72,9 +178,9 @@ check_config(void)
 	}
 	config_load(0, &err);
 	report("ok", "config", "read from %s; login flow %s, unknown users: "
-	    "%s", file != NULL && *file ? file : "/etc/dingauth.conf "
-	    "(if present) and the environment", cfg()->str[CFG_LOGIN_FLOW],
+	    "%s", file, cfg()->str[CFG_LOGIN_FLOW],
 	    cfg()->str[CFG_UNKNOWN_USER]);
+	check_config_file(file);
 	if (!cfg()->num[CFG_COOKIE_SECURE])
 		report("warn", "config", "DINGAUTH_COOKIE_SECURE=0: cookies "
 		    "travel over plain http; only for test setups");
@@ -151,7 +257,8 @@ check_database(struct db *db)
 			report("warn", "sync", "no directory sync has run yet");
 		if (h.last_ok > 0) {
 			age = db_now() - h.last_ok;
-			report(age > 2 * 86400 ? "warn" : "ok", "sync",
+			report(age > config_int(CFG_HEALTH_SYNC_AGE) ? "warn" :
+			    "ok", "sync",
 			    "directory age: %lld h %lld min (last complete "
 			    "sync)", age / 3600, age % 3600 / 60);
 		}
@@ -205,38 +312,93 @@ check_dingtalk(struct db *db)
 	}
 }
 
+/*
+ * The checks of GET /dingauth/healthz, as it would answer now (into
+ * *health for --json). A database that cannot be written fails doctor;
+ * the others are warnings here (a new installation has not synced yet).
+ */
+static void
+check_health(struct db *db, struct health *h)
+{
+	const struct health_result	*r;
+	int				 i;
+
+	health_run(db, h);
+	for (i = 0; i < HEALTH__MAX; i++) {
+		r = &h->check[i];
+		report(r->ok ? "ok" : i == HEALTH_DATABASE ? "FAIL" : "warn",
+		    "health", "%s: %s", health_check_name(i), r->text);
+	}
+}
+
 static int
 doctor(const struct cmd_sub *sub, const struct cmd_args *a)
 {
 	struct da_error	 err = { 0 };
+	struct health	 h;
 	struct db	*db = NULL;
+	const char	*file = getenv("DINGAUTH_CONFIG");
+	json		*doc;
+	int		 as_json = a->opt[OPT_JSON] != NULL;
 
-	if (config_load(0, &err) != DA_OK) {
+	memset(&h, 0, sizeof(h));
+	if (as_json)
+		checks = json_new_array();
+	if (file == NULL || *file == '\0')
+		file = DEFAULT_CONFIG;
+	if (config_load(0, &err) != DA_OK)
 		report("FAIL", "config", "%s", err.msg);
-		return EXIT_FAIL;
-	}
-	check_config();
-	if (db_open(cfg()->str[CFG_DB], &db, &err) != DA_OK)
-		report("FAIL", "database", "%s: %s", cfg()->str[CFG_DB],
-		    err.msg);
+	else if (access(file, F_OK) == -1)
+		/* The programs would run on defaults: not a setup. */
+		report("FAIL", "config", "%s: %s: run 'dingauth init' (or name "
+		    "the file in DINGAUTH_CONFIG)", file, strerror(errno));
 	else {
-		check_database(db);
-		check_dingtalk(db);
+		check_config(file);
+		check_database_files(cfg()->str[CFG_DB]);
+		if (db_open(cfg()->str[CFG_DB], &db, &err) != DA_OK)
+			report("FAIL", "database", "%s: %s",
+			    cfg()->str[CFG_DB], err.msg);
+		else {
+			check_database(db);
+			check_health(db, &h);
+			check_dingtalk(db);
+		}
+		db_close(db);
 	}
-	db_close(db);
-	printf("%d failed, %d warnings\n", failures, warnings);
+	if (!as_json) {
+		printf("%d failed, %d warnings\n", failures, warnings);
+		return failures ? EXIT_FAIL : EXIT_OK;
+	}
+	doc = json_new_object();
+	json_add_str(doc, "status", failures ? "fail" : warnings ? "warn" :
+	    "ok");
+	json_add_int(doc, "failed", failures);
+	json_add_int(doc, "warnings", warnings);
+	json_add(doc, "checks", checks);
+	if (h.check[HEALTH_DATABASE].text[0] != '\0')
+		json_add(doc, "health", health_json(&h));
+	else
+		json_add_null(doc, "health");
+	cmd_print_json(doc);
+	json_free(doc);
+	checks = NULL;
 	return failures ? EXIT_FAIL : EXIT_OK;
 }
 
 static const struct cmd_sub doctor_sub = {
 	.run = doctor,
+	.opts = CMD_OPT(OPT_JSON),
 };
 
 static const struct cmd_group group = {
 	.name = "doctor",
-	.usage = "usage: dingauth doctor\n\nChecks the configuration, "
-	    "the database, DingTalk reachability and permissions,\n"
-	    "and the clock. Exit 1 if any check failed.\n",
+	.usage = "usage: dingauth doctor [--json]\n\nChecks the "
+	    "configuration and its file, the database and its files' modes "
+	    "and\nowners, the health checks of GET /dingauth/healthz, "
+	    "DingTalk reachability and\npermissions, and the clock. Run it "
+	    "as the user the programs run as. --json:\none document "
+	    "{status, failed, warnings, checks: [{status, area, message}],\n"
+	    "health}. Exit 1 if any check failed.\n",
 	.subs = &doctor_sub,
 	.nsubs = 1,
 };

@@ -17,6 +17,7 @@
 #include "db.h"
 #include "events.h"
 #include "json.h"
+#include "mem.h"
 
 #define LIST_DEFAULT	100	/* events shown without --limit */
 #define IDS_SHOWN	5	/* ids listed per event in text output */
@@ -59,12 +60,13 @@ static const struct cmd_sub subs[SUB__MAX] = {
 
 static const struct cmd_group group = {
 	.name = "events",
-	.usage = "usage: dingauth events list|retry [options]\n\n"
+	.usage = "usage: dingauth events [list|retry] [options]\n\n"
 	    "  list   show stored callback events (--pending, --json)\n"
 	    "  retry  apply the pending events now\n\n"
 	    "'dingauth events SUBCOMMAND --help' describes each one.\n",
 	.subs = subs,
 	.nsubs = SUB__MAX,
+	.bare = &subs[SUB_LIST],
 };
 
 /* "u001,u002" or "dept 2,3" from a payload, at most IDS_SHOWN ids. */
@@ -106,19 +108,27 @@ out:
 static int
 print_text(const struct event_row *row, void *arg)
 {
-	char	 received[32], ids[400];
+	struct cmd_table	*t = arg;
+	struct buf		 note;
+	char			 id[24], tries[24], received[32], next[32],
+				 ids[400];
 
 	payload_ids(row->payload, ids, sizeof(ids));
-	printf("%-6lld %-8s %-17s %s %3d  %s\n", row->id, row->state,
-	    row->type, cmd_time(row->received_at, received, sizeof(received)),
-	    row->attempts, ids);
+	buf_init(&note, 4096);
 	if (row->last_error[0] != '\0')
-		printf("       error: %s\n", row->last_error);
+		buf_printf(&note, "error: %s", row->last_error);
 	if (strcmp(row->state, "pending") == 0 && row->attempts > 0)
-		printf("       next attempt: %s\n", cmd_time(row->next_attempt_at,
-		    received, sizeof(received)));
+		buf_printf(&note, "%snext attempt: %s", note.len ? "; " : "",
+		    cmd_time(row->next_attempt_at, next, sizeof(next)));
 	if (row->invalid_ids[0] != '\0')
-		printf("       left out: %s\n", row->invalid_ids);
+		buf_printf(&note, "%sleft out: %s", note.len ? "; " : "",
+		    row->invalid_ids);
+	snprintf(id, sizeof(id), "%lld", row->id);
+	snprintf(tries, sizeof(tries), "%d", row->attempts);
+	cmd_table_row(t, id, row->state, row->type,
+	    cmd_time(row->received_at, received, sizeof(received)), tries,
+	    ids[0] ? ids : "-", note.len ? note.data : "");
+	buf_free(&note);
 	return 0;
 }
 
@@ -131,14 +141,11 @@ add_json(const struct event_row *row, void *arg)
 	json_add_int(o, "id", row->id);
 	json_add_str(o, "type", row->type);
 	json_add_str(o, "state", row->state);
-	json_add_int(o, "received_at", row->received_at);
-	if (row->applied_at > 0)
-		json_add_int(o, "applied_at", row->applied_at);
-	else
-		json_add_null(o, "applied_at");
+	cmd_json_time(o, "received_at", row->received_at);
+	cmd_json_time(o, "applied_at", row->applied_at);
 	json_add_int(o, "attempts", row->attempts);
 	if (strcmp(row->state, "pending") == 0)
-		json_add_int(o, "next_attempt_at", row->next_attempt_at);
+		cmd_json_time(o, "next_attempt_at", row->next_attempt_at);
 	else
 		json_add_null(o, "next_attempt_at");
 	if (row->invalid_ids[0] != '\0')
@@ -162,9 +169,11 @@ static int
 events_list(const struct cmd_sub *sub, const struct cmd_args *a)
 {
 	struct da_error	 err;
+	struct cmd_table table;
 	struct db	*db = NULL;
 	json		*list = NULL;
 	long long	 limit = LIST_DEFAULT;
+	enum da_err	 e;
 	char		*end;
 	enum events_filter filter = EVENTS_ALL;
 	int		 rc;
@@ -193,10 +202,15 @@ events_list(const struct cmd_sub *sub, const struct cmd_args *a)
 		}
 		cmd_print_json(list);
 	} else {
-		printf("%-6s %-8s %-17s %-20s %3s  %s\n", "ID", "STATE", "TYPE",
-		    "RECEIVED", "TRY", "IDS");
-		if (events_each(db, filter, limit, print_text, NULL, &err) !=
-		    DA_OK) {
+		cmd_table_begin(&table, 7, "ID", "STATE", "TYPE", "RECEIVED",
+		    "TRY", "IDS", "NOTE");
+		e = events_each(db, filter, limit, print_text, &table, &err);
+		if (e == DA_OK && table.nrows == 1)
+			printf("no %sevents\n", filter == EVENTS_PENDING ?
+			    "pending " : filter == EVENTS_FAILED ? "failed " :
+			    "");
+		cmd_table_end(&table);
+		if (e != DA_OK) {
 			rc = cmd_fail("listing events: %s", err.msg);
 			goto out;
 		}

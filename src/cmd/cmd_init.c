@@ -162,6 +162,20 @@ static const struct key_doc {
 	    "Retries of a call answered busy or rate limited.", NULL },
 	[CFG_LOG_LEVEL] = { SEC_LOG, NULL,
 	    "error, warn, info or debug (to stderr).", NULL },
+	[CFG_AGENT_ID] = { SEC_APP, NULL,
+	    "The internal app's AgentId: review notifications are sent as "
+	    "its work\nnotifications (needs DINGAUTH_NOTIFY_USERIDS too).",
+	    "none: no notifications" },
+	[CFG_NOTIFY_USERIDS] = { SEC_LOGIN, NULL,
+	    "Comma-separated userids told by DingTalk work notification "
+	    "when a login\nawaits review (DINGAUTH_UNKNOWN_USER = review; "
+	    "sent by dingauth worker).", "none" },
+	[CFG_HEALTH_SYNC_AGE] = { SEC_LOG, NULL,
+	    "GET /dingauth/healthz fails when the last complete directory "
+	    "sync is older\nthan this, seconds.", NULL },
+	[CFG_HEALTH_EVENT_AGE] = { SEC_LOG, NULL,
+	    "GET /dingauth/healthz fails when an address-book event has "
+	    "waited longer\nthan this, seconds.", NULL },
 };
 
 static int	init_command(const struct cmd_sub *, const struct cmd_args *);
@@ -504,7 +518,11 @@ print_next_steps(const char *config)
 	    " 4. dingauth sync                  copy the company directory; "
 	    "then nightly\n"
 	    " 5. dingauth callback register     once the web server answers "
-	    "%s/callback\n",
+	    "%s/callback\n"
+	    "    (address-book events: leavers are then out at once)\n"
+	    " 6. start the worker: systemctl enable --now dingauth-worker\n"
+	    "    (or dingauth worker --once from cron): events, the daily "
+	    "sync, pruning\n",
 	    cfg()->str[CFG_BASE_PATH]);
 }
 

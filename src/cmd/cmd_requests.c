@@ -40,7 +40,7 @@ static const struct cmd_sub subs[SUB__MAX] = {
 static const struct cmd_group group = {
 	.name = "requests",
 	.usage = "usage:\n"
-	    "  dingauth requests list [--all] [--json]\n"
+	    "  dingauth requests [list] [--all] [--json]\n"
 	    "      logins waiting for review (--all: decided ones too)\n"
 	    "  dingauth requests approve ID\n"
 	    "      fetch the person from DingTalk and add them to the "
@@ -51,6 +51,7 @@ static const struct cmd_group group = {
 	    "error), 2 usage.\n",
 	.subs = subs,
 	.nsubs = SUB__MAX,
+	.bare = &subs[SUB_LIST],
 };
 
 static int
@@ -58,7 +59,7 @@ list_one(const struct request_row *row, void *arg)
 {
 	struct cmd_list	*ls = arg;
 	json			*o;
-	char			 t1[32], t2[32];
+	char			 id[24], attempts[24], t1[32], t2[32];
 
 	if (ls->as_json) {
 		o = json_new_object();
@@ -68,21 +69,18 @@ list_one(const struct request_row *row, void *arg)
 		json_add_str(o, "name", row->name);
 		json_add_str(o, "status", row->status);
 		json_add_int(o, "attempts", row->attempts);
-		json_add_int(o, "created_at", row->created_at);
-		json_add_int(o, "updated_at", row->updated_at);
-		if (row->decided_at > 0)
-			json_add_int(o, "decided_at", row->decided_at);
-		else
-			json_add_null(o, "decided_at");
+		cmd_json_time(o, "created_at", row->created_at);
+		cmd_json_time(o, "updated_at", row->updated_at);
+		cmd_json_time(o, "decided_at", row->decided_at);
 		cmd_list_item(ls, o);
 	} else {
 		if (ls->n == 0)
-			printf("%-6s %-24s %-8s %-8s %-20s %-20s %s\n", "ID",
-			    "USERID", "STATUS", "ATTEMPTS", "FIRST", "LAST",
-			    "NAME");
-		printf("%-6lld %-24s %-8s %-8lld %-20s %-20s %s\n", row->id,
-		    row->userid, row->status, row->attempts,
-		    cmd_time(row->created_at, t1, sizeof(t1)),
+			cmd_table_begin(&ls->table, 7, "ID", "USERID",
+			    "STATUS", "ATTEMPTS", "FIRST", "LAST", "NAME");
+		snprintf(id, sizeof(id), "%lld", row->id);
+		snprintf(attempts, sizeof(attempts), "%lld", row->attempts);
+		cmd_table_row(&ls->table, id, row->userid, row->status,
+		    attempts, cmd_time(row->created_at, t1, sizeof(t1)),
 		    cmd_time(row->updated_at, t2, sizeof(t2)), row->name);
 	}
 	ls->n++;

@@ -36,7 +36,8 @@ static const struct cmd_group group = {
 	    "       dingauth token refresh [corp|sns|all]\n\n"
 	    "show     the cached DingTalk access tokens: app, kind, expiry\n"
 	    "         (a fingerprint, never the token itself)\n"
-	    "refresh  drop the cached token(s) and fetch new ones now\n",
+	    "refresh  fetch new token(s) now; the cached ones stay in use "
+	    "until then\n         (and stay if DingTalk fails)\n",
 	.subs = subs,
 	.nsubs = SUB__MAX,
 };
@@ -45,7 +46,9 @@ static int
 token_show(const struct cmd_sub *sub, const struct cmd_args *a)
 {
 	struct token_info	 t[TOKENS_MAX];
+	struct cmd_table	 table;
 	struct da_error		 err = { 0 };
+	char			 left[32];
 	struct db		*db = NULL;
 	json			*arr, *o;
 	size_t			 n, i;
@@ -65,9 +68,9 @@ token_show(const struct cmd_sub *sub, const struct cmd_args *a)
 			o = json_new_object();
 			json_add_str(o, "app_key", t[i].app_key);
 			json_add_str(o, "kind", t[i].kind);
-			json_add_int(o, "expires_at", t[i].expires_at);
+			cmd_json_time(o, "expires_at", t[i].expires_at);
 			json_add_int(o, "expires_in", t[i].expires_at - now);
-			json_add_int(o, "fetched_at", t[i].fetched_at);
+			cmd_json_time(o, "fetched_at", t[i].fetched_at);
 			json_add_bool(o, "valid",
 			    t[i].expires_at - TOKEN_EARLY > now);
 			json_add_str(o, "fingerprint", t[i].fingerprint);
@@ -78,13 +81,16 @@ token_show(const struct cmd_sub *sub, const struct cmd_args *a)
 	} else if (n == 0)
 		printf("no cached tokens\n");
 	else {
-		printf("%-28s %-5s %-12s %-8s %s\n", "APP", "KIND",
-		    "EXPIRES IN", "STATE", "FINGERPRINT");
-		for (i = 0; i < n; i++)
-			printf("%-28s %-5s %-12lld %-8s %s\n", t[i].app_key,
-			    t[i].kind, t[i].expires_at - now,
+		cmd_table_begin(&table, 5, "APP", "KIND", "EXPIRES IN",
+		    "STATE", "FINGERPRINT");
+		for (i = 0; i < n; i++) {
+			snprintf(left, sizeof(left), "%lld s",
+			    t[i].expires_at - now);
+			cmd_table_row(&table, t[i].app_key, t[i].kind, left,
 			    t[i].expires_at - TOKEN_EARLY > now ? "valid" :
 			    "stale", t[i].fingerprint);
+		}
+		cmd_table_end(&table);
 	}
 	db_close(db);
 	return EXIT_OK;
@@ -94,21 +100,14 @@ static int
 refresh_one(struct db *db, enum token_kind kind)
 {
 	struct da_error	 err = { 0 };
-	char		 token[TOKEN_MAX];
 	const char	*key = config_str(kind == TOKEN_CORP ? CFG_APP_KEY :
 			    CFG_APP_ID);
-	int		 fetched = 0;
-	enum da_err	 rc;
 
-	if (token_cache_drop(db, kind, key, NULL, &err) != DA_OK)
-		return cmd_fail("%s", err.msg);
-	rc = kind == TOKEN_CORP ?
-	    dt_corp_token(db, token, sizeof(token), &fetched, &err) :
-	    dt_sns_token(db, token, sizeof(token), &fetched, &err);
-	crypto_cleanse(token, sizeof(token));
-	if (rc != DA_OK)
-		return cmd_fail("%s token for %s: %s", kind == TOKEN_CORP ?
-		    "corp" : "sns", key, err.msg);
+	/* The cached token stays in use until the new one is stored. */
+	if (dt_token_renew(db, kind, &err) != DA_OK)
+		return cmd_fail("%s token for %s: %s (the cached one, if "
+		    "any, is kept)", kind == TOKEN_CORP ? "corp" : "sns", key,
+		    err.msg);
 	printf("%s token for %s refreshed\n", kind == TOKEN_CORP ? "corp" :
 	    "sns", key);
 	return EXIT_OK;

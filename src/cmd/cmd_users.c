@@ -12,6 +12,7 @@
 #include "dingtalk.h"
 #include "directory.h"
 #include "json.h"
+#include "mem.h"
 #include "requests.h"
 
 enum sub {
@@ -110,12 +111,9 @@ user_json(const struct dir_user *u)
 	json_add_str(o, "mobile", u->mobile);
 	json_add_bool(o, "admin", u->admin);
 	json_add_str(o, "source", u->source);
-	json_add_int(o, "created_at", u->created_at);
-	json_add_int(o, "updated_at", u->updated_at);
-	if (u->left_at > 0)
-		json_add_int(o, "left_at", u->left_at);
-	else
-		json_add_null(o, "left_at");
+	cmd_json_time(o, "created_at", u->created_at);
+	cmd_json_time(o, "updated_at", u->updated_at);
+	cmd_json_time(o, "left_at", u->left_at);
 	return o;
 }
 
@@ -134,18 +132,22 @@ static int
 list_one(const struct dir_user *u, void *arg)
 {
 	struct cmd_list	*ls = arg;
+	char		*depts, *who;
 
 	if (ls->as_json)
 		cmd_list_item(ls, user_json(u));
 	else {
 		if (ls->n == 0)
-			printf("%-24s %-13s %-5s %s\n", "USERID", "STATE",
-			    "ADMIN", "DEPARTMENTS NAME (TITLE)");
-		printf("%-24s %-13s %-5s ", u->userid, state_of(u),
-		    u->admin ? "yes" : "-");
-		print_depts(u);
-		printf(" %s%s%s%s\n", u->name, u->title[0] ? " (" : "",
+			cmd_table_begin(&ls->table, 5, "USERID", "STATE",
+			    "ADMIN", "DEPARTMENTS", "NAME (TITLE)");
+		depts = u->ndept ? dir_dept_ids_text(u->dept_ids, u->ndept) :
+		    xstrdup("-");
+		who = xasprintf("%s%s%s%s", u->name, u->title[0] ? " (" : "",
 		    u->title, u->title[0] ? ")" : "");
+		cmd_table_row(&ls->table, u->userid, state_of(u),
+		    u->admin ? "yes" : "-", depts, who);
+		free(depts);
+		free(who);
 	}
 	ls->n++;
 	return 0;
@@ -267,9 +269,10 @@ users_approve(const struct cmd_sub *sub, const struct cmd_args *a)
 	}
 	if ((e = db_begin_immediate(db, &err)) != DA_OK)
 		goto dberr;
-	if ((e = directory_upsert_user(db, &person, "approve", &was, &err)) !=
+	/* The request first: adding the person would resolve it too. */
+	if ((e = requests_approve_user(db, person.userid, &requests, &err)) !=
 	    DA_OK ||
-	    (e = requests_approve_user(db, person.userid, &requests, &err)) !=
+	    (e = directory_upsert_user(db, &person, "approve", &was, &err)) !=
 	    DA_OK ||
 	    (e = db_commit(db, &err)) != DA_OK)
 		goto dberr;

@@ -13,6 +13,7 @@
 #include "db.h"
 #include "http.h"
 #include "log.h"
+#include "mem.h"
 #include "version.h"
 
 #define OPT_VAL	0x100	/* getopt_long value of option o is this + o */
@@ -209,6 +210,9 @@ cmd_dispatch(const struct cmd_group *g, int argc, char **argv)
 {
 	int	 i;
 
+	if (g->bare != NULL && (argc < 2 || (argv[1][0] == '-' &&
+	    strcmp(argv[1], "-h") != 0 && strcmp(argv[1], "--help") != 0)))
+		return cmd_run(g, g->bare, argc, argv);
 	if (argc < 2) {
 		fputs(g->usage, stderr);
 		return EXIT_USAGE;
@@ -238,8 +242,8 @@ cmd_print_json(const json *doc)
 void
 cmd_list_begin(struct cmd_list *l, int as_json)
 {
+	memset(l, 0, sizeof(*l));
 	l->as_json = as_json;
-	l->n = 0;
 	if (as_json)
 		printf("[");
 }
@@ -259,6 +263,8 @@ cmd_list_end(const struct cmd_list *l)
 {
 	if (l->as_json)
 		printf("%s]\n", l->n ? "\n" : "");
+	else if (l->table.ncols > 0)
+		cmd_table_end((struct cmd_table *)&l->table);
 }
 
 const char *
@@ -271,6 +277,127 @@ cmd_time(long long t, char *buf, size_t size)
 		return "-";
 	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 	return buf;
+}
+
+void
+cmd_json_time(json *obj, const char *key, long long t)
+{
+	char	 buf[32];
+
+	if (t <= 0)
+		json_add_null(obj, key);
+	else
+		json_add_str(obj, key, cmd_time(t, buf, sizeof(buf)));
+}
+
+/* The terminal columns of UTF-8 text s: wide East Asian characters 2. */
+static size_t
+text_width(const char *s)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	unsigned long		 c;
+	size_t			 w = 0;
+
+	while (*p != '\0') {
+		c = *p;
+		if (c >= 0xf0 && p[1] && p[2] && p[3]) {
+			c = (c & 0x07) << 18 | (p[1] & 0x3ful) << 12 |
+			    (p[2] & 0x3ful) << 6 | (p[3] & 0x3ful);
+			p += 4;
+		} else if (c >= 0xe0 && p[1] && p[2]) {
+			c = (c & 0x0f) << 12 | (p[1] & 0x3ful) << 6 |
+			    (p[2] & 0x3ful);
+			p += 3;
+		} else if (c >= 0xc0 && p[1]) {
+			c = (c & 0x1f) << 6 | (p[1] & 0x3ful);
+			p += 2;
+		} else
+			p++;
+		w += (c >= 0x1100 && c <= 0x115f) ||
+		    (c >= 0x2e80 && c <= 0xa4cf) ||
+		    (c >= 0xac00 && c <= 0xd7a3) ||
+		    (c >= 0xf900 && c <= 0xfaff) ||
+		    (c >= 0xfe30 && c <= 0xfe4f) ||
+		    (c >= 0xff00 && c <= 0xff60) ||
+		    (c >= 0xffe0 && c <= 0xffe6) ||
+		    (c >= 0x20000 && c <= 0x3fffd) ? 2 : 1;
+	}
+	return w;
+}
+
+/* Keep a copy of s with control characters as '?'. */
+static char *
+cell_copy(const char *s)
+{
+	char	*c = xstrdup(s != NULL ? s : ""), *p;
+
+	for (p = c; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return c;
+}
+
+static void
+table_add(struct cmd_table *t, va_list ap)
+{
+	size_t	 i;
+
+	if ((t->nrows + 1) * t->ncols > t->cap) {
+		t->cap = t->cap ? t->cap * 2 : t->ncols * 16;
+		t->cells = xrealloc(t->cells, t->cap * sizeof(*t->cells));
+	}
+	for (i = 0; i < t->ncols; i++)
+		t->cells[t->nrows * t->ncols + i] =
+		    cell_copy(va_arg(ap, const char *));
+	t->nrows++;
+}
+
+void
+cmd_table_begin(struct cmd_table *t, size_t ncols, ...)
+{
+	va_list	 ap;
+
+	memset(t, 0, sizeof(*t));
+	t->ncols = ncols < CMD_TABLE_COLS ? ncols : CMD_TABLE_COLS;
+	va_start(ap, ncols);
+	table_add(t, ap);
+	va_end(ap);
+}
+
+void
+cmd_table_row(struct cmd_table *t, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, t);
+	table_add(t, ap);
+	va_end(ap);
+}
+
+void
+cmd_table_end(struct cmd_table *t)
+{
+	size_t	 width[CMD_TABLE_COLS] = { 0 }, r, i, w;
+	char	*cell;
+
+	for (r = 0; r < t->nrows; r++)
+		for (i = 0; i < t->ncols; i++)
+			if ((w = text_width(t->cells[r * t->ncols + i])) >
+			    width[i])
+				width[i] = w;
+	for (r = 0; t->nrows > 1 && r < t->nrows; r++)
+		for (i = 0; i < t->ncols; i++) {
+			cell = t->cells[r * t->ncols + i];
+			if (i + 1 == t->ncols)
+				printf("%s\n", cell);
+			else
+				printf("%s%*s", cell, (int)(width[i] -
+				    text_width(cell) + 2), "");
+		}
+	for (r = 0; r < t->nrows * t->ncols; r++)
+		free(t->cells[r]);
+	free(t->cells);
+	memset(t, 0, sizeof(*t));
 }
 
 int
