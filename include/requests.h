@@ -73,6 +73,22 @@ enum da_err	 requests_approve_user(struct db *db, const char *userid,
 		    int *n, struct da_error *err);
 
 /*
+ * Review notifications (the worker, DINGAUTH_NOTIFY_USERIDS): call fn
+ * for at most limit pending requests not notified yet whose next attempt
+ * is due at now, oldest first. row->attempts is the number of
+ * notification attempts so far.
+ */
+enum da_err	 requests_each_to_notify(struct db *db, long long now,
+		    long long limit,
+		    int (*fn)(const struct request_row *row, void *arg),
+		    void *arg, struct da_error *err);
+/*
+ * Record a notification attempt on request id: sent (notified_at now),
+ * or failed with why, to be tried again at next_at (0: never again).
+ */
+enum da_err	 requests_notify_done(struct db *db, long long id, int sent,
+		    const char *why, long long next_at, struct da_error *err);
+/*
  * Delete the requests decided (approved or rejected) before before; *n
  * deleted. Pending ones stay whatever their age.
  */

@@ -7,7 +7,8 @@
  * dingauth worker (docs/contract.md): the one long-running background
  * process, for systemd, or for cron with one pass at a time. A pass:
  * apply the pending events that are due (events.h), run the daily full
- * sync when DINGAUTH_SYNC_AT has come, prune expired sessions and login
+ * sync when DINGAUTH_SYNC_AT has come, send the review notifications
+ * that are due (notify.h), prune expired sessions and login
  * states and, past the retention, finished events and decided login
  * requests, and write the heartbeat (table worker_status) that doctor
  * and the health check read. One worker per database: a lock on a file

@@ -15,6 +15,9 @@ enum stmt {
 	STMT_REJECT,
 	STMT_APPROVE_USER,
 	STMT_PRUNE,
+	STMT_TO_NOTIFY,
+	STMT_NOTIFY_SENT,
+	STMT_NOTIFY_FAILED,
 	STMT__MAX
 };
 
@@ -53,10 +56,29 @@ static const struct db_sql stmts[STMT__MAX] = {
 	[STMT_PRUNE] = { "prune login requests",
 	    "DELETE FROM login_requests WHERE status <> 'pending'"
 	    " AND decided_at < ?1" },
+	[STMT_TO_NOTIFY] = { "requests to notify",
+	    "SELECT id, userid, unionid, name, status, notify_attempts,"
+	    " created_at, updated_at, 0 FROM login_requests"
+	    " WHERE status = 'pending' AND notified_at IS NULL"
+	    " AND notify_next_at <= ?1 ORDER BY notify_next_at, id"
+	    " LIMIT ?2" },
+	[STMT_NOTIFY_SENT] = { "request notified",
+	    "UPDATE login_requests SET notified_at = ?2,"
+	    " notify_attempts = notify_attempts + 1, notify_error = NULL"
+	    " WHERE id = ?1" },
+	/* next_at 0: given up, parked far away (it stays pending). */
+	[STMT_NOTIFY_FAILED] = { "request notified",
+	    "UPDATE login_requests SET notify_attempts = notify_attempts + 1,"
+	    " notify_error = ?2,"
+	    " notify_next_at = CASE WHEN ?3 > 0 THEN ?3 ELSE 9e15 END"
+	    " WHERE id = ?1" },
 	[STMT_APPROVE_USER] = { "login requests",
 	    "UPDATE login_requests SET status = 'approved', decided_at = ?2,"
 	    " updated_at = ?2 WHERE userid = ?1 AND status = 'pending'" },
 };
+
+static enum da_err each_row(struct db_rows *,
+		    int (*)(const struct request_row *, void *), void *);
 
 /*
  * Does statement q, bound with userid, yield a row? 1 (its first column
@@ -114,25 +136,57 @@ requests_each(struct db *db, int all,
     int (*fn)(const struct request_row *, void *), void *arg,
     struct da_error *err)
 {
-	struct request_row	 row;
 	struct db_rows		 r;
 
 	db_query(db, &r, &stmts[all ? STMT_LIST_ALL : STMT_LIST_PENDING],
 	    DB_NOARGS, err);
-	while (db_next(&r) == 1) {
-		row.id = db_int(&r, 0);
-		row.userid = db_text(&r, 1);
-		row.unionid = db_text(&r, 2);
-		row.name = db_text(&r, 3);
-		row.status = db_text(&r, 4);
-		row.attempts = db_int(&r, 5);
-		row.created_at = db_int(&r, 6);
-		row.updated_at = db_int(&r, 7);
-		row.decided_at = db_int(&r, 8);
+	return each_row(&r, fn, arg);
+}
+
+/* The rows of a query in LIST_COLUMNS' order, to fn. */
+static enum da_err
+each_row(struct db_rows *r, int (*fn)(const struct request_row *, void *),
+    void *arg)
+{
+	struct request_row	 row;
+
+	while (db_next(r) == 1) {
+		row.id = db_int(r, 0);
+		row.userid = db_text(r, 1);
+		row.unionid = db_text(r, 2);
+		row.name = db_text(r, 3);
+		row.status = db_text(r, 4);
+		row.attempts = db_int(r, 5);
+		row.created_at = db_int(r, 6);
+		row.updated_at = db_int(r, 7);
+		row.decided_at = db_int(r, 8);
 		if (fn(&row, arg) != 0)
 			break;
 	}
-	return db_done(&r);
+	return db_done(r);
+}
+
+enum da_err
+requests_each_to_notify(struct db *db, long long now, long long limit,
+    int (*fn)(const struct request_row *, void *), void *arg,
+    struct da_error *err)
+{
+	struct db_rows	 r;
+
+	db_query(db, &r, &stmts[STMT_TO_NOTIFY], DB_ARGS(DB_INT(now),
+	    DB_INT(limit)), err);
+	return each_row(&r, fn, arg);
+}
+
+enum da_err
+requests_notify_done(struct db *db, long long id, int sent, const char *why,
+    long long next_at, struct da_error *err)
+{
+	if (sent)
+		return db_run(db, &stmts[STMT_NOTIFY_SENT], DB_ARGS(DB_INT(id),
+		    DB_INT(db_now())), err);
+	return db_run(db, &stmts[STMT_NOTIFY_FAILED], DB_ARGS(DB_INT(id),
+	    DB_TEXT(why), DB_INT(next_at)), err);
 }
 
 enum da_err

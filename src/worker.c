@@ -18,6 +18,7 @@
 #include "events.h"
 #include "log.h"
 #include "mem.h"
+#include "notify.h"
 #include "requests.h"
 #include "session.h"
 #include "sync.h"
@@ -214,6 +215,29 @@ step_sync(struct worker *w, struct da_error *err)
 	return DA_OK;
 }
 
+/*
+ * Review notifications that are due (notify.h). DingTalk's failures do
+ * not fail the pass: each request keeps its own retry.
+ */
+static enum da_err
+step_notify(struct worker *w, struct da_error *err)
+{
+	struct notify_run	 run;
+	char			 what[64];
+	enum da_err		 rc;
+
+	if ((rc = notify_pending(w->db, &run, err)) != DA_OK) {
+		log_msg(LOG_ERR, "notify: %s", err->msg);
+		return rc;
+	}
+	if (run.sent == 0 && run.failed == 0)
+		return DA_OK;
+	snprintf(what, sizeof(what), "notified %d, %d failed", run.sent,
+	    run.failed);
+	said(w, what);
+	return DA_OK;
+}
+
 /* Expired sessions and states; finished events and requests past age. */
 static enum da_err
 step_prune(struct worker *w, struct da_error *err)
@@ -281,6 +305,10 @@ pass(struct worker *w, struct da_error *err)
 		*err = e;
 	}
 	if (!stopping && (r = step_sync(w, &e)) != DA_OK && rc == DA_OK) {
+		rc = r;
+		*err = e;
+	}
+	if (!stopping && (r = step_notify(w, &e)) != DA_OK && rc == DA_OK) {
 		rc = r;
 		*err = e;
 	}

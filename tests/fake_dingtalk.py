@@ -54,7 +54,10 @@ Control API (JSON in and out; errors are HTTP 400/404/405 {"error": "..."}):
   POST /_fake/decrypt {msg_signature|signature, timeStamp|timestamp, nonce, encrypt, token?, aes_key?,
        receiver?} -> {ok, plaintext, receiver, code (900005/900008/900009/900010), error}
   GET  /_fake/failed                    POST /_fake/failed {call_back_tag, event_time?, userid?, deptid?, data?}
-  POST /_fake/failed/shape {shape: nested|flat}                   POST /_fake/qps {qps}
+  POST /_fake/failed/shape {shape: nested|flat}
+  POST /_fake/qps {qps}
+  GET  /_fake/notifications             the work notifications taken by asyncsend_v2 [i.2], oldest first:
+                                        [{task_id, agent_id, userid_list (array), msg, t}]
 
 Error codes chosen where the reference is silent (documented choices, not facts):
   missing access_token          oapi 41001 "缺少access_token参数"; topapi 88/sub_code "41001";
@@ -1154,6 +1157,9 @@ class FakeDingTalkApp:
         self.faults = FaultTable()
         self.recorder = Recorder(log_file)
         self.callback_timeout = callback_timeout
+        self.notifications = []     # work notifications sent [i.2]
+        self.notify_tasks = 0
+        self.notify_lock = threading.Lock()
         self.routes = {
             # corp app token [e]
             "/gettoken": Route("GET", OAPI, None, self.gettoken),
@@ -1180,6 +1186,9 @@ class FakeDingTalkApp:
             "/call_back/get_call_back": Route("GET", OAPI, "corp", self.cb_get),
             "/call_back/delete_call_back": Route("GET", OAPI, "corp", self.cb_delete),
             "/call_back/get_call_back_failed_result": Route("GET", OAPI, "corp", self.cb_failed),
+            # work notifications [i.2]
+            "/topapi/message/corpconversation/asyncsend_v2": Route("POST", TOPAPI, "corp",
+                                                                   self.work_notify),
             # the QR stand-in [c.1, c.2, d.1]
             "/ddlogin.js": Route("GET", PAGE, None, self.page_ddlogin_js),
             "/login/qrcode.htm": Route("GET", PAGE, None, self.page_qrcode),
@@ -1215,6 +1224,7 @@ class FakeDingTalkApp:
             ("POST", "/_fake/failed"): self.ctl_failed_add,
             ("POST", "/_fake/failed/shape"): self.ctl_failed_shape,
             ("POST", "/_fake/qps"): self.ctl_qps,
+            ("GET", "/_fake/notifications"): self.ctl_notifications,
         }
 
     @property
@@ -1627,6 +1637,32 @@ class FakeDingTalkApp:
     def cb_failed(self, req, token):
         items, has_more = self.state.take_failed()
         return {"has_more": has_more, "failed_list": items}
+
+    # -- work notifications [i.2] -------------------------------------------------------------
+    def work_notify(self, req, token):
+        """asyncsend_v2: the message is kept (GET /_fake/notifications); task_id at top level."""
+        body = req.json if isinstance(req.json, dict) else {}
+        agent_id, userids, msg = body.get("agent_id"), body.get("userid_list"), body.get("msg")
+        if agent_id is None or userids is None or msg is None:
+            raise ApiError(40035, "缺少参数 agent_id, userid_list or msg")
+        if str(agent_id) != str(self.apps.get("agent_id")):
+            raise ApiError(40056, "不合法的agentid")
+        if not isinstance(userids, str) or not userids.strip():
+            raise ApiError(40035, "不合法的参数 userid_list")
+        if not isinstance(msg, dict) or msg.get("msgtype") not in ("text", "action_card"):
+            raise ApiError(40035, "不合法的参数 msg")
+        with self.notify_lock:
+            self.notify_tasks += 1
+            task_id = self.notify_tasks
+            self.notifications.append({"task_id": task_id, "agent_id": agent_id,
+                                       "userid_list": userids.split(","), "msg": msg,
+                                       "t": time.time()})
+        return json_reply({"errcode": 0, "errmsg": "ok", "task_id": task_id,
+                           "request_id": top_request_id()})
+
+    def ctl_notifications(self, req, body):
+        with self.notify_lock:
+            return list(self.notifications)
 
     # -- the QR stand-in ---------------------------------------------------------------------
     def people(self):

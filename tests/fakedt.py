@@ -195,6 +195,10 @@ class FakeDingTalk:
             query["since"] = since
         return self.control("GET", "log", query=query)
 
+    def notifications(self):
+        """The work notifications the fake took (asyncsend_v2), oldest first."""
+        return self.control("GET", "notifications")
+
     def clear_log(self):
         return self.control("POST", "log/clear", {})
 
