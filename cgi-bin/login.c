@@ -151,7 +151,8 @@ serve_logout(struct req *r, void *arg)
 	struct da_error	 err = { 0 };
 	char		 rd[LOGIN_RD_MAX], *page;
 
-	if (cookie != NULL && session_end(prog_db(), cookie, &err) != DA_OK) {
+	if (cookie != NULL && login_logout(prog_db(), cookie, r->remote_addr,
+	    r->user_agent, &err) != DA_OK) {
 		log_msg(LOG_ERR, "logout: %s", err.msg);
 		page_problem(r, LOGIN_INTERNAL, "/", NULL, req_wants_json(r));
 		return;

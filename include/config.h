@@ -53,6 +53,8 @@ enum cfg_key {
 	CFG_HEALTH_EVENT_AGE,	/* DINGAUTH_HEALTH_EVENT_AGE (s): healthz */
 	CFG_AGENT_ID,		/* DINGTALK_AGENT_ID: work notifications */
 	CFG_NOTIFY_USERIDS,	/* DINGAUTH_NOTIFY_USERIDS: told of reviews */
+	CFG_LOG_FORMAT,		/* DINGAUTH_LOG_FORMAT: text or json */
+	CFG_AUDIT_DAYS,		/* DINGAUTH_AUDIT_DAYS: audit rows kept */
 	CFG__MAX
 };
 

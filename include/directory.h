@@ -104,6 +104,13 @@ enum da_err	 directory_upsert_user_marked(struct db *db,
  */
 enum da_err	 directory_deactivate_user(struct db *db, const char *userid,
 		    int *sessions, struct da_error *err);
+/*
+ * The same as an offboarding: when the user was active, an audit row
+ * (audit.h, AUDIT_OFFBOARD, with source: "event user_leave_org ID",
+ * "sync 12") in the same transaction, and its log line once committed.
+ */
+enum da_err	 directory_offboard_user(struct db *db, const char *userid,
+		    const char *source, int *sessions, struct da_error *err);
 
 /* Operator's switch; disabling ends the user's sessions. DA_ENOTFOUND. */
 enum da_err	 directory_set_disabled(struct db *db, const char *userid,

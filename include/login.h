@@ -111,14 +111,26 @@ struct login_result {
 	struct dir_user		 user;
 	char			 session[SESSION_ID_LEN + 1];
 	struct da_error		 err;		/* detail, for the log */
+	int			 audited;	/* its audit row is written */
 };
+
+/*
+ * Sign out: end the session of cookie and, when it was live, write an
+ * audit row (AUDIT_LOGOUT) in the same transaction and its log line.
+ */
+enum da_err	 login_logout(struct db *db, const char *cookie,
+		    const char *remote_addr, const char *user_agent,
+		    struct da_error *err);
 
 /*
  * Exchange a code for a session (or a reason why not). Checks the state
  * first, then asks DingTalk per the flow. On LOGIN_OK res->session holds
  * the new session id (the old one, if any, has been ended); on any
- * failure no session, user or request row was written. Never fails as a
- * function: everything is in res.
+ * failure no session, user or request row was written. Every attempt
+ * leaves one audit row (audit.h: time, userid, unionid, flow, outcome
+ * and reason, client address, user agent), in the transaction of the
+ * session or request it made, and one log line with the same fields.
+ * Never fails as a function: everything is in res.
  */
 void		 login_exchange(struct db *db, const struct login_input *in,
 		    struct login_result *res);

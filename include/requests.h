@@ -21,7 +21,8 @@ enum requests_outcome {
 
 /*
  * Record that userid (with unionid and the name DingTalk gave) tried to
- * sign in; *outcome says what happened. Runs in its own transaction.
+ * sign in; *outcome says what happened. Runs in the caller's
+ * transaction, or its own.
  */
 enum da_err	 requests_record(struct db *db, const char *userid,
 		    const char *unionid, const char *name,

@@ -72,7 +72,8 @@ enum da_err	session_end_user(struct db *db, const char *userid, int *n,
 /*
  * End the session whose reference (struct session_row's ref, 12
  * lowercase hex digits) is ref; its user copied into userid[size].
- * DA_ENOTFOUND when none has it, DA_EINPUT when several do.
+ * DA_ENOTFOUND when none has it, DA_EINPUT when several do. In the
+ * caller's transaction, or its own.
  */
 enum da_err	session_end_ref(struct db *db, const char *ref, char *userid,
 		    size_t size, struct da_error *err);

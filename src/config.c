@@ -124,6 +124,10 @@ static const struct cfg_def defs[CFG__MAX] = {
 	    999999999999999LL, NULL, NULL, 0 },
 	[CFG_NOTIFY_USERIDS] = { "DINGAUTH_NOTIFY_USERIDS", CFG_T_NAMELIST, 0,
 	    0, NULL, NULL, 0 },
+	[CFG_LOG_FORMAT] = { "DINGAUTH_LOG_FORMAT", CFG_T_ENUM, 0,
+	    LOG_FORMAT__MAX, log_format_names, "text", 0 },
+	[CFG_AUDIT_DAYS] = { "DINGAUTH_AUDIT_DAYS", CFG_T_INT, 7, 3650, NULL,
+	    "365", 0 },
 };
 
 enum cfg_src { SRC_UNSET, SRC_DEFAULT, SRC_FILE, SRC_ENV };
@@ -557,6 +561,7 @@ config_start(unsigned needs, struct da_error *err)
 	if ((rc = config_load(needs, err)) != DA_OK)
 		return rc;
 	log_set_level(C.log_level);
+	log_set_format((enum log_format)C.num[CFG_LOG_FORMAT]);
 	return DA_OK;
 }
 

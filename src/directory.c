@@ -2,8 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "db.h"
 #include "directory.h"
+#include "log.h"
 #include "mem.h"
 #include "requests.h"
 #include "session.h"
@@ -510,6 +512,42 @@ directory_deactivate_user(struct db *db, const char *userid, int *sessions,
 	    DB_INT(db_now())), err)) == DA_OK)
 		rc = session_end_user(db, userid, sessions, err);
 	return end_own(db, own, rc, err);
+}
+
+enum da_err
+directory_offboard_user(struct db *db, const char *userid,
+    const char *source, int *sessions, struct da_error *err)
+{
+	struct audit_entry	 a;
+	char			 ended[32];
+	enum da_err		 rc;
+	int			 own, n = 0;
+	long long		 left = 0;
+
+	memset(&a, 0, sizeof(a));
+	own = begin_own(db, err, &rc);
+	if (rc != DA_OK)
+		return rc;
+	if ((rc = db_run(db, &stmts[STMT_DEACTIVATE], DB_ARGS(DB_TEXT(userid),
+	    DB_INT(db_now())), err)) != DA_OK)
+		goto out;
+	left = db_changes(db);
+	if ((rc = session_end_user(db, userid, &n, err)) != DA_OK || !left)
+		goto out;
+	snprintf(ended, sizeof(ended), "%d session(s) ended", n);
+	a.event = AUDIT_OFFBOARD;
+	a.userid = userid;
+	a.outcome = "left";
+	a.source = source;
+	a.detail = ended;
+	rc = audit_record(db, &a, err);
+out:
+	if (sessions != NULL)
+		*sessions = rc == DA_OK ? n : 0;
+	rc = end_own(db, own, rc, err);
+	if (rc == DA_OK && left)
+		audit_log(LOG_INFO, &a);
+	return rc;
 }
 
 enum da_err

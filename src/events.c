@@ -583,7 +583,8 @@ done:
  * there and active: a rehire).
  */
 static enum da_err
-apply_user(struct db *db, const char *userid, struct da_error *err)
+apply_user(struct db *db, const char *userid, const char *source,
+    struct da_error *err)
 {
 	struct dir_user	 u;
 	struct dir_mark	 mark;
@@ -603,7 +604,8 @@ apply_user(struct db *db, const char *userid, struct da_error *err)
 		else if (rc == DA_ENOTFOUND) {
 			log_msg(LOG_INFO, "user %s is unknown to DingTalk: "
 			    "marking them as left", userid);
-			rc = directory_deactivate_user(db, userid, NULL, err);
+			rc = directory_offboard_user(db, userid, source, NULL,
+			    err);
 		}
 		if (rc != DA_OK || !stale)
 			break;
@@ -618,12 +620,14 @@ apply_user(struct db *db, const char *userid, struct da_error *err)
 }
 
 static enum da_err
-apply_leave(struct db *db, const char *userid, struct da_error *err)
+apply_leave(struct db *db, const char *userid, const char *source,
+    struct da_error *err)
 {
 	enum da_err	 rc;
 	int		 n = 0;
 
-	if ((rc = directory_deactivate_user(db, userid, &n, err)) == DA_OK)
+	if ((rc = directory_offboard_user(db, userid, source, &n, err)) ==
+	    DA_OK)
 		log_msg(LOG_INFO, "user %s left the company: %d session(s) "
 		    "ended", userid, n);
 	return rc;
@@ -690,18 +694,22 @@ enum da_err
 events_apply(struct db *db, const struct event *ev, struct da_error *err)
 {
 	struct da_error	 e, worst;
-	char		 what[EVENT_ID_MAX + 32];
+	char		 what[EVENT_ID_MAX + 32], source[EVENT_TYPE_MAX +
+			    EVENT_KEY_MAX + 16];
 	enum da_err	 rc;
 	size_t		 i;
 	int		 have = 0, stop = 0;
 
 	da_error_clear(&worst);
+	/* An offboarding names the event that did it (audit.h). */
+	snprintf(source, sizeof(source), "event %s%s%s", ev->type,
+	    ev->event_id[0] ? " " : "", ev->event_id);
 	for (i = 0; !stop && i < ev->nuser; i++) {
 		da_error_clear(&e);
 		if (ev->kind == EVENT_USER_LEAVE)
-			rc = apply_leave(db, ev->userids[i], &e);
+			rc = apply_leave(db, ev->userids[i], source, &e);
 		else
-			rc = apply_user(db, ev->userids[i], &e);
+			rc = apply_user(db, ev->userids[i], source, &e);
 		if (rc != DA_OK) {
 			snprintf(what, sizeof(what), "user %s",
 			    ev->userids[i]);

@@ -1,12 +1,21 @@
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "log.h"
+#include "mem.h"
 
 static const char	*log_prog = "dingauth";
 static enum log_level	 log_level = LOG_INFO;
+static enum log_format	 log_format = LOG_FORMAT_TEXT;
+
+const char *const log_format_names[LOG_FORMAT__MAX] = {
+	[LOG_FORMAT_TEXT] = "text", [LOG_FORMAT_JSON] = "json",
+};
 const char *const log_level_names[LOG__MAX] = {
 	[LOG_ERR] = "error", [LOG_WARN] = "warn",
 	[LOG_INFO] = "info", [LOG_DEBUG] = "debug",
@@ -41,21 +50,112 @@ log_level_parse(const char *name)
 }
 
 void
+log_set_format(enum log_format format)
+{
+	log_format = format;
+}
+
+/* A JSON line: the common members, then the caller's. */
+static json *
+json_line(enum log_level level)
+{
+	json		*o = json_new_object();
+	struct tm	 tm;
+	time_t		 now = time(NULL);
+	char		 when[32] = "";
+
+	if (gmtime_r(&now, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_add_str(o, "time", when);
+	json_add_str(o, "prog", log_prog);
+	json_add_int(o, "pid", (long long)getpid());
+	json_add_str(o, "level", log_level_names[level]);
+	return o;
+}
+
+static void
+put_json(json *o)
+{
+	char	*text = json_print(o);
+
+	fprintf(stderr, "%s\n", text);
+	free(text);
+	json_free(o);
+}
+
+void
 log_msg(enum log_level level, const char *fmt, ...)
 {
 	char	 line[2048];
 	va_list	 ap;
 	size_t	 i;
+	json	*o;
 
 	if (level > log_level)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	if (log_format == LOG_FORMAT_JSON) {
+		o = json_line(level);
+		json_add_str(o, "msg", line);
+		put_json(o);
+		return;
+	}
 	/* One message, one line: a log line is never split by input. */
 	for (i = 0; line[i] != '\0'; i++)
 		if (line[i] == '\n' || line[i] == '\r')
 			line[i] = ' ';
 	fprintf(stderr, "dingauth[%s %ld]: %s: %s\n", log_prog,
 	    (long)getpid(), log_level_names[level], line);
+}
+
+/* " name=value", quoted when it must be; controls become '?'. */
+static void
+put_field(struct buf *b, const char *name, const char *v)
+{
+	const char	*p;
+	int		 quote = *v == '\0' || strpbrk(v, " \"=\\") != NULL;
+
+	buf_printf(b, " %s=%s", name, quote ? "\"" : "");
+	for (p = v; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			buf_puts(b, "?");
+		else if (*p == '"' || *p == '\\')
+			buf_printf(b, "\\%c", *p);
+		else
+			buf_append(b, p, 1);
+	}
+	if (quote)
+		buf_puts(b, "\"");
+}
+
+void
+log_fields(enum log_level level, const char *event,
+    const struct log_field *f, size_t n)
+{
+	struct buf	 b;
+	json		*o;
+	size_t		 i;
+
+	if (level > log_level)
+		return;
+	if (log_format == LOG_FORMAT_JSON) {
+		o = json_line(level);
+		json_add_str(o, "event", event);
+		for (i = 0; i < n; i++)
+			if (f[i].value != NULL)
+				json_add_str(o, f[i].name, f[i].value);
+		put_json(o);
+		return;
+	}
+	buf_init(&b, 4096);
+	buf_puts(&b, event);
+	for (i = 0; i < n; i++)
+		if (f[i].value != NULL && f[i].value[0] != '\0')
+			put_field(&b, f[i].name, f[i].value);
+	fprintf(stderr, "dingauth[%s %ld]: %s: %.*s\n", log_prog,
+	    (long)getpid(), log_level_names[level], (int)b.len,
+	    b.len ? b.data : "");
+	buf_free(&b);
 }

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
@@ -196,6 +197,39 @@ login_frame_origin(char *out, size_t size)
 	snprintf(out, size, "%.*s", (int)(end - url), url);
 }
 
+/* The audit row and log line of a login attempt as res has it now. */
+static void
+audit_entry(const struct login_input *in, const struct login_result *res,
+    enum login_problem p, struct audit_entry *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->event = AUDIT_LOGIN;
+	a->userid = res->user.userid;
+	a->unionid = res->user.unionid;
+	a->flow = config_choice(CFG_LOGIN_FLOW, cfg()->login_flow);
+	a->outcome = login_problem_info(p)->id;
+	a->reason = res->err.msg;
+	a->remote_addr = in->remote_addr;
+	a->user_agent = in->user_agent;
+}
+
+/*
+ * The audit row of outcome p inside the transaction the caller holds,
+ * with what it records (a session, a request).
+ */
+static enum da_err
+audit_in(struct db *db, const struct login_input *in,
+    struct login_result *res, enum login_problem p)
+{
+	struct audit_entry	 a;
+	enum da_err		 rc;
+
+	audit_entry(in, res, p, &a);
+	if ((rc = audit_record(db, &a, &res->err)) == DA_OK)
+		res->audited = 1;
+	return rc;
+}
+
 /* The identity behind code, per the configured flow. */
 static enum da_err
 identify(struct db *db, const char *code, struct dt_identity *id,
@@ -222,7 +256,7 @@ identify(struct db *db, const char *code, struct dt_identity *id,
 /* Unknown to the directory, DINGAUTH_UNKNOWN_USER=review. */
 static enum login_problem
 review(struct db *db, const char *userid, const struct dt_identity *id,
-    struct login_result *res)
+    const struct login_input *in, struct login_result *res)
 {
 	struct dir_user		 du;
 	struct da_error		 ignored;
@@ -235,10 +269,14 @@ review(struct db *db, const char *userid, const struct dt_identity *id,
 	if (name[0] == '\0' && dt_user_get(db, userid, &du, &ignored) == DA_OK)
 		name = du.name;
 	snprintf(res->user.name, sizeof(res->user.name), "%s", name);
-	if (requests_record(db, userid, id->unionid, name, &outcome,
-	    &res->err) != DA_OK)
+	/* The request and its audit row: one transaction. */
+	if (db_begin_immediate(db, &res->err) != DA_OK ||
+	    requests_record(db, userid, id->unionid, name, &outcome,
+	    &res->err) != DA_OK) {
 		p = LOGIN_INTERNAL;
-	else if (outcome == REQUESTS_REJECTED) {
+		goto out;
+	}
+	if (outcome == REQUESTS_REJECTED) {
 		DA_ERROR(&res->err, DA_EPERM, "an operator rejected %s's "
 		    "request", userid);
 		p = LOGIN_DENIED;
@@ -248,6 +286,14 @@ review(struct db *db, const char *userid, const struct dt_identity *id,
 		    "asked again");
 		p = LOGIN_WAITING;
 	}
+	if (audit_in(db, in, res, p) != DA_OK ||
+	    db_commit(db, &res->err) != DA_OK) {
+		res->audited = 0;
+		p = LOGIN_INTERNAL;
+	}
+out:
+	if (p == LOGIN_INTERNAL)
+		db_rollback(db);
 	dir_user_clear(&du);
 	return p;
 }
@@ -272,8 +318,10 @@ admit(struct db *db, const char *userid, const struct login_input *in,
 	    &res->err)) != DA_OK ||
 	    (rc = session_open(db, du.userid, in->remote_addr,
 	    in->user_agent, res->session, &res->err)) != DA_OK ||
+	    (rc = audit_in(db, in, res, LOGIN_OK)) != DA_OK ||
 	    (rc = db_commit(db, &res->err)) != DA_OK) {
 		db_rollback(db);
+		res->audited = 0;
 		res->session[0] = '\0';
 		rc = rc == DA_OK ? DA_EDB : rc;
 		goto out;
@@ -330,7 +378,7 @@ directory_decides(struct db *db, const struct login_input *in,
 			p = admit(db, res->user.userid, in, res);
 			break;
 		case CFG_UNKNOWN_REVIEW:
-			p = review(db, res->user.userid, id, res);
+			p = review(db, res->user.userid, id, in, res);
 			break;
 		default:
 			DA_ERROR(&res->err, DA_ENOTFOUND, "%s is not in the "
@@ -362,12 +410,24 @@ directory_decides(struct db *db, const struct login_input *in,
 	res->user.ndept = u.ndept;
 	u.dept_ids = NULL;
 	u.ndept = 0;
-	/* A new id at every login; the one this browser had is ended. */
+	/*
+	 * A new id at every login; the one this browser had is ended. The
+	 * session and its audit row: one transaction.
+	 */
+	if (db_begin_immediate(db, &res->err) != DA_OK)
+		goto out;
 	if (in->session_cookie != NULL)
 		session_end(db, in->session_cookie, NULL);
 	if (session_open(db, u.userid, in->remote_addr, in->user_agent,
-	    res->session, &res->err) == DA_OK)
+	    res->session, &res->err) == DA_OK &&
+	    audit_in(db, in, res, LOGIN_OK) == DA_OK &&
+	    db_commit(db, &res->err) == DA_OK)
 		p = LOGIN_OK;
+	else {
+		db_rollback(db);
+		res->audited = 0;
+		res->session[0] = '\0';
+	}
 out:
 	dir_user_clear(&u);
 	return p;
@@ -381,6 +441,60 @@ login_result_clear(struct login_result *res)
 	dir_user_clear(&res->user);
 	crypto_cleanse(res->session, sizeof(res->session));
 	memset(res, 0, sizeof(*res));
+}
+
+/*
+ * The attempt's audit row, unless it went with its session or request
+ * (a refusal writes nothing else), and its log line.
+ */
+static void
+login_audit(struct db *db, const struct login_input *in,
+    const struct login_result *res)
+{
+	struct audit_entry	 a;
+	struct da_error		 err;
+
+	audit_entry(in, res, res->problem, &a);
+	if (!res->audited && audit_record(db, &a, &err) != DA_OK)
+		log_msg(LOG_ERR, "login: audit: %s", err.msg);
+	audit_log(res->problem == LOGIN_INTERNAL ||
+	    res->problem == LOGIN_MISCONFIGURED ? LOG_ERR : LOG_INFO, &a);
+}
+
+enum da_err
+login_logout(struct db *db, const char *cookie, const char *remote_addr,
+    const char *user_agent, struct da_error *err)
+{
+	struct session_user	 u;
+	struct audit_entry	 a;
+	enum da_err		 rc, live;
+
+	memset(&a, 0, sizeof(a));
+	if ((rc = db_begin_immediate(db, err)) != DA_OK)
+		return rc;
+	if ((live = session_check(db, cookie, &u, err)) != DA_OK &&
+	    live != DA_ENOTFOUND) {
+		rc = live;
+		goto out;
+	}
+	if ((rc = session_end(db, cookie, err)) != DA_OK || live != DA_OK)
+		goto out;
+	a.event = AUDIT_LOGOUT;
+	a.userid = u.userid;
+	a.unionid = u.unionid;
+	a.outcome = "ok";
+	a.remote_addr = remote_addr;
+	a.user_agent = user_agent;
+	rc = audit_record(db, &a, err);
+out:
+	if (rc == DA_OK)
+		rc = db_commit(db, err);
+	else
+		db_rollback(db);
+	if (rc == DA_OK && a.userid != NULL)
+		audit_log(LOG_INFO, &a);
+	session_user_clear(&u);
+	return rc;
 }
 
 void
@@ -417,16 +531,7 @@ login_exchange(struct db *db, const struct login_input *in,
 	    id.unionid);
 	res->problem = directory_decides(db, in, &id, res);
 out:
-	if (res->problem == LOGIN_OK)
-		log_msg(LOG_INFO, "login: %s signed in (%s flow)",
-		    res->user.userid, config_choice(CFG_LOGIN_FLOW, cfg()->login_flow));
-	else
-		log_msg(res->problem == LOGIN_INTERNAL ||
-		    res->problem == LOGIN_MISCONFIGURED ? LOG_ERR : LOG_INFO,
-		    "login refused: %s%s%s%s%s",
-		    login_problem_info(res->problem)->id,
-		    res->user.userid[0] ? " for " : "", res->user.userid,
-		    res->err.msg[0] ? ": " : "", res->err.msg);
+	login_audit(db, in, res);
 	if (res->problem != LOGIN_OK)
 		res->session[0] = '\0';
 }

@@ -104,10 +104,10 @@ requests_record(struct db *db, const char *userid, const char *unionid,
 {
 	char		 last[16] = "";
 	enum da_err	 rc;
-	int		 pending;
+	int		 pending, own = !db_in_transaction(db);
 
 	*outcome = REQUESTS_NEW;
-	if ((rc = db_begin_immediate(db, err)) != DA_OK)
+	if (own && (rc = db_begin_immediate(db, err)) != DA_OK)
 		return rc;
 	if ((pending = has_row(db, STMT_PENDING, userid, NULL, 0, err)) < 0 ||
 	    has_row(db, STMT_LAST_DECIDED, userid, last, sizeof(last),
@@ -125,6 +125,8 @@ requests_record(struct db *db, const char *userid, const char *unionid,
 	if (rc == DA_OK && pending)
 		*outcome = REQUESTS_AGAIN;
 out:
+	if (!own)
+		return rc;
 	if (rc == DA_OK)
 		return db_commit(db, err);
 	db_rollback(db);

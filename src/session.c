@@ -253,9 +253,10 @@ session_end_ref(struct db *db, const char *ref, char *userid, size_t size,
 	struct db_rows	 r;
 	enum da_err	 rc;
 	long long	 n = 0;
+	int		 own = !db_in_transaction(db);
 
 	userid[0] = '\0';
-	if ((rc = db_begin_immediate(db, err)) != DA_OK)
+	if (own && (rc = db_begin_immediate(db, err)) != DA_OK)
 		return rc;
 	db_query(db, &r, &stmts[STMT_REF_FIND], DB_ARGS(DB_TEXT(ref)), err);
 	if (db_next(&r) == 1) {
@@ -273,6 +274,8 @@ session_end_ref(struct db *db, const char *ref, char *userid, size_t size,
 		rc = db_run(db, &stmts[STMT_REF_DELETE], DB_ARGS(DB_TEXT(ref)),
 		    err);
 out:
+	if (!own)
+		return rc;
 	if (rc == DA_OK)
 		return db_commit(db, err);
 	db_rollback(db);

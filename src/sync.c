@@ -3,6 +3,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit.h"
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
@@ -791,19 +792,45 @@ run_start(struct db *db, struct sync_stats *st, struct da_error *err)
 	    err);
 }
 
+/*
+ * The run's record and, but for a dry run, its audit row (audit.h) in
+ * the same transaction: with the directory it describes, or alone.
+ */
 static enum da_err
 run_finish(struct db *db, const struct sync_stats *st, const char *error,
     struct da_error *err)
 {
+	struct audit_entry	 a;
+	char			 source[32], counts[256];
+	enum da_err		 rc;
+
 	if (st->run_id == 0)
 		return DA_OK;
-	return db_run(db, &stmts[STMT_RUN_FINISH], DB_ARGS(DB_INT(st->run_id),
+	if ((rc = db_run(db, &stmts[STMT_RUN_FINISH],
+	    DB_ARGS(DB_INT(st->run_id),
 	    DB_INT(db_now()), DB_TEXT(sync_outcome_name(st->outcome)),
 	    DB_INT(st->departments), DB_INT(st->users), DB_INT(st->added),
 	    DB_INT(st->updated), DB_INT(st->outcome == SYNC_REFUSED ||
 	    st->outcome == SYNC_DRY_RUN ? 0 : st->deactivated),
 	    DB_INT(st->reactivated), DB_INT(st->requests),
-	    DB_TEXT(error != NULL && *error != '\0' ? error : NULL)), err);
+	    DB_TEXT(error != NULL && *error != '\0' ? error : NULL)), err)) !=
+	    DA_OK || st->outcome == SYNC_DRY_RUN)
+		return rc;
+	memset(&a, 0, sizeof(a));
+	snprintf(source, sizeof(source), "sync %lld", st->run_id);
+	snprintf(counts, sizeof(counts), "departments=%lld users=%lld "
+	    "added=%lld updated=%lld deactivated=%lld reactivated=%lld",
+	    st->departments, st->users, st->added, st->updated,
+	    st->outcome == SYNC_REFUSED ? 0 : st->deactivated,
+	    st->reactivated);
+	a.event = AUDIT_SYNC;
+	a.outcome = sync_outcome_name(st->outcome);
+	a.reason = error;
+	a.source = source;
+	a.detail = counts;
+	if ((rc = audit_record(db, &a, err)) == DA_OK)
+		audit_log(st->outcome == SYNC_OK ? LOG_INFO : LOG_WARN, &a);
+	return rc;
 }
 
 static enum da_err
@@ -909,10 +936,12 @@ apply_user(enum dir_action action, const struct dir_user *u, void *arg,
 	struct sync_ctx	*c = arg;
 	enum da_err	 rc;
 	int		 ended = 0;
+	char		 source[32];
 
 	if (action != DIR_DEACTIVATE)
 		return directory_upsert_user(c->db, u, "sync", NULL, err);
-	rc = directory_deactivate_user(c->db, u->userid, &ended, err);
+	snprintf(source, sizeof(source), "sync %lld", c->st->run_id);
+	rc = directory_offboard_user(c->db, u->userid, source, &ended, err);
 	c->st->sessions_ended += ended;
 	return rc;
 }

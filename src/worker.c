@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "config.h"
 #include "db.h"
 #include "events.h"
@@ -242,7 +243,8 @@ step_notify(struct worker *w, struct da_error *err)
 static enum da_err
 step_prune(struct worker *w, struct da_error *err)
 {
-	long long	 now = db_now(), keep, events = 0, requests = 0;
+	long long	 now = db_now(), keep, events = 0, requests = 0,
+			 audit = 0;
 	enum da_err	 rc;
 	int		 sessions = 0;
 	char		 what[96];
@@ -257,17 +259,19 @@ step_prune(struct worker *w, struct da_error *err)
 	    err)) != DA_OK) ||
 	    (rc = requests_prune(w->db, now -
 	    config_int(CFG_RETENTION_DAYS) * 86400, &requests, err)) !=
-	    DA_OK) {
+	    DA_OK ||
+	    (rc = audit_prune(w->db, now - config_int(CFG_AUDIT_DAYS) * 86400,
+	    &audit, err)) != DA_OK) {
 		log_msg(LOG_ERR, "prune: %s", err->msg);
 		return rc;
 	}
-	if (sessions == 0 && events == 0 && requests == 0)
+	if (sessions == 0 && events == 0 && requests == 0 && audit == 0)
 		return DA_OK;
 	log_msg(LOG_INFO, "prune: %d expired session(s) and login state(s), "
-	    "%lld old event(s), %lld decided login request(s)", sessions,
-	    events, requests);
+	    "%lld old event(s), %lld decided login request(s), %lld audit "
+	    "row(s)", sessions, events, requests, audit);
 	snprintf(what, sizeof(what), "pruned %lld", (long long)sessions +
-	    events + requests);
+	    events + requests + audit);
 	said(w, what);
 	return DA_OK;
 }

@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 
+#include "err.h"
 #include "json.h"
 
 /*
@@ -55,6 +56,7 @@ enum cmd_opt {
 	OPT_OWNER,		/* init: --owner USER */
 	OPT_ONCE,		/* worker: --once */
 	OPT_FAILED,		/* events: --failed */
+	OPT_SINCE,		/* audit: --since WHEN */
 	OPT__MAX
 };
 
@@ -105,6 +107,7 @@ int	cmd_callback(int argc, char **argv);
 int	cmd_events(int argc, char **argv);
 int	cmd_worker(int argc, char **argv);
 int	cmd_init(int argc, char **argv);
+int	cmd_audit(int argc, char **argv);
 
 /*
  * Run the subcommand argv[1] of g (argv[0] is the group's name). No
@@ -137,6 +140,16 @@ int	cmd_wants_help(int argc, char **argv);
  * returns EXIT_FAIL, or EXIT_OK with *db set (the caller closes it).
  */
 int	cmd_open(unsigned needs, struct db **db);
+
+/*
+ * An operator's action, audited (audit.h: source "operator NAME", NAME
+ * from SUDO_USER or the user running the command) inside the caller's
+ * transaction (cmd_audit_record); cmd_audit_log prints its line once
+ * committed.
+ */
+enum da_err cmd_audit_record(struct db *db, int event, const char *userid,
+	    const char *detail, struct da_error *err);
+void	cmd_audit_log(int event, const char *userid, const char *detail);
 
 /* "json" for OPT_JSON. */
 const char *cmd_option_name(enum cmd_opt o);

@@ -170,6 +170,12 @@ static const struct key_doc {
 	    "Comma-separated userids told by DingTalk work notification "
 	    "when a login\nawaits review (DINGAUTH_UNKNOWN_USER = review; "
 	    "sent by dingauth worker).", "none" },
+	[CFG_LOG_FORMAT] = { SEC_LOG, NULL,
+	    "text (one line per message) or json (one JSON object per line; "
+	    "a login's\nline carries the fields of its audit row).", NULL },
+	[CFG_AUDIT_DAYS] = { SEC_LOG, NULL,
+	    "Days audit rows (dingauth audit) are kept; dingauth worker "
+	    "prunes older ones.", NULL },
 	[CFG_HEALTH_SYNC_AGE] = { SEC_LOG, NULL,
 	    "GET /dingauth/healthz fails when the last complete directory "
 	    "sync is older\nthan this, seconds.", NULL },

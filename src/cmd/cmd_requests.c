@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "cmd.h"
 #include "config.h"
 #include "db.h"
@@ -173,7 +174,7 @@ reject_request(const struct cmd_sub *sub, const struct cmd_args *a)
 {
 	struct da_error	 err = { 0 };
 	struct db	*db = NULL;
-	char		 userid[128];
+	char		 userid[128], detail[48];
 	long long	 id;
 	int		 rc, changed = 0;
 
@@ -183,13 +184,22 @@ reject_request(const struct cmd_sub *sub, const struct cmd_args *a)
 		return rc;
 	if ((rc = pending_userid(db, id, userid, sizeof(userid))) != EXIT_OK)
 		goto out;
-	if (requests_reject(db, id, &changed, &err) != DA_OK)
+	snprintf(detail, sizeof(detail), "request %lld", id);
+	/* The decision and its audit row: one transaction. */
+	if (db_begin_immediate(db, &err) != DA_OK ||
+	    requests_reject(db, id, &changed, &err) != DA_OK ||
+	    (changed && cmd_audit_record(db, AUDIT_REJECT, userid, detail,
+	    &err) != DA_OK) ||
+	    db_commit(db, &err) != DA_OK) {
+		db_rollback(db);
 		rc = cmd_fail("requests reject: %s", err.msg);
-	else if (!changed)
+	} else if (!changed)
 		rc = cmd_fail("requests reject: the request was decided "
 		    "meanwhile");
-	else
+	else {
+		cmd_audit_log(AUDIT_REJECT, userid, detail);
 		printf("rejected login request %lld (%s)\n", id, userid);
+	}
 out:
 	db_close(db);
 	return rc;

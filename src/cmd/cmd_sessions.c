@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "cmd.h"
 #include "config.h"
 #include "db.h"
@@ -145,7 +146,7 @@ sessions_revoke(const struct cmd_sub *sub, const struct cmd_args *a)
 	struct da_error	 err = { 0 };
 	struct db	*db = NULL;
 	const char	*user;
-	char		 ref[13], owner[USERID_MAX];
+	char		 ref[13], owner[USERID_MAX], detail[64];
 	int		 rc, n = 0;
 	enum da_err	 e;
 
@@ -158,6 +159,9 @@ sessions_revoke(const struct cmd_sub *sub, const struct cmd_args *a)
 		return rc;
 	if ((rc = cmd_open(sub->needs, &db)) != EXIT_OK)
 		return rc;
+	/* The sessions ended and the audit row: one transaction. */
+	if ((e = db_begin_immediate(db, &err)) != DA_OK)
+		goto fail;
 	if (a->argc > 0) {
 		e = session_end_ref(db, ref, owner, sizeof(owner), &err);
 		n = e == DA_OK;
@@ -166,11 +170,21 @@ sessions_revoke(const struct cmd_sub *sub, const struct cmd_args *a)
 		e = session_end_user(db, user, &n, &err);
 	else
 		e = session_end_all(db, &n, &err);
-	if (e != DA_OK)
+	snprintf(detail, sizeof(detail), "%d session(s)%s%s", n,
+	    a->argc > 0 ? " by reference " : user == NULL ? ", all" : "",
+	    a->argc > 0 ? ref : "");
+	if (e == DA_OK && (e = cmd_audit_record(db, AUDIT_REVOKE, user,
+	    detail, &err)) == DA_OK)
+		e = db_commit(db, &err);
+fail:
+	if (e != DA_OK) {
+		db_rollback(db);
 		rc = cmd_fail("sessions revoke: %s", err.msg);
-	else
+	} else {
+		cmd_audit_log(AUDIT_REVOKE, user, detail);
 		printf("%d session%s revoked%s%s\n", n, n == 1 ? "" : "s",
 		    user != NULL ? " for " : "", user != NULL ? user : "");
+	}
 	db_close(db);
 	return rc;
 }

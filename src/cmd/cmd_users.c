@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "cmd.h"
 #include "config.h"
 #include "db.h"
@@ -274,8 +275,13 @@ users_approve(const struct cmd_sub *sub, const struct cmd_args *a)
 	    DA_OK ||
 	    (e = directory_upsert_user(db, &person, "approve", &was, &err)) !=
 	    DA_OK ||
+	    (e = cmd_audit_record(db, AUDIT_APPROVE, person.userid,
+	    was == 0 ? "added to the directory" : was == 2 ? "active again" :
+	    "updated from DingTalk", &err)) != DA_OK ||
 	    (e = db_commit(db, &err)) != DA_OK)
 		goto dberr;
+	cmd_audit_log(AUDIT_APPROVE, person.userid, was == 0 ? "added to the "
+	    "directory" : was == 2 ? "active again" : "updated from DingTalk");
 	printf("approved %s (%s): %s%s\n", person.userid, person.name,
 	    was == 0 ? "added to the directory" : was == 2 ?
 	    "active again" : "updated from DingTalk",
@@ -310,10 +316,19 @@ users_set_disabled(const struct cmd_sub *sub, const struct cmd_args *a)
 		return rc;
 	if ((rc = cmd_open(sub->needs, &db)) != EXIT_OK)
 		return rc;
-	e = directory_set_disabled(db, userid, disabled, &err);
+	/* The switch and its audit row: one transaction. */
+	if ((e = db_begin_immediate(db, &err)) == DA_OK &&
+	    (e = directory_set_disabled(db, userid, disabled, &err)) ==
+	    DA_OK &&
+	    (e = cmd_audit_record(db, disabled ? AUDIT_DISABLE : AUDIT_ENABLE,
+	    userid, NULL, &err)) == DA_OK)
+		e = db_commit(db, &err);
+	if (e != DA_OK)
+		db_rollback(db);
 	db_close(db);
 	if (e != DA_OK)
 		return cmd_fail("users %s: %s", sub->name, err.msg);
+	cmd_audit_log(disabled ? AUDIT_DISABLE : AUDIT_ENABLE, userid, NULL);
 	printf("%s %s%s\n", disabled ? "disabled" : "enabled", userid,
 	    disabled ? "; their sessions ended" : "");
 	return EXIT_OK;

@@ -2,12 +2,15 @@
  * dingauth COMMAND [options]: the operator's command.
  */
 #include <getopt.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "audit.h"
 #include "cmd.h"
 #include "config.h"
 #include "db.h"
@@ -52,6 +55,7 @@ static const struct option_def {
 	[OPT_OWNER] = { "owner", 1, 1 },
 	[OPT_ONCE] = { "once", 0, 0 },
 	[OPT_FAILED] = { "failed", 0, 0 },
+	[OPT_SINCE] = { "since", 1, 1 },
 };
 
 static const struct command {
@@ -65,6 +69,7 @@ static const struct command {
 	{ "sessions", cmd_sessions, "list|revoke sessions" },
 	{ "callback", cmd_callback, "register|update|show|delete|failed the DingTalk callback" },
 	{ "events", cmd_events, "list|retry stored callback events" },
+	{ "audit", cmd_audit, "the audit trail: logins, sign-outs, offboardings, syncs, operator actions" },
 	{ "worker", cmd_worker, "the background process: events, daily sync, pruning (--once)" },
 	{ "token", cmd_token, "show|refresh cached DingTalk access tokens" },
 	{ "crypto", cmd_crypto, "decrypt|encrypt|sign callback envelopes" },
@@ -148,6 +153,55 @@ cmd_open(unsigned needs, struct db **db)
 		return cmd_fail("database %s: %s", cfg()->str[CFG_DB],
 		    err.msg);
 	return EXIT_OK;
+}
+
+/* "operator NAME": who ran the command (through sudo: who ran sudo). */
+static const char *
+operator_name(void)
+{
+	static char	 name[96];
+	struct passwd	*pw;
+	const char	*who = getenv("SUDO_USER");
+
+	if (who == NULL || *who == '\0')
+		who = (pw = getpwuid(getuid())) != NULL ? pw->pw_name : NULL;
+	if (who != NULL)
+		snprintf(name, sizeof(name), "operator %s", who);
+	else
+		snprintf(name, sizeof(name), "operator uid %ld",
+		    (long)getuid());
+	return name;
+}
+
+static void
+operator_entry(struct audit_entry *a, int event, const char *userid,
+    const char *detail)
+{
+	memset(a, 0, sizeof(*a));
+	a->event = (enum audit_event)event;
+	a->userid = userid;
+	a->outcome = "ok";
+	a->source = operator_name();
+	a->detail = detail;
+}
+
+enum da_err
+cmd_audit_record(struct db *db, int event, const char *userid,
+    const char *detail, struct da_error *err)
+{
+	struct audit_entry	 a;
+
+	operator_entry(&a, event, userid, detail);
+	return audit_record(db, &a, err);
+}
+
+void
+cmd_audit_log(int event, const char *userid, const char *detail)
+{
+	struct audit_entry	 a;
+
+	operator_entry(&a, event, userid, detail);
+	audit_log(LOG_INFO, &a);
 }
 
 const char *
