@@ -34,6 +34,7 @@
 #include "config.h"
 #include "db.h"
 #include "directory.h"
+#include "cidr.h"
 #include "health.h"
 #include "http.h"
 #include "json.h"
@@ -41,6 +42,7 @@
 #include "log.h"
 #include "login.h"
 #include "mem.h"
+#include "metrics.h"
 #include "page.h"
 #include "prog.h"
 #include "req.h"
@@ -59,6 +61,7 @@ static void	serve_authorize(struct req *, void *);
 static void	serve_auth(struct req *, void *);
 static void	serve_whoami(struct req *, void *);
 static void	serve_healthz(struct req *, void *);
+static void	serve_metrics(struct req *, void *);
 
 static const struct req_route routes[] = {
 	/* The Authorizer role, whatever the path and method. */
@@ -67,6 +70,23 @@ static const struct req_route routes[] = {
 	{ "auth", REQ_M_ANY, serve_auth, 0 },
 	{ "whoami", REQ_M_GET | REQ_M_HEAD, serve_whoami, REQ_M_ANY },
 	{ "healthz", REQ_M_GET | REQ_M_HEAD, serve_healthz, REQ_M_ANY },
+	{ "metrics", REQ_M_GET | REQ_M_HEAD, serve_metrics, 0 },
+};
+
+/* The decisions as counted (metrics.h): role and verdict, static. */
+static const char *const decision_labels[3][4] = {
+	{ "role=\"authorizer\",decision=\"grant\"",
+	  "role=\"authorizer\",decision=\"login\"",
+	  "role=\"authorizer\",decision=\"forbidden\"",
+	  "role=\"authorizer\",decision=\"error\"" },
+	{ "role=\"auth\",decision=\"grant\"",
+	  "role=\"auth\",decision=\"login\"",
+	  "role=\"auth\",decision=\"forbidden\"",
+	  "role=\"auth\",decision=\"error\"" },
+	{ "role=\"whoami\",decision=\"grant\"",
+	  "role=\"whoami\",decision=\"login\"",
+	  "role=\"whoami\",decision=\"forbidden\"",
+	  "role=\"whoami\",decision=\"error\"" },
 };
 
 /* The grant's fields, as Variable-* (authorizer) and X-Auth-Request-*. */
@@ -378,8 +398,11 @@ answer(struct req *r, int variables)
 {
 	struct session_user	 su;
 	const char		*login;
+	enum verdict		 v = decide(r, &su);
 
-	switch (decide(r, &su)) {
+	metrics_count(METRICS_AUTHORIZER,
+	    decision_labels[variables ? 0 : 1][v]);
+	switch (v) {
 	case V_GRANT:
 		grant(r, &su, variables);
 		break;
@@ -426,6 +449,7 @@ serve_whoami(struct req *r, void *arg)
 	json			*doc, *depts;
 	size_t			 i;
 
+	metrics_count(METRICS_AUTHORIZER, decision_labels[2][v]);
 	switch (v) {
 	case V_GRANT:
 	case V_FORBIDDEN:
@@ -466,6 +490,34 @@ serve_healthz(struct req *r, void *arg)
 	resp_header(r, "Cache-Control", "no-store");
 	resp_json(r, h.ok ? 200 : 503, doc);
 	json_free(doc);
+}
+
+/*
+ * docs/contract.md: Prometheus' text format for DINGAUTH_METRICS_ALLOW,
+ * 403 for anyone else. The shared counters (metrics.h), then the gauges
+ * read from the database now (health.h).
+ */
+static void
+serve_metrics(struct req *r, void *arg)
+{
+	struct buf	 out;
+
+	resp_header(r, "Cache-Control", "no-store");
+	if (!cidr_list_match(cfg()->str[CFG_METRICS_ALLOW], r->remote_addr)) {
+		log_msg(LOG_INFO, "metrics: %s is not in DINGAUTH_METRICS_ALLOW",
+		    r->remote_addr != NULL ? r->remote_addr : "?");
+		json_answer(r, 403, "forbidden", "not in DINGAUTH_METRICS_ALLOW",
+		    NULL);
+		return;
+	}
+	buf_init(&out, 1024 * 1024);
+	metrics_write(&out);
+	health_metrics(prog_db(), &out);
+	resp_status(r, 200);
+	resp_header(r, "Content-Type", "text/plain; version=0.0.4; "
+	    "charset=utf-8");
+	resp_write(r, out.data, out.len);
+	buf_free(&out);
 }
 
 int

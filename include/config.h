@@ -55,6 +55,7 @@ enum cfg_key {
 	CFG_NOTIFY_USERIDS,	/* DINGAUTH_NOTIFY_USERIDS: told of reviews */
 	CFG_LOG_FORMAT,		/* DINGAUTH_LOG_FORMAT: text or json */
 	CFG_AUDIT_DAYS,		/* DINGAUTH_AUDIT_DAYS: audit rows kept */
+	CFG_METRICS_ALLOW,	/* DINGAUTH_METRICS_ALLOW: CIDR list */
 	CFG__MAX
 };
 
@@ -70,6 +71,7 @@ enum cfg_type {
 	CFG_T_IDLIST,		/* comma-separated positive integers */
 	CFG_T_NAMELIST,		/* comma-separated names */
 	CFG_T_URLPATH,		/* absolute URL path, "/dingauth" */
+	CFG_T_CIDRLIST,		/* comma-separated networks (cidr.h) */
 };
 
 /* What a program needs; required keys are required for these. */

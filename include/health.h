@@ -51,4 +51,14 @@ void		 health_run(struct db *db, struct health *h);
  */
 json		*health_json(const struct health *h);
 
+/*
+ * The gauges of GET /dingauth/metrics, read now (no write): the
+ * directory's age and active users, pending and failed events and the
+ * oldest pending one's age, live sessions, pending login requests, the
+ * worker's heartbeat age. Appended to out in Prometheus' text format;
+ * what cannot be read is left out.
+ */
+struct buf;
+void		 health_metrics(struct db *db, struct buf *out);
+
 #endif

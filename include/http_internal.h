@@ -41,4 +41,12 @@ enum da_err	 http_transfer_error(CURLcode cc, const char *method,
 		    const char *safe, long timeout_ms, const struct buf *answer,
 		    const char *errbuf, struct da_error *err);
 
+/*
+ * Count a finished transfer to url (metrics.h, METRICS_DT_CALLS): the
+ * API as the URL's path, the result (ok, http_error, timeout,
+ * transport_error) and the seconds it took.
+ */
+void		 http_count(const char *url, CURLcode cc, long status,
+		    double seconds);
+
 #endif

@@ -73,6 +73,9 @@ enum da_err	 requests_reject(struct db *db, long long id, int *changed,
 enum da_err	 requests_approve_user(struct db *db, const char *userid,
 		    int *n, struct da_error *err);
 
+/* The number of pending requests into *n. */
+enum da_err	 requests_count_pending(struct db *db, long long *n,
+		    struct da_error *err);
 /*
  * Review notifications (the worker, DINGAUTH_NOTIFY_USERIDS): call fn
  * for at most limit pending requests not notified yet whose next attempt

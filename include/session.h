@@ -103,6 +103,9 @@ enum da_err	session_each(struct db *db, const char *userid,
 		    int (*fn)(const struct session_row *row, void *arg),
 		    void *arg, struct da_error *err);
 
+/* The number of live sessions (as session_each counts them) into *n. */
+enum da_err	session_count(struct db *db, long long *n,
+		    struct da_error *err);
 /* Create a login state remembering rd (already validated). */
 enum da_err	state_create(struct db *db, const char *rd,
 		    char state[STATE_LEN + 1], struct da_error *err);

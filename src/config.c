@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cidr.h"
 #include "config.h"
 #include "log.h"
 #include "mem.h"
@@ -128,6 +129,8 @@ static const struct cfg_def defs[CFG__MAX] = {
 	    LOG_FORMAT__MAX, log_format_names, "text", 0 },
 	[CFG_AUDIT_DAYS] = { "DINGAUTH_AUDIT_DAYS", CFG_T_INT, 7, 3650, NULL,
 	    "365", 0 },
+	[CFG_METRICS_ALLOW] = { "DINGAUTH_METRICS_ALLOW", CFG_T_CIDRLIST, 0, 0,
+	    NULL, "127.0.0.1/32,::1/128", 0 },
 };
 
 enum cfg_src { SRC_UNSET, SRC_DEFAULT, SRC_FILE, SRC_ENV };
@@ -335,6 +338,12 @@ config_check(enum cfg_key key, const char *v, struct da_error *err)
 			    CFG_LIST_MAX, d->type == CFG_T_IDLIST ?
 			    "positive integers" : "names");
 		list_free(&list);
+		break;
+	case CFG_T_CIDRLIST:
+		if (len > 1024 || cidr_list_check(v) == -1)
+			return DA_ERROR(err, DA_ECONFIG, "%s: must be a "
+			    "comma-separated list of networks such as "
+			    "127.0.0.1/32,::1/128", name);
 		break;
 	case CFG_T_URLPATH:
 		if (v[0] != '/' || len > 256 || strpbrk(v, " ?#\"'<>\\") ||

@@ -14,6 +14,7 @@
 #include "events.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "mem.h"
 
 /* What each kind carries and how it is applied. */
@@ -489,6 +490,18 @@ store_as(struct db *db, const struct event *ev, const char *payload,
 	return rc;
 }
 
+/* Count ev's outcome (metrics.h) under its kind's name, never the push's. */
+static void
+count_event(const struct event *ev, const char *outcome)
+{
+	char		 labels[METRICS_LABELS_MAX];
+	const char	*type = event_kind_name(ev->kind);
+
+	snprintf(labels, sizeof(labels), "type=\"%s\",outcome=\"%s\"",
+	    *type != '\0' ? type : "other", outcome);
+	metrics_count(METRICS_EVENTS, labels);
+}
+
 enum da_err
 events_store(struct db *db, const struct event *ev, const char *payload,
     size_t len, const char *fallback, int *stored, long long *id,
@@ -502,9 +515,11 @@ events_store(struct db *db, const struct event *ev, const char *payload,
 		*id = 0;
 	if ((rc = event_key(ev, fallback, key, sizeof(key), err)) != DA_OK)
 		return rc;
-	return store_as(db, ev, payload, len, key,
+	if ((rc = store_as(db, ev, payload, len, key,
 	    ev->kind == EVENT_OTHER ? "ignored" : "pending", 0, stored, id,
-	    err);
+	    err)) == DA_OK)
+		count_event(ev, *stored ? "stored" : "duplicate");
+	return rc;
 }
 
 static int
@@ -570,8 +585,11 @@ events_store_apply(struct db *db, const struct event *ev, const char *payload,
 done:
 	if (rc != DA_OK)
 		*stored = *applied = 0;
-	else if (id != NULL)
-		*id = row;
+	else {
+		count_event(ev, *stored ? "stored" : "duplicate");
+		if (id != NULL)
+			*id = row;
+	}
 	return rc;
 }
 
@@ -730,6 +748,7 @@ events_apply(struct db *db, const struct event *ev, struct da_error *err)
 			stop = failure_stops(&e);
 		}
 	}
+	count_event(ev, have ? "failed" : "applied");
 	if (!have)
 		return DA_OK;
 	if (err != NULL)

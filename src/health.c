@@ -10,6 +10,9 @@
 #include "events.h"
 #include "health.h"
 #include "json.h"
+#include "mem.h"
+#include "requests.h"
+#include "session.h"
 #include "sync.h"
 #include "worker.h"
 
@@ -143,6 +146,54 @@ health_run(struct db *db, struct health *h)
 	for (i = 0; i < HEALTH__MAX; i++)
 		if (!h->check[i].ok)
 			h->ok = 0;
+}
+
+/* One gauge: HELP, TYPE and its value. */
+static void
+gauge(struct buf *out, const char *name, const char *help, long long v)
+{
+	buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", name,
+	    help, name, name, v);
+}
+
+void
+health_metrics(struct db *db, struct buf *out)
+{
+	struct sync_history	 s;
+	struct events_health	 e;
+	struct worker_beat	 b;
+	struct da_error		 err;
+	long long		 users = 0, active = 0, depts = 0, n = 0;
+	long long		 now = db_now();
+
+	if (db == NULL)
+		return;
+	if (sync_history(db, &s, &err) == DA_OK && s.last_ok > 0)
+		gauge(out, "dingauth_directory_age_seconds", "Seconds since "
+		    "the last complete directory sync.", now - s.last_ok);
+	if (directory_counts(db, &users, &active, &depts, &err) == DA_OK) {
+		gauge(out, "dingauth_directory_users", "Users in the "
+		    "directory, leavers included.", users);
+		gauge(out, "dingauth_directory_active_users", "Active users "
+		    "in the directory.", active);
+	}
+	if (events_health(db, &e, &err) == DA_OK) {
+		gauge(out, "dingauth_events_pending", "Address-book events "
+		    "waiting to be applied.", e.pending);
+		gauge(out, "dingauth_events_failed", "Address-book events "
+		    "that failed for good.", e.failed);
+		gauge(out, "dingauth_events_oldest_pending_age_seconds",
+		    "Age of the oldest pending event (0: none).",
+		    e.pending > 0 ? now - e.oldest_pending : 0);
+	}
+	if (session_count(db, &n, &err) == DA_OK)
+		gauge(out, "dingauth_sessions_live", "Live sessions.", n);
+	if (requests_count_pending(db, &n, &err) == DA_OK)
+		gauge(out, "dingauth_login_requests_pending", "Logins waiting "
+		    "for review.", n);
+	if (worker_heartbeat(db, &b, &err) == DA_OK && b.present)
+		gauge(out, "dingauth_worker_heartbeat_age_seconds", "Seconds "
+		    "since the worker's last heartbeat.", now - b.beat_at);
 }
 
 json *

@@ -9,6 +9,7 @@
 #include "http.h"
 #include "http_internal.h"
 #include "log.h"
+#include "metrics.h"
 #include "mem.h"
 
 static CURL	*curl;
@@ -201,6 +202,30 @@ http_init(struct da_error *err)
 	return DA_OK;
 }
 
+void
+http_count(const char *url, CURLcode cc, long status, double seconds)
+{
+	const char	*host, *path, *result;
+	char		 labels[METRICS_LABELS_MAX];
+	size_t		 len;
+
+	/* The path: a fixed set (docs/dingtalk.md), never the query. */
+	host = (host = strstr(url, "://")) != NULL ? host + 3 : url;
+	path = host + strcspn(host, "/?");
+	len = strcspn(path, "?\"\\");
+	if (len == 0 || len > 80)
+		return;
+	if (cc == CURLE_OPERATION_TIMEDOUT)
+		result = "timeout";
+	else if (cc != CURLE_OK)
+		result = "transport_error";
+	else
+		result = status >= 200 && status < 300 ? "ok" : "http_error";
+	snprintf(labels, sizeof(labels), "api=\"%.*s\",result=\"%s\"",
+	    (int)len, path, result);
+	metrics_observe(METRICS_DT_CALLS, labels, seconds);
+}
+
 enum da_err
 http_do(const struct http_request *req, struct http_response *resp,
     struct da_error *err)
@@ -212,6 +237,7 @@ http_do(const struct http_request *req, struct http_response *resp,
 	const char		*method = http_method(req);
 	CURLcode		 cc;
 	long			 timeout, status = 0, nconn = 0;
+	double			 seconds = 0;
 	enum da_err		 rc = DA_OK;
 
 	memset(resp, 0, sizeof(*resp));
@@ -225,6 +251,9 @@ http_do(const struct http_request *req, struct http_response *resp,
 	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &resp->date);
 
 	cc = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_TOTAL_TIME, &seconds);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	http_count(req->url, cc, status, seconds);
 	curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &nconn);
 	connections += nconn;
 	if (cc != CURLE_OK) {

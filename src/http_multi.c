@@ -200,6 +200,8 @@ finish(struct http_multi *m, struct xfer *x, CURLcode cc,
 	res->tag = x->tag;
 	res->elapsed_ms = (long)(now_ms() - x->started_ms);
 	curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &nconn);
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	http_count(x->url, cc, status, (double)res->elapsed_ms / 1000);
 	m->connections += nconn;
 	if (cc != CURLE_OK) {
 		res->rc = http_transfer_error(cc, x->method, x->safe,

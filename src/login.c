@@ -12,6 +12,7 @@
 #include "log.h"
 #include "login.h"
 #include "mem.h"
+#include "metrics.h"
 #include "requests.h"
 #include "session.h"
 #include "token.h"
@@ -453,8 +454,12 @@ login_audit(struct db *db, const struct login_input *in,
 {
 	struct audit_entry	 a;
 	struct da_error		 err;
+	char			 labels[METRICS_LABELS_MAX];
 
 	audit_entry(in, res, res->problem, &a);
+	snprintf(labels, sizeof(labels), "flow=\"%s\",outcome=\"%s\"",
+	    a.flow, a.outcome);
+	metrics_count(METRICS_LOGINS, labels);
 	if (!res->audited && audit_record(db, &a, &err) != DA_OK)
 		log_msg(LOG_ERR, "login: audit: %s", err.msg);
 	audit_log(res->problem == LOGIN_INTERNAL ||

@@ -11,6 +11,7 @@
 #include "dingtalk.h"
 #include "log.h"
 #include "mem.h"
+#include "metrics.h"
 #include "notify.h"
 #include "requests.h"
 
@@ -104,12 +105,14 @@ notify_one(struct db *db, const struct due *d, struct notify_run *run,
 	if (dt_work_notify(db, config_int(CFG_AGENT_ID),
 	    config_str(CFG_NOTIFY_USERIDS), text, &task, &why) == DA_OK) {
 		run->sent++;
+		metrics_count(METRICS_NOTIFICATIONS, "result=\"sent\"");
 		log_msg(LOG_INFO, "notify: told %s that %s waits for review "
 		    "(request %lld, task %lld)", config_str(CFG_NOTIFY_USERIDS),
 		    d->userid, d->id, task);
 		rc = requests_notify_done(db, d->id, 1, NULL, 0, err);
 		goto out;
 	}
+	metrics_count(METRICS_NOTIFICATIONS, "result=\"failed\"");
 	if (run->failed++ == 0)
 		run->first_error = why;
 	next = next_attempt(d->attempts, db_now());

@@ -18,6 +18,7 @@ enum stmt {
 	STMT_TO_NOTIFY,
 	STMT_NOTIFY_SENT,
 	STMT_NOTIFY_FAILED,
+	STMT_COUNT_PENDING,
 	STMT__MAX
 };
 
@@ -56,6 +57,8 @@ static const struct db_sql stmts[STMT__MAX] = {
 	[STMT_PRUNE] = { "prune login requests",
 	    "DELETE FROM login_requests WHERE status <> 'pending'"
 	    " AND decided_at < ?1" },
+	[STMT_COUNT_PENDING] = { "login requests",
+	    "SELECT count(*) FROM login_requests WHERE status = 'pending'" },
 	[STMT_TO_NOTIFY] = { "requests to notify",
 	    "SELECT id, userid, unionid, name, status, notify_attempts,"
 	    " created_at, updated_at, 0 FROM login_requests"
@@ -166,6 +169,18 @@ each_row(struct db_rows *r, int (*fn)(const struct request_row *, void *),
 			break;
 	}
 	return db_done(r);
+}
+
+enum da_err
+requests_count_pending(struct db *db, long long *n, struct da_error *err)
+{
+	struct db_rows	 r;
+
+	*n = 0;
+	db_query(db, &r, &stmts[STMT_COUNT_PENDING], DB_NOARGS, err);
+	if (db_next(&r) == 1)
+		*n = db_int(&r, 0);
+	return db_done(&r);
 }
 
 enum da_err

@@ -25,6 +25,7 @@ enum stmt {
 	STMT_PRUNE_STATES,
 	STMT_REF_FIND,
 	STMT_REF_DELETE,
+	STMT_COUNT_LIVE,
 	STMT__MAX
 };
 
@@ -59,6 +60,9 @@ static const struct db_sql stmts[STMT__MAX] = {
 	[STMT_REF_FIND] = { "session by reference",
 	    "SELECT count(*), coalesce(min(userid), '') FROM sessions"
 	    " WHERE lower(hex(substr(id_hash, 1, 6))) = ?1" },
+	[STMT_COUNT_LIVE] = { "sessions",
+	    "SELECT count(*) FROM sessions WHERE expires_at > ?1"
+	    " AND last_seen > ?2" },
 	[STMT_REF_DELETE] = { "session end",
 	    "DELETE FROM sessions WHERE lower(hex(substr(id_hash, 1, 6))) = ?1" },
 	[STMT_LIST] = { "sessions",
@@ -280,6 +284,20 @@ out:
 		return db_commit(db, err);
 	db_rollback(db);
 	return rc;
+}
+
+enum da_err
+session_count(struct db *db, long long *n, struct da_error *err)
+{
+	struct db_rows	 r;
+	long long	 now = db_now();
+
+	*n = 0;
+	db_query(db, &r, &stmts[STMT_COUNT_LIVE], DB_ARGS(DB_INT(now),
+	    DB_INT(now - cfg()->num[CFG_SESSION_IDLE])), err);
+	if (db_next(&r) == 1)
+		*n = db_int(&r, 0);
+	return db_done(&r);
 }
 
 enum da_err

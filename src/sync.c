@@ -15,6 +15,7 @@
 #include "json.h"
 #include "log.h"
 #include "mem.h"
+#include "metrics.h"
 #include "sync.h"
 #include "token.h"
 
@@ -801,7 +802,8 @@ run_finish(struct db *db, const struct sync_stats *st, const char *error,
     struct da_error *err)
 {
 	struct audit_entry	 a;
-	char			 source[32], counts[256];
+	char			 source[32], counts[256],
+				 labels[METRICS_LABELS_MAX];
 	enum da_err		 rc;
 
 	if (st->run_id == 0)
@@ -823,6 +825,9 @@ run_finish(struct db *db, const struct sync_stats *st, const char *error,
 	    st->departments, st->users, st->added, st->updated,
 	    st->outcome == SYNC_REFUSED ? 0 : st->deactivated,
 	    st->reactivated);
+	snprintf(labels, sizeof(labels), "outcome=\"%s\"",
+	    sync_outcome_name(st->outcome));
+	metrics_count(METRICS_SYNCS, labels);
 	a.event = AUDIT_SYNC;
 	a.outcome = sync_outcome_name(st->outcome);
 	a.reason = error;

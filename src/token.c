@@ -7,6 +7,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "token.h"
 
 enum stmt {
@@ -129,6 +130,17 @@ out:
 	return db_commit(db, err) == DA_OK ? found : -1;
 }
 
+/* A fetch from DingTalk, counted (metrics.h). */
+static void
+count_fetch(enum token_kind kind, enum da_err rc)
+{
+	metrics_count(METRICS_TOKENS, kind == TOKEN_CORP ?
+	    (rc == DA_OK ? "kind=\"corp\",result=\"ok\"" :
+	    "kind=\"corp\",result=\"error\"") :
+	    (rc == DA_OK ? "kind=\"sns\",result=\"ok\"" :
+	    "kind=\"sns\",result=\"error\""));
+}
+
 enum da_err
 token_cache_get(struct db *db, enum token_kind kind, const char *app_key,
     token_fetch_fn fetch, void *arg, char *token, size_t size, int *fetched,
@@ -161,6 +173,7 @@ token_cache_get(struct db *db, enum token_kind kind, const char *app_key,
 
 	/* We hold the lease: ask DingTalk without holding the write lock. */
 	rc = fetch(arg, token, size, &expires_in, err);
+	count_fetch(kind, rc);
 	if (db_begin_immediate(db, rc == DA_OK ? err : NULL) != DA_OK) {
 		if (rc == DA_OK)
 			rc = DA_EDB;
@@ -208,7 +221,9 @@ token_cache_renew(struct db *db, enum token_kind kind, const char *app_key,
 	enum da_err	 rc;
 
 	/* No lease: an operator's one call; DingTalk's token stays valid. */
-	if ((rc = fetch(arg, token, size, &expires_in, err)) != DA_OK)
+	rc = fetch(arg, token, size, &expires_in, err);
+	count_fetch(kind, rc);
+	if (rc != DA_OK)
 		goto out;
 	if (expires_in <= 0)
 		expires_in = 7200;

@@ -286,7 +286,8 @@ class Lighttpd:
       /dingauth/login, /dingauth/logout  -> login.fcgi
       /dingauth/exchange                 -> exchange.fcgi
       /dingauth/callback                 -> callback.fcgi
-      /dingauth/auth, whoami, healthz    -> authorize.fcgi (responder)
+      /dingauth/auth, whoami, healthz,
+                metrics              -> authorize.fcgi (responder)
       /dingauth/static/...               -> static/
       each prefix in protect             -> authorize.fcgi as authorizer,
                                             then files under docroot
@@ -339,7 +340,7 @@ class Lighttpd:
         routes = [("login", "^/dingauth/(login|logout)$", "login.fcgi"),
                   ("exchange", "^/dingauth/exchange$", "exchange.fcgi"),
                   ("callback", "^/dingauth/callback$", "callback.fcgi"),
-                  ("auth", "^/dingauth/(auth|whoami|healthz)$", "authorize.fcgi")]
+                  ("auth", "^/dingauth/(auth|whoami|healthz|metrics)$", "authorize.fcgi")]
         for name, rx, prog in routes:
             if not os.access(os.path.join(CGI_DIR, prog), os.X_OK):
                 continue

@@ -176,6 +176,9 @@ static const struct key_doc {
 	[CFG_AUDIT_DAYS] = { SEC_LOG, NULL,
 	    "Days audit rows (dingauth audit) are kept; dingauth worker "
 	    "prunes older ones.", NULL },
+	[CFG_METRICS_ALLOW] = { SEC_LOG, NULL,
+	    "Client networks (CIDR list) allowed to read GET "
+	    "/dingauth/metrics; others\nget 403.", NULL },
 	[CFG_HEALTH_SYNC_AGE] = { SEC_LOG, NULL,
 	    "GET /dingauth/healthz fails when the last complete directory "
 	    "sync is older\nthan this, seconds.", NULL },
