@@ -495,6 +495,24 @@ def scenario(t, env, srv, server):
     if statics:
         st, hs, body = srv.get("/dingauth/static/" + statics[0])
         t.eq("%s: /dingauth/static/%s is served" % (S, statics[0]), st, 200)
+    # The monitors' routes, as the example configuration mounts them.
+    st, hs, body = srv.get("/dingauth/healthz")
+    j = {}
+    try:
+        j = json.loads(body)
+    except ValueError:
+        pass
+    t.check("%s: /dingauth/healthz answers its four checks as JSON" % S,
+            st in (200, 503) and set(j.get("checks", {})) ==
+            {"database", "directory", "events", "worker"}
+            and j.get("status") == ("ok" if st == 200 else "fail"),
+            (st, body[:300]))
+    st, hs, body = srv.get("/dingauth/metrics")
+    t.check("%s: /dingauth/metrics from loopback: the shared counters, "
+            "the authorizer's decisions among them" % S,
+            st == 200 and b'dingauth_authorizer_decisions_total{role="' in body
+            and b"# TYPE dingauth_logins_total counter" in body,
+            (st, body[:300]))
     return {"u001": c1, "u002": c2, "u003": c3, "u006": c6, "u007": c7}
 
 

@@ -157,6 +157,13 @@ with FakeDingTalk() as fake:
         r = dingauth("callback", "register")
         t.check("readme 6: dingauth callback register (check_url answered "
                 "through lighttpd)", r.returncode == 0, r.stdout + logs(ldir))
+        # 7. the worker (one pass, as cron runs it): then healthz is green.
+        r = dingauth("worker", "--once")
+        t.check("readme 7: dingauth worker --once", r.returncode == 0,
+                r.stdout)
+        st, hs, body = http("GET", url + "/dingauth/healthz")
+        t.check("readme 7: GET /dingauth/healthz through lighttpd: 200 ok",
+                st == 200 and b'"status":"ok"' in body, (st, body[:400]))
         # An employee signs in and reaches the protected file.
         target = "/protected/file.txt"
         st, hs, body = http("GET", url + target)
