@@ -282,9 +282,9 @@ review(struct db *db, const char *userid, const struct dt_identity *id,
 		    "request", userid);
 		p = LOGIN_DENIED;
 	} else {
-		log_msg(LOG_INFO, "login: %s is waiting for approval (%s)",
-		    userid, outcome == REQUESTS_NEW ? "new request" :
-		    "asked again");
+		/* The reason of the login's one line and audit row. */
+		snprintf(res->err.msg, sizeof(res->err.msg), "%s",
+		    outcome == REQUESTS_NEW ? "new request" : "asked again");
 		p = LOGIN_WAITING;
 	}
 	if (audit_in(db, in, res, p) != DA_OK ||
@@ -315,6 +315,8 @@ admit(struct db *db, const char *userid, const struct login_input *in,
 		goto out;
 	if ((rc = db_begin_immediate(db, &res->err)) != DA_OK)
 		goto out;
+	snprintf(res->err.msg, sizeof(res->err.msg), "admitted to the "
+	    "directory");
 	if ((rc = directory_upsert_user(db, &du, "admit", NULL,
 	    &res->err)) != DA_OK ||
 	    (rc = session_open(db, du.userid, in->remote_addr,
@@ -327,7 +329,6 @@ admit(struct db *db, const char *userid, const struct login_input *in,
 		rc = rc == DA_OK ? DA_EDB : rc;
 		goto out;
 	}
-	log_msg(LOG_INFO, "login: %s admitted to the directory", du.userid);
 	/* The person as DingTalk gave them, departments and all. */
 	dir_user_clear(&res->user);
 	res->user = du;

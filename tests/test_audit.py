@@ -87,6 +87,10 @@ with FakeDingTalk() as fk, Env(fake=fk, DINGAUTH_LOGIN_FLOW="sns",
             len(got) == 1 and got[0][4] == "waiting_for_approval"
             and env.sql("SELECT count(*) FROM login_requests WHERE userid = 'u003'")[0][0] == 1,
             got)
+    lines = [ln for ln in r.stderr.splitlines() if "u003" in ln]
+    t.check("...one log line for that login, its reason a new request",
+            len(lines) == 1 and "outcome=waiting_for_approval" in lines[0]
+            and 'reason="new request"' in lines[0], r.stderr)
     r = env.cgi("exchange.fcgi", path="/dingauth/exchange", query=qs(code="x", state="y"),
                 headers={"Cookie": "dingauth_state=y", "User-Agent": UA})
     got = rows(env, "event = 'login' AND outcome = 'state_invalid'")
