@@ -31,6 +31,14 @@ enum metrics_family {
 };
 
 #define METRICS_LABELS_MAX	120	/* 'name="value",...' */
+#define METRICS_SUFFIX		".metrics"	/* DINGAUTH_DB + this */
+
+/*
+ * Create (if need be) and map the file now: 0, or -1 when this process
+ * cannot count. dingauth init calls it so that the file exists with the
+ * database's owner before anyone counts.
+ */
+int	metrics_ready(void);
 
 /*
  * Count one in the series of family with labels ('a="x",b="y"', the

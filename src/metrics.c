@@ -89,7 +89,7 @@ table(void)
 	M.tried = 1;
 	if (db[0] != '/')
 		goto out;
-	snprintf(path, sizeof(path), "%s.metrics", db);
+	snprintf(path, sizeof(path), "%s%s", db, METRICS_SUFFIX);
 	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 	    0640)) == -1 || fstat(fd, &st) == -1 ||
 	    ((size_t)st.st_size < sizeof(struct table) &&
@@ -113,6 +113,12 @@ out:
 	if (fd != -1)
 		close(fd);
 	return M.t;
+}
+
+int
+metrics_ready(void)
+{
+	return table() != NULL ? 0 : -1;
 }
 
 void

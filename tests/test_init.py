@@ -150,9 +150,15 @@ t.eq("init: database directory mode 0750", mode(ddir), 0o750)
 t.eq("init: database mode 0640", mode(db), 0o640)
 t.eq("init: missing parents of the directory are 0755",
      mode(os.path.dirname(ddir)), 0o755)
+t.check("init: the shared counters' file exists beside it, no 'other' bits",
+        os.path.isfile(db + ".metrics") and mode(db + ".metrics") & 0o007 == 0,
+        desc(r))
 if IS_ROOT and WWW_UID is not None and WWW_GID is not None:
     st = os.stat(db)
     t.eq("init: database owned by www-data:www-data (root, no directory)",
+         (st.st_uid, st.st_gid), (WWW_UID, WWW_GID))
+    st = os.stat(db + ".metrics")
+    t.eq("init: the counters' file owned by www-data:www-data too",
          (st.st_uid, st.st_gid), (WWW_UID, WWW_GID))
     st = os.stat(ddir)
     t.eq("init: database directory owned by www-data:www-data",

@@ -25,6 +25,7 @@
 #include "events.h"
 #include "health.h"
 #include "json.h"
+#include "metrics.h"
 #include "worker.h"
 #include "sync.h"
 #include "token.h"
@@ -118,7 +119,8 @@ check_config_file(const char *path)
 static void
 check_database_files(const char *path)
 {
-	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	static const char *const suffixes[] = { "", "-wal", "-shm",
+		METRICS_SUFFIX };
 	struct stat	 st;
 	char		 dir[1024], file[1100], owner[64], me[64], *slash;
 	size_t		 i;

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
+#include "metrics.h"
 
 #define INIT_DEFAULT_CONFIG	"/etc/dingauth.conf"
 #define INIT_DEFAULT_ACCOUNT	"www-data"	/* the web server's user */
@@ -388,11 +389,15 @@ make_dirs(const char *dir, const struct owners *o, int *created)
 	return EXIT_OK;
 }
 
-/* path and its -wal and -shm, where present: owners, no "other" bits. */
+/*
+ * path and its -wal, -shm and the shared counters' file (metrics.h),
+ * where present: owners, no "other" bits.
+ */
 static int
 fix_db_files(const char *path, const struct owners *o)
 {
-	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	static const char *const suffixes[] = { "", "-wal", "-shm",
+		METRICS_SUFFIX };
 	struct stat	 st;
 	char		 name[PATH_MAX];
 	size_t		 i;
@@ -560,6 +565,10 @@ init_database(const struct cmd_args *a)
 	existed = access(path, F_OK) == 0;
 	if (db_create(path, INIT_DB_MODE, &db, &err) != DA_OK)
 		return cmd_fail("database %s: %s", path, err.msg);
+	/* The counters' file too, so the programs' user owns it. */
+	if (metrics_ready() == -1)
+		printf("warning: %s%s could not be made: no metrics\n", path,
+		    METRICS_SUFFIX);
 	rc = fix_db_files(path, &o);
 	printf("database %s: %s, schema version %d\n", path,
 	    existed ? "exists" : "created", db_schema_version(db));
