@@ -524,7 +524,8 @@ int
 main(int argc, char *argv[])
 {
 	/* Fails closed: a broken program answers 500, never a grant. */
-	prog_start("authorize.fcgi", CFG_NEED_DB, argc, argv);
+	prog_start("authorize.fcgi", CFG_NEED_DB, PROG_BUSY_AUTHORIZE, argc,
+	    argv);
 	return prog_serve(routes, sizeof(routes) / sizeof(routes[0]), 0,
 	    NULL);
 }

@@ -83,6 +83,7 @@ enum refusal {
 	R_ENVELOPE,
 	R_RECEIVER,
 	R_EVENT,
+	R_BUSY,
 	R_INTERNAL,
 	R__MAX
 };
@@ -99,6 +100,8 @@ static const struct refusal_def {
 	[R_ENVELOPE] = { 400, "malformed envelope" },
 	[R_RECEIVER] = { 400, "wrong receiver id" },
 	[R_EVENT] = { 400, "malformed event" },
+	/* Not stored: DingTalk sends it again (docs/dingtalk.md §a.8). */
+	[R_BUSY] = { 503, "busy" },
 	[R_INTERNAL] = { 500, "internal error" },
 };
 
@@ -131,12 +134,15 @@ refuse(struct req *r, enum refusal why, const char *detail)
 {
 	json	*doc;
 
-	log_msg(why == R_INTERNAL ? LOG_ERR : LOG_WARN, "push refused "
+	log_msg(why == R_INTERNAL || why == R_BUSY ? LOG_ERR : LOG_WARN,
+	    "push refused "
 	    "(%d %s)%s%s", refusals[why].status, refusals[why].error,
 	    detail != NULL ? ": " : "", detail != NULL ? detail : "");
 	resp_clear(r);
 	doc = json_new_object();
 	json_add_str(doc, "error", refusals[why].error);
+	if (why == R_BUSY)
+		resp_header(r, "Retry-After", "5");
 	resp_json(r, refusals[why].status, doc);
 	json_free(doc);
 }
@@ -296,9 +302,14 @@ serve_callback(struct req *r, void *arg)
 
 	if (ev.kind != EVENT_CHECK_URL) {
 		snprintf(key, sizeof(key), "sig:%s", q[Q_SIGNATURE]);
+		/*
+		 * Another process holding the write lock past our budget
+		 * (PROG_BUSY_CALLBACK): 503 well within DingTalk's 1500 ms,
+		 * nothing stored, and DingTalk sends the push again.
+		 */
 		if (events_store_apply(db, &ev, msg, msglen, key, &stored,
 		    &id, &applied, &err) != DA_OK) {
-			refuse(r, R_INTERNAL, err.msg);
+			refuse(r, db_busy(db) ? R_BUSY : R_INTERNAL, err.msg);
 			goto out;
 		}
 		if (stored && ev.ninvalid > 0)
@@ -347,8 +358,8 @@ main(int argc, char *argv[])
 
 	memset(&cb, 0, sizeof(cb));
 	da_error_clear(&err);
-	if (prog_start("callback.fcgi", CFG_NEED_CALLBACK | CFG_NEED_DB, argc,
-	    argv) == DA_OK && envelope_key(cfg()->str[CFG_AES_TOKEN], &cb.key,
+	if (prog_start("callback.fcgi", CFG_NEED_CALLBACK | CFG_NEED_DB,
+	    PROG_BUSY_CALLBACK, argc, argv) == DA_OK && envelope_key(cfg()->str[CFG_AES_TOKEN], &cb.key,
 	    &err) != DA_OK)
 		prog_fail(&err);
 	rc = prog_serve(routes, sizeof(routes) / sizeof(routes[0]),

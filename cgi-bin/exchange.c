@@ -109,8 +109,8 @@ serve_exchange(struct req *r, void *arg)
 int
 main(int argc, char *argv[])
 {
-	prog_start("exchange.fcgi", CFG_NEED_EXCHANGE | CFG_NEED_DB, argc,
-	    argv);
+	prog_start("exchange.fcgi", CFG_NEED_EXCHANGE | CFG_NEED_DB,
+	    PROG_BUSY_LOGIN, argc, argv);
 	return prog_serve(routes, sizeof(routes) / sizeof(routes[0]),
 	    BODY_MAX, NULL);
 }

@@ -8,8 +8,12 @@
  *	code for the configured flow plus a plain link to the same
  *	authorization URL. A live session and no rd at all shows who is
  *	signed in, with a way to sign out.
- * GET|POST /dingauth/logout[?rd=/path]
- *	Ends the session, clears the cookie, redirects to the login page.
+ * GET /dingauth/logout[?rd=/path]
+ *	A page with a sign-out button (POST), nothing changed.
+ * POST /dingauth/logout[?rd=/path]
+ *	From a page of this site only (Sec-Fetch-Site, else Origin): ends
+ *	the session, clears the cookie, redirects to the login page. From
+ *	another site: 403 with the sign-out page, nothing changed.
  *
  * rd is kept only as a same-site relative path (login_rd); anything
  * else becomes "/".
@@ -77,7 +81,7 @@ serve_login(struct req *r, void *arg)
 	char			 origin[ORIGIN_MAX], *url = NULL, *csp = NULL;
 	char			*redirect_uri = NULL;
 	enum da_err		 rc;
-	int			 pruned;
+	int			 pruned, budget;
 
 	memset(&u, 0, sizeof(u));
 	login_rd(rd_param, rd);
@@ -105,12 +109,18 @@ serve_login(struct req *r, void *arg)
 	 */
 	if (db_now() - c->pruned_at >= PRUNE_EVERY) {
 		c->pruned_at = db_now();
-		if (session_prune(db, &pruned, &err) != DA_OK)
+		/* Housekeeping never waits for another process's lock. */
+		budget = db_busy_budget(db, 0);
+		if (session_prune(db, &pruned, &err) != DA_OK && !db_busy(db))
 			log_msg(LOG_WARN, "login: prune: %s", err.msg);
+		db_busy_budget(db, budget);
 	}
+	/* Busy past PROG_BUSY_LOGIN: 503 with Retry-After, no state. */
 	if (state_create(db, rd, state, &err) != DA_OK) {
-		log_msg(LOG_ERR, "login: state: %s", err.msg);
-		page_problem(r, LOGIN_INTERNAL, rd, NULL, 0);
+		log_msg(db_busy(db) ? LOG_WARN : LOG_ERR, "login: state: %s",
+		    err.msg);
+		page_problem(r, db_busy(db) ? LOGIN_BUSY : LOGIN_INTERNAL, rd,
+		    NULL, 0);
 		goto out;
 	}
 	if (login_authorize_url(state, &url, &err) != DA_OK) {
@@ -144,6 +154,31 @@ out:
 	free(redirect_uri);
 }
 
+/* The sign-out page: a button that POSTs to logout, keeping rd. */
+static void
+show_logout(struct req *r, int status, const char *message, const char *rd)
+{
+	char	*logout = login_route_path("logout");
+
+	{
+		const struct html_var	 vars[] = {
+			{ "message", message, 0 },
+			{ "logout", logout, 0 },
+			{ "rd", rd, 0 },
+		};
+		page_render(r, status, "logout.html", page_text("logout.title"),
+		    vars, sizeof(vars) / sizeof(vars[0]), NULL);
+	}
+	free(logout);
+}
+
+/*
+ * GET: the sign-out page, nothing changed (a link from anywhere cannot
+ * sign anyone out). POST: only from a page of this site
+ * (req_same_origin), then the session ends and the browser goes to the
+ * login page; a cross-site POST gets the page again, 403, nothing
+ * changed.
+ */
 static void
 serve_logout(struct req *r, void *arg)
 {
@@ -151,13 +186,26 @@ serve_logout(struct req *r, void *arg)
 	struct da_error	 err = { 0 };
 	char		 rd[LOGIN_RD_MAX], *page;
 
+	login_rd(req_input(r, "rd"), rd);
+	if (r->method != REQ_POST) {
+		show_logout(r, 200, page_text("logout.text"), rd);
+		return;
+	}
+	if (!req_same_origin(r)) {
+		log_msg(LOG_WARN, "logout: refused a POST from another site "
+		    "(Origin %s, Sec-Fetch-Site %s)", r->origin != NULL ?
+		    r->origin : "none", r->sec_fetch_site != NULL ?
+		    r->sec_fetch_site : "none");
+		show_logout(r, 403, page_text("logout.refused"), rd);
+		return;
+	}
 	if (cookie != NULL && login_logout(prog_db(), cookie, r->remote_addr,
 	    r->user_agent, &err) != DA_OK) {
 		log_msg(LOG_ERR, "logout: %s", err.msg);
-		page_problem(r, LOGIN_INTERNAL, "/", NULL, req_wants_json(r));
+		page_problem(r, db_busy(prog_db()) ? LOGIN_BUSY :
+		    LOGIN_INTERNAL, "/", NULL, req_wants_json(r));
 		return;
 	}
-	login_rd(req_input(r, "rd"), rd);
 	page = login_page_path(rd);
 	resp_cookie(r, SESSION_COOKIE, "", 0);
 	page_redirect(r, page);
@@ -171,7 +219,8 @@ main(int argc, char *argv[])
 
 	memset(&c, 0, sizeof(c));
 	/* The flow's keys (app id, or app key for oauth2) are required. */
-	prog_start("login.fcgi", CFG_NEED_LOGIN | CFG_NEED_DB, argc, argv);
+	prog_start("login.fcgi", CFG_NEED_LOGIN | CFG_NEED_DB, PROG_BUSY_LOGIN,
+	    argc, argv);
 	return prog_serve(routes, sizeof(routes) / sizeof(routes[0]),
 	    BODY_MAX, &c);
 }

@@ -91,10 +91,22 @@ struct db_rows {
 };
 
 /*
- * Open (creating the file and its directory is the operator's job). A
- * database whose schema is newer than this program's migrations is
- * refused (DA_EDB, saying so): an older binary never runs on it.
+ * How long a statement waits for a lock another process holds (the busy
+ * budget), in milliseconds. The command and the worker may wait long;
+ * request paths wait at most a fraction of what their client allows
+ * (prog.h), then answer that they are busy (db_busy).
  */
+#define DB_BUSY_LONG_MS		30000
+
+/*
+ * Open an existing database (creating it is "dingauth init"'s job:
+ * db_create; a missing file is an error saying so) with busy_ms as its
+ * busy budget; db_open waits DB_BUSY_LONG_MS. A database whose schema is
+ * newer than this program's migrations is refused (DA_EDB, saying so):
+ * an older binary never runs on it.
+ */
+enum da_err	 db_open_budget(const char *path, int busy_ms,
+		    struct db **out, struct da_error *err);
 enum da_err	 db_open(const char *path, struct db **out,
 		    struct da_error *err);
 /*
@@ -104,6 +116,25 @@ enum da_err	 db_open(const char *path, struct db **out,
  */
 enum da_err	 db_create(const char *path, mode_t mode, struct db **out,
 		    struct da_error *err);
+/*
+ * Does the path still name the file db holds open? DA_OK, or DA_EDB
+ * saying that it was deleted or replaced (a restore by rename, an
+ * operator's rm): the caller closes db and opens the path again, which
+ * fails closed while no file is there. One stat(2): cheap per request.
+ */
+enum da_err	 db_check(struct db *db, struct da_error *err);
+/*
+ * Set the busy budget (ms, 0: never wait); returns the previous one, so
+ * a write that may be skipped when busy (the authorizer's idle-time
+ * touch) runs between two calls.
+ */
+int		 db_busy_budget(struct db *db, int ms);
+/*
+ * 1 when the last failure on db was a lock held by another connection
+ * past the busy budget: the caller may answer 503 and let its client
+ * come back, instead of reporting a broken database.
+ */
+int		 db_busy(struct db *db);
 void		 db_close(struct db *db);
 
 /* The database file's path ("" for a database in memory). */

@@ -80,6 +80,7 @@ enum login_problem {
 	LOGIN_MISCONFIGURED,	/* our keys, secrets or permissions */
 	LOGIN_INTERNAL,		/* database or other local failure */
 	LOGIN_BAD_REQUEST,	/* method, body */
+	LOGIN_BUSY,		/* the database is locked by another process */
 	LOGIN_PROBLEM__MAX
 };
 

@@ -16,20 +16,38 @@
  * for script and for JSON routes, the ASCII deny page in the FastCGI
  * Authorizer role, which never grants): a browser sees what is wrong,
  * DingTalk retries its pushes, nothing is written. A database that could
- * not be opened is tried again at the next request.
+ * not be opened (missing: programs never create it) is tried again at
+ * the next request.
  */
 struct db;
 
+/* Files the programs create have no "other" bits (the WAL, the SHM). */
+#define PROG_UMASK	027
+
+/*
+ * Busy budgets of the programs (db.h), in milliseconds: how long a
+ * request waits for a write lock another process holds before it
+ * answers 503 (the login pages, with Retry-After) or skips a write it
+ * can do without (the authorizer's idle-time touch, which never waits).
+ * The callback must answer DingTalk within 1500 ms (docs/dingtalk.md
+ * §a.8), so its budget leaves room for the rest of the push.
+ */
+#define PROG_BUSY_AUTHORIZE	250	/* reads only: WAL readers never wait */
+#define PROG_BUSY_CALLBACK	800
+#define PROG_BUSY_LOGIN		2500
+
 /*
  * Start the program called name ("login.fcgi"): "--version" as the first
- * argument prints the version and exits 0 (version.h); log_init; the
- * configuration (config_start(needs)); and, when needs has CFG_NEED_DB,
- * the database.
+ * argument prints the version and exits 0 (version.h); the umask
+ * PROG_UMASK; log_init; the configuration (config_start(needs)); and,
+ * when needs has CFG_NEED_DB, the database with busy_ms as its busy
+ * budget. Every request then checks that the database path still names
+ * the file opened (db_check), and opens it again if not.
  * Returns DA_OK, or the failure (remembered: prog_serve answers every
  * request with it; the program skips its own start-up steps).
  */
-enum da_err	 prog_start(const char *name, unsigned needs, int argc,
-		    char *argv[]);
+enum da_err	 prog_start(const char *name, unsigned needs, int busy_ms,
+		    int argc, char *argv[]);
 /* The program's own start-up step failed after prog_start: serve broken. */
 void		 prog_fail(const struct da_error *err);
 /* The database (CFG_NEED_DB), open whenever a handler runs; else NULL. */

@@ -63,6 +63,10 @@ struct req {
 	const char	*content_type;
 	const char	*requested_with;	/* X-Requested-With */
 	const char	*sec_fetch_mode;
+	const char	*sec_fetch_site;	/* Sec-Fetch-Site */
+	const char	*origin;	/* Origin */
+	const char	*host;		/* Host */
+	int		 https;		/* HTTPS=on: the client used TLS */
 	struct kvlist	 query;
 	struct kvlist	 cookies;
 	struct kvlist	 form;
@@ -91,12 +95,25 @@ struct req {
 /* A CGI/FastCGI parameter (HTTP_COOKIE, REQUEST_URI, ...), or NULL. */
 const char	*req_param(const struct req *r, const char *name);
 const char	*req_query(const struct req *r, const char *name);
+/*
+ * Our cookie called name ("dingauth_session"), read under its name on
+ * the wire ("__Host-dingauth_session" when DINGAUTH_COOKIE_SECURE=1).
+ * Several cookies of that name with different values: NULL (none wins
+ * silently), logged.
+ */
 const char	*req_cookie(const struct req *r, const char *name);
 const char	*req_form(const struct req *r, const char *name);
 /* A value from the query, then the form, then a JSON body string. */
 const char	*req_input(const struct req *r, const char *name);
 /* The client asked for JSON (Accept, X-Requested-With, fetch/XHR). */
 int		 req_wants_json(const struct req *r);
+/*
+ * The browser says r comes from a page of this site: Sec-Fetch-Site is
+ * "same-origin", or, without it, Origin is DINGAUTH_PUBLIC_URL's origin
+ * or this request's own (scheme and Host). Neither header: 0 (a
+ * cross-site form post from any current browser carries one of them).
+ */
+int		 req_same_origin(const struct req *r);
 /*
  * Answers to r are JSON: the client asked for it, or r's route answers
  * its method in JSON whatever the client asked (struct req_route json).
@@ -117,7 +134,8 @@ void		 resp_status(struct req *r, int status);
 int		 resp_header(struct req *r, const char *name, const char *value);
 /*
  * Set-Cookie name=value; Path=/; HttpOnly; SameSite=Lax, plus Secure
- * when DINGAUTH_COOKIE_SECURE is 1. max_age < 0: session cookie;
+ * when DINGAUTH_COOKIE_SECURE is 1, and then named "__Host-" + name (no
+ * Domain ever: a host-only cookie). max_age < 0: session cookie;
  * max_age == 0: delete it. value must be cookie-safe (no ; , space).
  */
 int		 resp_cookie(struct req *r, const char *name, const char *value,

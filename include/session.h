@@ -12,7 +12,8 @@
  * browser as 64 hex characters in the dingauth_session cookie; only its
  * SHA-256 is stored. A session ends at created + DINGAUTH_SESSION_TTL, or
  * after DINGAUTH_SESSION_IDLE without use (last_seen kept server-side,
- * refreshed at most once a minute), or when its user leaves or is
+ * refreshed at most once a minute, and never waiting for a lock: skipped
+ * when another process writes), or when its user leaves or is
  * disabled: session_check reads the user's row on every use.
  *
  * A login state is 256 random bits as 43 base64url characters,

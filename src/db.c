@@ -1,3 +1,5 @@
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -12,7 +14,6 @@
 #include "log.h"
 #include "mem.h"
 
-#define DB_BUSY_TIMEOUT_MS	30000
 #define DB_STMT_CACHE		128
 
 /*
@@ -31,14 +32,48 @@ struct db {
 	}		 cache[DB_STMT_CACHE];
 	size_t		 ncache;
 	long long	 changes;	/* by the last db_run */
+	int		 busy_ms;	/* the busy budget now */
+	int		 busy;		/* the last failure: the lock was held */
+	dev_t		 dev;		/* the file opened (db_check) */
+	ino_t		 ino;
 };
+
+/* Did the engine give up because another connection held the lock? */
+static int
+lock_held(struct db *db)
+{
+	int	 e;
+
+	if (db == NULL || db->h == NULL)
+		return 0;
+	e = sqlite3_errcode(db->h) & 0xff;
+	return e == SQLITE_BUSY || e == SQLITE_LOCKED;
+}
 
 /* Fill err once for a failure of q: "<name>: <SQLite's message>". */
 static enum da_err
 fail(struct db *db, const char *name, struct da_error *err)
 {
+	if (db != NULL)
+		db->busy = lock_held(db);
 	return DA_ERROR(err, DA_EDB, "%s: %s", name, db != NULL &&
 	    db->h != NULL ? sqlite3_errmsg(db->h) : "no database");
+}
+
+int
+db_busy(struct db *db)
+{
+	return db != NULL && db->busy;
+}
+
+int
+db_busy_budget(struct db *db, int ms)
+{
+	int	 old = db->busy_ms;
+
+	db->busy_ms = ms < 0 ? 0 : ms;
+	sqlite3_busy_timeout(db->h, db->busy_ms);
+	return old;
 }
 
 /*
@@ -81,7 +116,9 @@ db_exec(struct db *db, const char *sql, struct da_error *err)
 {
 	char	*msg = NULL;
 
+	db->busy = 0;
 	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		db->busy = lock_held(db);
 		DA_ERROR(err, DA_EDB, "%s", msg != NULL ? msg :
 		    sqlite3_errmsg(db->h));
 		sqlite3_free(msg);
@@ -193,20 +230,61 @@ migrate(struct db *db, struct da_error *err)
 	return db_commit(db, err);
 }
 
+/* The identity of the file path names now (db_check). */
+static int
+file_id(const char *path, dev_t *dev, ino_t *ino, struct da_error *err)
+{
+	struct stat	 st;
+
+	if (stat(path, &st) == -1) {
+		if (errno == ENOENT)
+			DA_ERROR(err, DA_EDB, "%s does not exist (only "
+			    "\"dingauth init\" creates the database)", path);
+		else
+			DA_ERROR(err, DA_EDB, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		DA_ERROR(err, DA_EDB, "%s: not a regular file", path);
+		return -1;
+	}
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return 0;
+}
+
+/*
+ * Never SQLITE_OPEN_CREATE: a program that found no database would make
+ * an empty one and run on it, apart from the data everyone else has
+ * (docs/architecture.md). The file is the same before and after the
+ * open, so db_check compares against the file we hold.
+ */
 enum da_err
-db_open(const char *path, struct db **out, struct da_error *err)
+db_open_budget(const char *path, int busy_ms, struct db **out,
+    struct da_error *err)
 {
 	struct db	*db;
-	enum da_err	 rc;
+	dev_t		 dev;
+	ino_t		 ino;
+	enum da_err	 rc = DA_EDB;
 
 	*out = NULL;
 	db = xcalloc(1, sizeof(*db));
+	if (file_id(path, &db->dev, &db->ino, err) == -1)
+		goto fail;
 	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		rc = fail(db, path, err);
 		goto fail;
 	}
-	sqlite3_busy_timeout(db->h, DB_BUSY_TIMEOUT_MS);
+	if (file_id(path, &dev, &ino, err) == -1)
+		goto fail;
+	if (dev != db->dev || ino != db->ino) {
+		DA_ERROR(err, DA_EDB, "%s was replaced while it was opened",
+		    path);
+		goto fail;
+	}
+	db_busy_budget(db, busy_ms);
 	sqlite3_extended_result_codes(db->h, 1);
 	if ((rc = db_exec(db, "PRAGMA journal_mode = WAL", err)) != DA_OK ||
 	    (rc = db_exec(db, "PRAGMA synchronous = FULL", err)) != DA_OK ||
@@ -219,6 +297,29 @@ db_open(const char *path, struct db **out, struct da_error *err)
 fail:
 	db_close(db);
 	return rc;
+}
+
+enum da_err
+db_open(const char *path, struct db **out, struct da_error *err)
+{
+	return db_open_budget(path, DB_BUSY_LONG_MS, out, err);
+}
+
+enum da_err
+db_check(struct db *db, struct da_error *err)
+{
+	const char	*path = db_path(db);
+	dev_t		 dev;
+	ino_t		 ino;
+
+	if (*path == '\0')
+		return DA_OK;
+	if (file_id(path, &dev, &ino, err) == -1)
+		return DA_EDB;
+	if (dev != db->dev || ino != db->ino)
+		return DA_ERROR(err, DA_EDB, "%s was replaced by another file "
+		    "since it was opened", path);
+	return DA_OK;
 }
 
 enum da_err
@@ -343,6 +444,7 @@ db_query(struct db *db, struct db_rows *r, const struct db_sql *q,
 {
 	sqlite3_stmt	*st;
 
+	db->busy = 0;
 	r->db = db;
 	r->q = q;
 	r->err = err;

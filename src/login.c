@@ -40,7 +40,16 @@ static const struct login_problem_info problems[LOGIN_PROBLEM__MAX] = {
 	[LOGIN_MISCONFIGURED] = { 500, "misconfigured", 0 },
 	[LOGIN_INTERNAL] = { 500, "internal_error", 0 },
 	[LOGIN_BAD_REQUEST] = { 400, "bad_request", 0 },
+	/* Nothing was written: the same link works a moment later. */
+	[LOGIN_BUSY] = { 503, "busy", 5 },
 };
+
+/* A store failed: busy (another process holds the lock) or broken. */
+static enum login_problem
+db_problem(struct db *db)
+{
+	return db_busy(db) ? LOGIN_BUSY : LOGIN_INTERNAL;
+}
 
 const struct login_problem_info *
 login_problem_info(enum login_problem p)
@@ -336,7 +345,7 @@ admit(struct db *db, const char *userid, const struct login_input *in,
 out:
 	dir_user_clear(&du);
 	return rc == DA_OK ? LOGIN_OK :
-	    rc == DA_EDB ? LOGIN_INTERNAL : problem_of(rc);
+	    rc == DA_EDB ? db_problem(db) : problem_of(rc);
 }
 
 /* The state: present, this browser's, then consumed (res->rd kept). */
@@ -354,7 +363,7 @@ take_state(struct db *db, const struct login_input *in,
 		return LOGIN_STATE_MISMATCH;
 	rc = state_take(db, in->state, rd, sizeof(rd), &res->err);
 	if (rc != DA_OK)
-		return rc == DA_ESTATE ? LOGIN_STATE_INVALID : LOGIN_INTERNAL;
+		return rc == DA_ESTATE ? LOGIN_STATE_INVALID : db_problem(db);
 	login_rd(rd, res->rd);
 	return LOGIN_OK;
 }
@@ -429,6 +438,7 @@ directory_decides(struct db *db, const struct login_input *in,
 		db_rollback(db);
 		res->audited = 0;
 		res->session[0] = '\0';
+		p = db_problem(db);
 	}
 out:
 	dir_user_clear(&u);

@@ -1,3 +1,5 @@
+#include <sys/stat.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,27 +14,32 @@
 /* One program per process: its start-up state. */
 static struct {
 	unsigned	 needs;
+	int		 busy_ms;	/* the database's busy budget */
 	int		 broken;	/* configuration or start-up failed */
 	struct da_error	 err;
 	struct db	*db;
 } prog;
 
 enum da_err
-prog_start(const char *name, unsigned needs, int argc, char *argv[])
+prog_start(const char *name, unsigned needs, int busy_ms, int argc,
+    char *argv[])
 {
 	enum da_err	 rc;
 
 	version_option(argc, argv, name);
+	/* What we create (the WAL, the shared memory) is nobody else's. */
+	umask(PROG_UMASK);
 	log_init(name);
 	memset(&prog, 0, sizeof(prog));
 	prog.needs = needs;
+	prog.busy_ms = busy_ms;
 	if ((rc = config_start(needs, &prog.err)) != DA_OK) {
 		prog.broken = 1;
 		log_msg(LOG_ERR, "configuration: %s", prog.err.msg);
 		return rc;
 	}
-	if ((needs & CFG_NEED_DB) &&
-	    db_open(cfg()->str[CFG_DB], &prog.db, &prog.err) != DA_OK)
+	if ((needs & CFG_NEED_DB) && db_open_budget(cfg()->str[CFG_DB],
+	    busy_ms, &prog.db, &prog.err) != DA_OK)
 		log_msg(LOG_ERR, "database: %s", prog.err.msg);
 	return DA_OK;
 }
@@ -51,18 +58,33 @@ prog_db(void)
 	return prog.db;
 }
 
-/* Every request first: a program that cannot serve answers here. */
+/*
+ * Every request first: a program that cannot serve answers here. The
+ * database path must still name the file we hold (one stat): a file
+ * deleted or replaced since is closed and the path opened again, so
+ * that no request is decided from, or written to, a file nobody else
+ * sees; with no file there, every request fails closed until
+ * "dingauth init" or a restore puts one back.
+ */
 static int
 front(struct req *r, void *arg)
 {
 	struct da_error	 err;
 
+	da_error_clear(&err);
 	if (prog.broken) {
 		page_config_error(r, &prog.err);
 		return 1;
 	}
-	if ((prog.needs & CFG_NEED_DB) && prog.db == NULL &&
-	    db_open(cfg()->str[CFG_DB], &prog.db, &err) != DA_OK) {
+	if (!(prog.needs & CFG_NEED_DB))
+		return 0;
+	if (prog.db != NULL && db_check(prog.db, &err) != DA_OK) {
+		log_msg(LOG_WARN, "database: %s: opening it again", err.msg);
+		db_close(prog.db);
+		prog.db = NULL;
+	}
+	if (prog.db == NULL && db_open_budget(cfg()->str[CFG_DB],
+	    prog.busy_ms, &prog.db, &err) != DA_OK) {
 		page_config_error(r, &err);
 		return 1;
 	}

@@ -63,10 +63,43 @@ req_query(const struct req *r, const char *name)
 	return kv_find(&r->query, name);
 }
 
+/*
+ * Our cookies' names on the wire: "__Host-" + name when they are Secure,
+ * so that no sibling subdomain and no longer Path can set one the
+ * browser would send us (the prefix requires Secure, Path=/ and no
+ * Domain, which resp_cookie always writes).
+ */
+static void
+cookie_name(const char *name, char *out, size_t size)
+{
+	snprintf(out, size, "%s%s", cfg()->num[CFG_COOKIE_SECURE] ?
+	    "__Host-" : "", name);
+}
+
+/*
+ * Several cookies of one name with different values (one planted by a
+ * sibling site or under a longer Path): none wins silently, the request
+ * is treated as carrying none, and that is logged.
+ */
 const char *
 req_cookie(const struct req *r, const char *name)
 {
-	return kv_find(&r->cookies, name);
+	char		 wire[128];
+	const char	*found = NULL;
+	size_t		 i;
+
+	cookie_name(name, wire, sizeof(wire));
+	for (i = 0; i < r->cookies.n; i++) {
+		if (strcmp(r->cookies.v[i].name, wire) != 0)
+			continue;
+		if (found != NULL && strcmp(found, r->cookies.v[i].value) != 0) {
+			log_msg(LOG_WARN, "two %s cookies with different values: "
+			    "both ignored", wire);
+			return NULL;
+		}
+		found = r->cookies.v[i].value;
+	}
+	return found;
 }
 
 const char *
@@ -103,6 +136,39 @@ req_wants_json(const struct req *r)
 	    strcmp(r->sec_fetch_mode, "same-origin") == 0))
 		return 1;
 	return 0;
+}
+
+/* "https://host:port" of url (scheme and authority), into out. */
+static void
+origin_of(const char *url, char *out, size_t size)
+{
+	const char	*host, *end;
+
+	if ((host = strstr(url, "://")) == NULL) {
+		snprintf(out, size, "%s", url);
+		return;
+	}
+	end = host + 3 + strcspn(host + 3, "/?#");
+	snprintf(out, size, "%.*s", (int)(end - url), url);
+}
+
+int
+req_same_origin(const struct req *r)
+{
+	char	 own[512];
+
+	if (r->sec_fetch_site != NULL)
+		return strcmp(r->sec_fetch_site, "same-origin") == 0;
+	if (r->origin == NULL || strcmp(r->origin, "null") == 0)
+		return 0;
+	origin_of(cfg()->str[CFG_PUBLIC_URL], own, sizeof(own));
+	if (own[0] != '\0' && strcasecmp(r->origin, own) == 0)
+		return 1;
+	if (r->host == NULL)
+		return 0;
+	snprintf(own, sizeof(own), "%s://%s", r->https ? "https" : "http",
+	    r->host);
+	return strcasecmp(r->origin, own) == 0;
 }
 
 int
@@ -192,16 +258,11 @@ parse_cookies(struct req *r, const char *s)
 				v0++;
 				v1--;
 			}
-			/* First cookie of a name wins (most specific path). */
-			if (n1 > n0 && (size_t)(v1 - v0) <= REQ_VALUE_MAX) {
-				char	*name = xstrndup(n0, (size_t)(n1 - n0));
-
-				if (kv_find(&r->cookies, name) == NULL)
-					kv_add(r, &r->cookies, name,
-					    xstrndup(v0, (size_t)(v1 - v0)));
-				else
-					free(name);
-			}
+			/* Every pair kept: req_cookie judges duplicates. */
+			if (n1 > n0 && (size_t)(v1 - v0) <= REQ_VALUE_MAX)
+				kv_add(r, &r->cookies, xstrndup(n0,
+				    (size_t)(n1 - n0)), xstrndup(v0,
+				    (size_t)(v1 - v0)));
 		}
 		p = *semi ? semi + 1 : semi;
 	}
@@ -305,6 +366,12 @@ req_parse(struct req *r)
 	r->content_type = req_param(r, "CONTENT_TYPE");
 	r->requested_with = req_param(r, "HTTP_X_REQUESTED_WITH");
 	r->sec_fetch_mode = req_param(r, "HTTP_SEC_FETCH_MODE");
+	r->sec_fetch_site = req_param(r, "HTTP_SEC_FETCH_SITE");
+	r->origin = req_param(r, "HTTP_ORIGIN");
+	r->host = req_param(r, "HTTP_HOST");
+	v = req_param(r, "HTTPS");
+	r->https = v != NULL && (strcasecmp(v, "on") == 0 ||
+	    strcmp(v, "1") == 0);
 
 	/*
 	 * Route on SCRIPT_NAME + PATH_INFO; an authorizer gets neither
@@ -378,6 +445,7 @@ resp_cookie(struct req *r, const char *name, const char *value,
 {
 	struct buf	 b;
 	const char	*p;
+	char		 wire[128];
 	int		 rc;
 
 	for (p = value; *p != '\0'; p++)
@@ -386,8 +454,9 @@ resp_cookie(struct req *r, const char *name, const char *value,
 			r->header_error = 1;
 			return -1;
 		}
+	cookie_name(name, wire, sizeof(wire));
 	buf_init(&b, 4096);
-	buf_printf(&b, "%s=%s; Path=/", name, value);
+	buf_printf(&b, "%s=%s; Path=/", wire, value);
 	if (max_age == 0)
 		buf_puts(&b, "; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
 	else if (max_age > 0)
@@ -441,6 +510,8 @@ resp_json(struct req *r, int status, const json *doc)
 	resp_status(r, status);
 	resp_header(r, "Content-Type", "application/json");
 	resp_header(r, "Cache-Control", "no-store");
+	/* Never read as anything but JSON (a whoami answer names people). */
+	resp_header(r, "X-Content-Type-Options", "nosniff");
 	resp_puts(r, text);
 	resp_puts(r, "\n");
 	free(text);
@@ -568,7 +639,6 @@ refuse(struct req *r, int status, const char *error)
 	json	*doc;
 
 	resp_clear(r);
-	resp_header(r, "X-Content-Type-Options", "nosniff");
 	if (req_answers_json(r)) {
 		doc = json_new_object();
 		json_add_str(doc, "error", error);
@@ -577,6 +647,7 @@ refuse(struct req *r, int status, const char *error)
 		return;
 	}
 	resp_status(r, status);
+	resp_header(r, "X-Content-Type-Options", "nosniff");
 	resp_header(r, "Content-Type", "text/plain; charset=utf-8");
 	resp_header(r, "Cache-Control", "no-store");
 	resp_printf(r, "%d %s\n", status, reason(status));

@@ -163,7 +163,7 @@ session_check(struct db *db, const char *id, struct session_user *u,
 	struct db_rows	 r;
 	struct da_error	 e;
 	long long	 now = db_now(), last_seen, expires_at;
-	int		 expired = 0, touch = 0, step;
+	int		 expired = 0, touch = 0, step, budget;
 	enum da_err	 rc = DA_OK;
 
 	memset(u, 0, sizeof(*u));
@@ -214,14 +214,24 @@ session_check(struct db *db, const char *id, struct session_user *u,
 	touch = now - last_seen >= SESSION_TOUCH;
 out:
 	db_done(&r);
-	if (expired)
-		delete_hash(db, hash, NULL);
-	else if (touch && rc == DA_OK) {
-		/* Idle sliding, server-side: at most one write a minute. */
+	/*
+	 * The decision is made: the writes below are housekeeping, tried
+	 * once without waiting for a lock another process holds (skipped
+	 * when busy: the next request tries again), so that a long write
+	 * elsewhere never stalls the authorizer.
+	 */
+	if (expired || (touch && rc == DA_OK)) {
+		budget = db_busy_budget(db, 0);
 		da_error_clear(&e);
-		if (db_run(db, &stmts[STMT_TOUCH], DB_ARGS(DB_BLOB(hash,
-		    sizeof(hash)), DB_INT(now)), &e) != DA_OK)
-			log_msg(LOG_WARN, "%s", e.msg);
+		if (expired)
+			delete_hash(db, hash, &e);
+		else	/* Idle sliding, server-side: one write a minute. */
+			db_run(db, &stmts[STMT_TOUCH], DB_ARGS(DB_BLOB(hash,
+			    sizeof(hash)), DB_INT(now)), &e);
+		if (e.msg[0] != '\0')
+			log_msg(db_busy(db) ? LOG_DEBUG : LOG_WARN, "%s%s",
+			    e.msg, db_busy(db) ? " (skipped: busy)" : "");
+		db_busy_budget(db, budget);
 	}
 	return rc;
 }

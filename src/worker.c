@@ -359,6 +359,16 @@ worker_run(struct db *db, const struct worker_options *opt,
 	    w.sync_at < 0 ? "" : config_str(CFG_SYNC_AT),
 	    config_int(CFG_RETENTION_DAYS));
 	do {
+		/*
+		 * The path names another file (a restore) or none: stop,
+		 * never work on a file nobody else sees; the service
+		 * manager starts us again on what is there now.
+		 */
+		if ((rc = db_check(db, err)) != DA_OK) {
+			log_msg(LOG_ERR, "stopping: %s", err != NULL ?
+			    err->msg : "the database file changed");
+			return rc;
+		}
 		if ((rc = pass(&w, &e)) != DA_OK && err != NULL)
 			*err = e;
 		if (!opt->once)

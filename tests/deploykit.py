@@ -54,7 +54,7 @@ USERS = {
 
 
 def ensure_schema(env):
-    """Let the program create the database (db_open applies sql/)."""
+    """The database dingauth init made (Env) opens in a program."""
     r = env.cgi("authorize.fcgi", path="/dingauth/whoami")
     if r.status not in (401, 200):
         raise RuntimeError("authorize.fcgi could not open the database:\n%s%s"

@@ -153,6 +153,17 @@ class Env:
         cfg.update({k: str(v) for k, v in extra.items()})
         self.config = cfg
         self.write_config()
+        self.init_db()
+
+    def init_db(self):
+        """Create the database the way an operator does: `dingauth init`
+        with this config (the programs never create one). A config init
+        cannot read (a test of a broken setup) leaves no database."""
+        if os.path.exists(self.db):
+            return None
+        return subprocess.run([DINGAUTH, "init", "--config", self.conf],
+                              env=self.environ(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
 
     def write_config(self):
         with open(self.conf, "w") as f:

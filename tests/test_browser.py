@@ -181,7 +181,6 @@ def main():
     site = Site(env, authorizer)
     driver = None
     try:
-        env.cgi("login.fcgi", path="/dingauth/logout")  # creates the schema
         seed(env, "u001", "un001", "张三")
         seed(env, "u004", "un004", HOSTILE, depts=(6,))
         seed(env, "u006", "un006", "Alice Smith", depts=(2,))

@@ -88,7 +88,6 @@ def test_flood():
     fk = FakeDingTalk(qps=100000).start()
     try:
         with Env(fake=fk, DINGAUTH_LOGIN_FLOW="sns") as env:
-            env.cgi("login.fcgi", path="/dingauth/logout")   # the schema
             env.sql("INSERT INTO users (userid, unionid, name, source,"
                     " created_at, updated_at) VALUES ('u001', 'un001', 'Z',"
                     " 'sync', 1, 1)")

@@ -64,8 +64,6 @@ def seed(env, userid, unionid, name, active=1, disabled=0, depts=(1,)):
 
 def seed_demo(env):
     """The fake's demo corp as a sync would have left it."""
-    # Any program creates the schema; logout writes nothing.
-    env.cgi("login.fcgi", path="/dingauth/logout")
     seed(env, "u001", "un001", "张三", depts=(1,))
     seed(env, "u002", "un002", "李四", depts=(4, 6))
     seed(env, "u004", "un004", HOSTILE, depts=(6,))
@@ -260,8 +258,9 @@ def test_login_page(fk):
     with Env(fake=fk, DINGAUTH_COOKIE_SECURE=None) as env:
         env.set(DINGAUTH_COOKIE_SECURE=None)
         r, state = start(env)
-        attrs = r.cookies().get("dingauth_state", ("", ""))[1]
-        t.check("state cookie Secure by default", "Secure" in attrs, attrs)
+        attrs = r.cookies().get("__Host-dingauth_state", ("", ""))[1]
+        t.check("state cookie Secure by default (as __Host-dingauth_state)",
+                "Secure" in attrs, attrs)
 
     # Configuration problems: a 500 page that names the key.
     with Env(fake=fk, DINGAUTH_LOGIN_FLOW="oauth2", DINGTALK_APP_KEY=None) as env:
@@ -378,10 +377,13 @@ def test_flows(fk):
     with Env(fake=fk) as env:
         env.set(DINGAUTH_COOKIE_SECURE=None)
         seed_demo(env)
-        r, state = start(env)
-        r = exchange(env, mint(fk, env, userid="u001"), state)
-        attrs = r.cookies().get("dingauth_session", ("", ""))[1]
-        t.check("session cookie Secure by default",
+        r = env.cgi("login.fcgi", path="/dingauth/login")
+        state = r.cookies().get("__Host-dingauth_state", (None,))[0]
+        r = env.cgi("exchange.fcgi", path="/dingauth/exchange",
+                    query=qs(code=mint(fk, env, userid="u001"), state=state),
+                    headers={"Cookie": "__Host-dingauth_state=%s" % state})
+        attrs = r.cookies().get("__Host-dingauth_session", ("", ""))[1]
+        t.check("session cookie Secure by default (as __Host-dingauth_session)",
                 r.status == 302 and "Secure" in attrs and "HttpOnly" in attrs, r.head)
 
 
@@ -787,15 +789,17 @@ def test_sessions(fk):
         t.eq("leaver: the dead cookie is cleared",
              r.cookies().get("dingauth_session", ("?",))[0], "")
         env.sql("UPDATE users SET active = 1 WHERE userid = 'u002'")
-        # Logout, GET and POST.
-        for method in ("GET", "POST"):
+        # Logout: a POST from the site itself (Sec-Fetch-Site, else Origin);
+        # GET and cross-site POSTs: tests/test_signout_cookies.py.
+        for method, same in (("POST", {"Sec-Fetch-Site": "same-origin"}),
+                             ("POST by Origin", {"Origin": "http://127.0.0.1:8080"})):
             r, state = start(env)
             r = exchange(env, mint(fk, env, userid="u002"), state)
             sid = r.cookies().get("dingauth_session", ("",))[0]
             t.eq("logout %s: session exists" % method,
                  env.sql("SELECT count(*) FROM sessions")[0][0], 1)
-            r = env.cgi("login.fcgi", path="/dingauth/logout", method=method,
-                        headers={"Cookie": "dingauth_session=" + sid})
+            r = env.cgi("login.fcgi", path="/dingauth/logout", method="POST",
+                        headers=dict(same, Cookie="dingauth_session=" + sid))
             t.eq("logout %s: 302 to the login page" % method,
                  (r.status, r.header("Location")), (302, "/dingauth/login"))
             c = r.cookies().get("dingauth_session", ("?", ""))
@@ -806,10 +810,13 @@ def test_sessions(fk):
             r, state = start(env, cookie="dingauth_session=" + sid)
             t.check("logout %s: signed out for real" % method,
                     r.status == 200 and 'id="dingauth-login"' in r.body)
-        r = env.cgi("login.fcgi", path="/dingauth/logout", query=qs(rd="/back"))
+        same = {"Sec-Fetch-Site": "same-origin"}
+        r = env.cgi("login.fcgi", path="/dingauth/logout", method="POST",
+                    query=qs(rd="/back"), headers=same)
         t.eq("logout without a session, with rd",
              (r.status, r.header("Location")), (302, "/dingauth/login?rd=%2Fback"))
-        r = env.cgi("login.fcgi", path="/dingauth/logout", query=qs(rd="//evil"))
+        r = env.cgi("login.fcgi", path="/dingauth/logout", method="POST",
+                    query=qs(rd="//evil"), headers=same)
         t.eq("logout with a bad rd", r.header("Location"), "/dingauth/login")
         r = env.cgi("login.fcgi", path="/dingauth/logout", method="PUT")
         t.eq("logout PUT: 405", r.status, 405)

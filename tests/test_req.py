@@ -51,9 +51,10 @@ with Env() as env:
     r = cgi(env, "code=%00abc")
     t.check("a value with an encoded NUL is dropped",
             "code" not in r.json()["query"])
-    r = cgi(env, headers={"Cookie": 'a=1; dingauth_session=abc; b="q"; a=2'})
-    t.eq("cookies parsed, quotes removed, first wins",
-         r.json()["cookies"], {"a": "1", "dingauth_session": "abc", "b": "q"})
+    r = cgi(env, headers={"Cookie": 'a=1; dingauth_session=abc; b="q"; a=2; b=q'})
+    t.eq("cookies parsed, quotes removed; a name sent twice with different "
+         "values: none wins",
+         r.json()["cookies"], {"a": None, "dingauth_session": "abc", "b": "q"})
     r = cgi(env, method="POST", body=b"code=c1&state=s%2B1",
             ctype="application/x-www-form-urlencoded")
     d = r.json()
@@ -97,8 +98,11 @@ with Env() as env:
             "SameSite=Lax" in c[1] and "Secure" not in c[1], r.head)
     env.set(DINGAUTH_COOKIE_SECURE="1")
     r = cgi(env, "cookie=" + urllib.parse.quote("dingauth_session:abc"))
-    c = r.cookies().get("dingauth_session")
-    t.check("Secure by default", c and "; Secure" in c[1], r.head)
+    c = r.cookies().get("__Host-dingauth_session")
+    t.check("Secure by default, named __Host- (Path=/, no Domain)",
+            c and "; Secure" in c[1] and "Path=/" in c[1] and
+            "domain" not in c[1].lower() and
+            "dingauth_session" not in r.cookies(), r.head)
     r = cgi(env, "cookie=" + urllib.parse.quote("x:a;b"))
     t.check("a cookie value with ';' is refused", r.json()["refused"] and
             not r.cookies())

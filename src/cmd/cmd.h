@@ -178,6 +178,11 @@ void	cmd_table_row(struct cmd_table *t, ...);
 void	cmd_table_end(struct cmd_table *t);
 
 /*
+ * s for one line of text output: newline, tab and CR as "\u00XX" (the
+ * output stream escapes every other control character). Returns buf.
+ */
+const char *cmd_line(const char *s, char *buf, size_t size);
+/*
  * A list on stdout, as text rows or, with as_json, as a JSON array
  * written one object at a time so a long list is never whole in memory:
  * cmd_list_begin, then per row cmd_list_item (JSON) or the caller's

@@ -66,7 +66,7 @@ list_one(const struct session_row *row, void *arg)
 {
 	struct cmd_list	*ls = arg;
 	json			*o;
-	char			 t1[32], t2[32], t3[32];
+	char			 t1[32], t2[32], t3[32], l1[1024];
 
 	if (ls->as_json) {
 		o = json_new_object();
@@ -88,7 +88,7 @@ list_one(const struct session_row *row, void *arg)
 		    cmd_time(row->created_at, t1, sizeof(t1)),
 		    cmd_time(row->last_seen, t2, sizeof(t2)),
 		    cmd_time(row->expires_at, t3, sizeof(t3)),
-		    row->remote_addr, row->name);
+		    row->remote_addr, cmd_line(row->name, l1, sizeof(l1)));
 	}
 	ls->n++;
 	return 0;

@@ -200,7 +200,7 @@ users_show(const struct cmd_sub *sub, const struct cmd_args *a)
 	struct da_error	 err = { 0 };
 	struct db	*db = NULL;
 	const char	*userid;
-	char		 t1[32], t2[32], t3[32];
+	char		 t1[32], t2[32], t3[32], l1[1024], l2[1024];
 	json		*o;
 	int		 rc;
 	enum da_err	 e;
@@ -221,8 +221,9 @@ users_show(const struct cmd_sub *sub, const struct cmd_args *a)
 	} else {
 		printf("userid:      %s\n", u.userid);
 		printf("unionid:     %s\n", u.unionid[0] ? u.unionid : "-");
-		printf("name:        %s\n", u.name);
-		printf("title:       %s\n", u.title[0] ? u.title : "-");
+		printf("name:        %s\n", cmd_line(u.name, l1, sizeof(l1)));
+		printf("title:       %s\n", u.title[0] ? cmd_line(u.title, l2,
+		    sizeof(l2)) : "-");
 		printf("job number:  %s\n", u.job_number[0] ? u.job_number :
 		    "-");
 		printf("email:       %s\n", u.email[0] ? u.email : "-");
@@ -252,6 +253,7 @@ users_approve(const struct cmd_sub *sub, const struct cmd_args *a)
 	struct da_error	 err = { 0 };
 	struct db	*db = NULL;
 	const char	*userid;
+	char		 l1[1024];
 	int		 rc, was = 0, requests = 0;
 	enum da_err	 e;
 
@@ -282,7 +284,8 @@ users_approve(const struct cmd_sub *sub, const struct cmd_args *a)
 		goto dberr;
 	cmd_audit_log(AUDIT_APPROVE, person.userid, was == 0 ? "added to the "
 	    "directory" : was == 2 ? "active again" : "updated from DingTalk");
-	printf("approved %s (%s): %s%s\n", person.userid, person.name,
+	printf("approved %s (%s): %s%s\n", person.userid,
+	    cmd_line(person.name, l1, sizeof(l1)),
 	    was == 0 ? "added to the directory" : was == 2 ?
 	    "active again" : "updated from DingTalk",
 	    requests ? "; pending login request approved" : "");

@@ -1,6 +1,10 @@
 /*
  * dingauth COMMAND [options]: the operator's command.
  */
+#define _GNU_SOURCE		/* fopencookie: the escaping output streams */
+
+#include <sys/stat.h>
+
 #include <getopt.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -17,6 +21,7 @@
 #include "http.h"
 #include "log.h"
 #include "mem.h"
+#include "prog.h"
 #include "version.h"
 
 #define OPT_VAL	0x100	/* getopt_long value of option o is this + o */
@@ -284,6 +289,104 @@ cmd_dispatch(const struct cmd_group *g, int argc, char **argv)
 	return EXIT_USAGE;
 }
 
+/*
+ * Everything dingauth prints passes through an escaping stream: names
+ * come from DingTalk and from people's own nicknames, and a terminal
+ * obeys the control characters in them (sequences that retitle,
+ * recolour or rewrite what the operator sees). Every C0 control but
+ * newline and tab, DEL, and the C1 controls (U+0080..U+009F, bytes C2
+ * 80..9F in UTF-8) go out as "\u00XX", which JSON output reads back as
+ * the same character. cmd_line escapes newline and tab too, for a value
+ * inside a line.
+ */
+struct escaper {
+	FILE	*to;
+	int	 lead;		/* a C2 byte held back */
+};
+
+static struct escaper	 esc_out, esc_err;
+
+static void
+escape_byte(struct escaper *e, unsigned char c)
+{
+	if (e->lead) {
+		e->lead = 0;
+		if (c >= 0x80 && c <= 0x9f) {
+			fprintf(e->to, "\\u%04x", c);
+			return;
+		}
+		fputc(0xc2, e->to);
+	}
+	if (c == 0xc2)
+		e->lead = 1;
+	else if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+		fprintf(e->to, "\\u%04x", c);
+	else
+		fputc(c, e->to);
+}
+
+static ssize_t
+escape_write(void *cookie, const char *buf, size_t size)
+{
+	struct escaper	*e = cookie;
+	size_t		 i;
+
+	for (i = 0; i < size; i++)
+		escape_byte(e, (unsigned char)buf[i]);
+	fflush(e->to);
+	return (ssize_t)size;
+}
+
+static int
+escape_close(void *cookie)
+{
+	struct escaper	*e = cookie;
+
+	if (e->lead)
+		fputc(0xc2, e->to);
+	e->lead = 0;
+	return fflush(e->to);
+}
+
+/* stdout and stderr through the escaper; unchanged if that fails. */
+static void
+escape_output(void)
+{
+	cookie_io_functions_t	 io = { NULL, escape_write, NULL,
+				    escape_close };
+	FILE			*f;
+
+	esc_out.to = stdout;
+	if ((f = fopencookie(&esc_out, "w", io)) != NULL)
+		stdout = f;
+	esc_err.to = stderr;
+	if ((f = fopencookie(&esc_err, "w", io)) != NULL) {
+		setvbuf(f, NULL, _IONBF, 0);
+		stderr = f;
+	}
+}
+
+const char *
+cmd_line(const char *s, char *buf, size_t size)
+{
+	size_t		 n = 0;
+	const char	*p;
+	int		 w;
+
+	for (p = s; *p != '\0' && n + 1 < size; p++) {
+		if (*p == '\n' || *p == '\t' || *p == '\r') {
+			w = snprintf(buf + n, size - n, "\\u%04x",
+			    (unsigned)*p);
+			if (w < 0 || (size_t)w >= size - n)
+				break;
+			n += (size_t)w;
+		} else
+			buf[n++] = *p;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
 void
 cmd_print_json(const json *doc)
 {
@@ -461,6 +564,9 @@ main(int argc, char **argv)
 	int	 rc;
 
 	version_option(argc, argv, "dingauth");
+	/* What it creates (the WAL, the SHM, the worker's lock) is private. */
+	umask(PROG_UMASK);
+	escape_output();
 	log_init("dingauth");
 	log_set_level(LOG_WARN);
 	if (argc < 2) {

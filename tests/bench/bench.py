@@ -361,7 +361,7 @@ class Bench:
         self.fake_conn = http.client.HTTPConnection("127.0.0.1", self.fake.port, timeout=30)
 
     def ensure_schema(self):
-        """Let a program create the database: every program migrates at db_open."""
+        """The database (dingauth init, in Env) opens in a program."""
         for prog, path in (("authorize.fcgi", "/dingauth/whoami"), ("login.fcgi", "/dingauth/login"),
                            ("callback.fcgi", "/dingauth/callback"), ("exchange.fcgi", "/dingauth/exchange")):
             if os.access(os.path.join(harness.CGI_DIR, prog), os.X_OK):

@@ -36,6 +36,25 @@ list(const struct kvlist *l)
 	return o;
 }
 
+/* Cookies as req_cookie reads them: null for a name sent twice, differing. */
+static json *
+cookie_list(const struct req *r)
+{
+	json		*o = json_new_object();
+	const char	*v;
+	size_t		 i;
+
+	for (i = 0; i < r->cookies.n; i++) {
+		if (json_get(o, r->cookies.v[i].name) != NULL)
+			continue;
+		if ((v = req_cookie(r, r->cookies.v[i].name)) != NULL)
+			json_add_str(o, r->cookies.v[i].name, v);
+		else
+			json_add_null(o, r->cookies.v[i].name);
+	}
+	return o;
+}
+
 static void
 handle(struct req *r, void *arg)
 {
@@ -54,7 +73,7 @@ handle(struct req *r, void *arg)
 	json_add_str(doc, "route", r->route);
 	json_add_str(doc, "request_uri", r->request_uri);
 	json_add(doc, "query", list(&r->query));
-	json_add(doc, "cookies", list(&r->cookies));
+	json_add(doc, "cookies", cookie_list(r));
 	json_add(doc, "form", list(&r->form));
 	json_add_bool(doc, "query_truncated", r->query.truncated);
 	json_add_str(doc, "body_status", body_names[r->body_status]);

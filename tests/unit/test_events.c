@@ -368,7 +368,8 @@ main(void)
 
 	test_parse();
 	test_refuse();
-	CHECK(db_open(path, &db, &err) == DA_OK, "open (%s)", err.msg);
+	CHECK(db_create(path, 0600, &db, &err) == DA_OK, "open (%s)",
+	    err.msg);
 	if (db != NULL) {
 		test_store(db);
 		test_apply(db);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -18,6 +19,15 @@
 #include "unit.h"
 
 static int	fetch_calls;
+
+static long long
+unit_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static enum da_err
 fake_fetch(void *arg, char *token, size_t size, long long *expires_in,
@@ -35,6 +45,89 @@ failing_fetch(void *arg, char *token, size_t size, long long *expires_in,
 {
 	fetch_calls++;
 	return DA_ERROR(err, DA_EHTTP, "down");
+}
+
+/* Only db_create makes a database: db_open says that it is missing. */
+static void
+test_open_missing(const char *dir, const char *path)
+{
+	struct da_error	 err = { 0 };
+	struct db	*db = NULL;
+
+	CHECK(db_open(path, &db, &err) == DA_EDB && db == NULL &&
+	    strstr(err.msg, "does not exist") != NULL &&
+	    strstr(err.msg, "dingauth init") != NULL,
+	    "open of a missing database fails, naming init (%s)", err.msg);
+	CHECK(access(path, F_OK) == -1, "and creates no file");
+	CHECK(db_open(dir, &db, &err) == DA_EDB && db == NULL &&
+	    strstr(err.msg, "not a regular file") != NULL,
+	    "a directory is not a database (%s)", err.msg);
+}
+
+/* db_check notices a path that no longer names the file held open. */
+static void
+test_replaced(const char *dir, const char *path)
+{
+	struct da_error	 err = { 0 };
+	struct db	*db = NULL, *other = NULL;
+	char		 moved[192], copy[192];
+
+	snprintf(moved, sizeof(moved), "%s/moved.db", dir);
+	snprintf(copy, sizeof(copy), "%s/copy.db", dir);
+	CHECK(db_open(path, &db, &err) == DA_OK, "open (%s)", err.msg);
+	if (db == NULL)
+		return;
+	CHECK(db_check(db, &err) == DA_OK, "the path names the open file");
+	CHECK(rename(path, moved) == 0 && db_check(db, &err) == DA_EDB &&
+	    strstr(err.msg, "does not exist") != NULL,
+	    "moved away: noticed (%s)", err.msg);
+	CHECK(db_create(copy, 0640, &other, &err) == DA_OK, "another file");
+	db_close(other);
+	CHECK(rename(copy, path) == 0 && db_check(db, &err) == DA_EDB &&
+	    strstr(err.msg, "replaced") != NULL,
+	    "replaced by another file: noticed (%s)", err.msg);
+	db_close(db);
+	/* Back as it was: the first file at the path. */
+	CHECK(rename(moved, path) == 0, "restored");
+	unlink(copy);
+}
+
+/*
+ * A write lock held by another connection: a statement gives up after
+ * the busy budget and db_busy says why; a budget of 0 never waits.
+ */
+static void
+test_busy(const char *path)
+{
+	static const struct db_sql	 w = { "busy write",
+	    "UPDATE sessions SET last_seen = 0 WHERE 0" };
+	struct da_error			 err = { 0 };
+	struct db			*holder = NULL, *db = NULL;
+	long long			 t0;
+	int				 old;
+
+	CHECK(db_open(path, &holder, &err) == DA_OK &&
+	    db_open_budget(path, 300, &db, &err) == DA_OK, "two connections");
+	if (holder == NULL || db == NULL)
+		goto out;
+	CHECK(db_begin_immediate(holder, &err) == DA_OK, "one holds the lock");
+	t0 = unit_ms();
+	CHECK(db_run(db, &w, DB_NOARGS, &err) == DA_EDB && db_busy(db),
+	    "the other gives up, busy (%s)", err.msg);
+	CHECK(unit_ms() - t0 >= 250 && unit_ms() - t0 < 3000,
+	    "after its budget (%lld ms)", unit_ms() - t0);
+	old = db_busy_budget(db, 0);
+	t0 = unit_ms();
+	CHECK(db_run(db, &w, DB_NOARGS, &err) == DA_EDB && db_busy(db) &&
+	    unit_ms() - t0 < 100 && old == 300, "budget 0: at once (%lld ms)",
+	    unit_ms() - t0);
+	db_busy_budget(db, old);
+	db_rollback(holder);
+	CHECK(db_run(db, &w, DB_NOARGS, &err) == DA_OK && !db_busy(db),
+	    "free again: the write runs");
+out:
+	db_close(db);
+	db_close(holder);
 }
 
 /* A fetch during which another connection writes: it must not wait. */
@@ -475,7 +568,11 @@ main(void)
 	setenv("DINGAUTH_CONFIG", "/dev/null", 1);
 	config_load(0, &err);
 
-	CHECK(db_open(path, &db, &err) == DA_OK, "open creates (%s)", err.msg);
+	test_open_missing(dir, path);
+	CHECK(db_create(path, 0640, &db, &err) == DA_OK, "db_create creates "
+	    "(%s)", err.msg);
+	test_replaced(dir, path);
+	test_busy(path);
 	if (db != NULL) {
 		test_db(db, path);
 		test_tokens(db, path);
