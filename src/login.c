@@ -471,7 +471,12 @@ login_audit(struct db *db, const struct login_input *in,
 	snprintf(labels, sizeof(labels), "flow=\"%s\",outcome=\"%s\"",
 	    a.flow, a.outcome);
 	metrics_count(METRICS_LOGINS, labels);
-	if (!res->audited && audit_record(db, &a, &err) != DA_OK)
+	/*
+	 * Refused because another process holds the write lock: the row
+	 * would wait for that lock a second time; the log line records it.
+	 */
+	if (!res->audited && res->problem != LOGIN_BUSY &&
+	    audit_record(db, &a, &err) != DA_OK)
 		log_msg(LOG_ERR, "login: audit: %s", err.msg);
 	audit_log(res->problem == LOGIN_INTERNAL ||
 	    res->problem == LOGIN_MISCONFIGURED ? LOG_ERR : LOG_INFO, &a);
