@@ -255,7 +255,7 @@ def test_login_page(fk):
         t.eq("login.fcgi unknown route: 404", r.status, 404)
 
     # Secure by default.
-    with Env(fake=fk, DINGAUTH_COOKIE_SECURE=None) as env:
+    with Env(fake=fk) as env:
         env.set(DINGAUTH_COOKIE_SECURE=None)
         r, state = start(env)
         attrs = r.cookies().get("__Host-dingauth_state", ("", ""))[1]

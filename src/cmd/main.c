@@ -290,7 +290,7 @@ cmd_dispatch(const struct cmd_group *g, int argc, char **argv)
 }
 
 /*
- * Everything dingauth prints passes through an escaping stream: names
+ * Everything dingauth prints on stdout passes through an escaping stream: names
  * come from DingTalk and from people's own nicknames, and a terminal
  * obeys the control characters in them (sequences that retitle,
  * recolour or rewrite what the operator sees). Every C0 control but
@@ -304,7 +304,7 @@ struct escaper {
 	int	 lead;		/* a C2 byte held back */
 };
 
-static struct escaper	 esc_out, esc_err;
+static struct escaper	 esc_out;
 
 static void
 escape_byte(struct escaper *e, unsigned char c)
@@ -348,7 +348,10 @@ escape_close(void *cookie)
 	return fflush(e->to);
 }
 
-/* stdout and stderr through the escaper; unchanged if that fails. */
+/*
+ * stdout through the escaper (stderr carries the sync's own progress
+ * line on a terminal); unchanged if that fails.
+ */
 static void
 escape_output(void)
 {
@@ -359,11 +362,6 @@ escape_output(void)
 	esc_out.to = stdout;
 	if ((f = fopencookie(&esc_out, "w", io)) != NULL)
 		stdout = f;
-	esc_err.to = stderr;
-	if ((f = fopencookie(&esc_err, "w", io)) != NULL) {
-		setvbuf(f, NULL, _IONBF, 0);
-		stderr = f;
-	}
 }
 
 const char *
