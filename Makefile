@@ -2,6 +2,7 @@
 #   make            build libdingauth.a, cgi-bin/*.fcgi and bin/dingauth
 #   make test       build and run the whole suite (ends with "N passed, N failed")
 #   make test SAN=1 the same under AddressSanitizer + UBSan
+#   make test DB=pg the suite against a private PostgreSQL (tests/run)
 #   make run        the demo: lighttpd on 127.0.0.1:8080 with the simulator
 #   make bench      benchmarks (report only)
 #   make fuzz       libFuzzer targets for a bounded time (clang)
@@ -11,7 +12,7 @@
 # debian/changelog carries the same number).
 VERSION  := 0.1.0
 
-PKGS     := fcgi libcurl openssl sqlite3 libcjson
+PKGS     := fcgi libcurl openssl sqlite3 libcjson libpq
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Wformat=2 -Wshadow -Wmissing-prototypes \
@@ -54,6 +55,7 @@ TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
 SQL      := $(sort $(wildcard sql/*.sql))
+SQL_PG   := $(sort $(wildcard sql/pg/*.sql))
 # Page templates and the string catalogs (one per language) they read.
 TEMPLATES:= $(sort $(wildcard static/*.html static/messages.*))
 
@@ -70,8 +72,8 @@ $(BUILD)/version.o: src/version.c include/version.h Makefile | $(BUILD)
 	    -c -o $@ $<
 
 # SQL migrations and page templates are compiled into the library.
-$(BUILD)/embedded_data.c: $(SQL) $(TEMPLATES) scripts/embed.sh | $(BUILD)
-	sh scripts/embed.sh $(SQL) -- $(TEMPLATES) > $@.tmp && mv $@.tmp $@
+$(BUILD)/embedded_data.c: $(SQL) $(SQL_PG) $(TEMPLATES) scripts/embed.sh | $(BUILD)
+	sh scripts/embed.sh $(SQL) -- $(SQL_PG) -- $(TEMPLATES) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/embedded_data.o: $(BUILD)/embedded_data.c include/embedded.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
@@ -167,7 +169,7 @@ uninstall:
 test check:
 	sh scripts/install-deps
 	$(MAKE) all
-	BUILD=$(BUILD) CGI_DIR=$(CGI_DIR) BIN_DIR=$(BIN_DIR) SAN=$(SAN) sh tests/run
+	BUILD=$(BUILD) CGI_DIR=$(CGI_DIR) BIN_DIR=$(BIN_DIR) SAN=$(SAN) DB=$(DB) sh tests/run
 
 run:
 	sh scripts/install-deps

@@ -67,6 +67,7 @@ enum cfg_type {
 	CFG_T_ENUM,		/* one of the key's names, kept as its index */
 	CFG_T_URL,		/* http:// or https:// URL, no trailing slash kept */
 	CFG_T_PATH,		/* absolute file path */
+	CFG_T_DB,		/* absolute path, or postgresql:// URI */
 	CFG_T_AESKEY,		/* 43 characters of [A-Za-z0-9] */
 	CFG_T_IDLIST,		/* comma-separated positive integers */
 	CFG_T_NAMELIST,		/* comma-separated names */

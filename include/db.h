@@ -8,10 +8,13 @@
 #include "err.h"
 
 /*
- * The SQLite database: directory, sessions, login states, events, token
- * cache. Opened with WAL, foreign keys on and a busy timeout; the schema
- * and numbered migrations from sql/ (embedded at build time) are applied
- * by PRAGMA user_version on open.
+ * The database: directory, sessions, login states, events, token cache.
+ * DINGAUTH_DB a file path: SQLite, opened with WAL, foreign keys on and a
+ * busy timeout; the schema and numbered migrations from sql/ (embedded at
+ * build time) are applied by PRAGMA user_version on open. A
+ * postgresql:// (or postgres://) URI: PostgreSQL through libpq, for
+ * several web nodes on one database (src/db_pg.c, include/db_pg.h); its
+ * schema is sql/pg/, applied by dingauth init and the worker.
  *
  * One idiom for every store. A store keeps its statements in a table
  * indexed by its own enum, each with a short name for error messages:
@@ -32,10 +35,16 @@
  */
 struct db;
 
-/* A statement: its name (for errors) and its SQL, with static storage. */
+/*
+ * A statement: its name (for errors) and its SQL, with static storage;
+ * pg, when PostgreSQL needs other SQL than text (ON CONFLICT for INSERT
+ * OR IGNORE, its JSON functions, no rowid), else NULL: the statement is
+ * written once, { "name", "SQL" }, or with { "name", "SQL", .pg = "..." }.
+ */
 struct db_sql {
 	const char	*name;
 	const char	*text;
+	const char	*pg;
 };
 
 /* A typed argument, bound to ?1, ?2, ... in order. */
@@ -86,6 +95,7 @@ struct db_rows {
 	void			*st;	/* the engine's statement */
 	int			 own;	/* st is private: finalize it */
 	int			 end;	/* the last row was read */
+	int			 row;	/* PostgreSQL: the current row */
 	enum da_err		 rc;
 	struct da_error		*err;
 };
@@ -137,7 +147,31 @@ int		 db_busy_budget(struct db *db, int ms);
 int		 db_busy(struct db *db);
 void		 db_close(struct db *db);
 
-/* The database file's path ("" for a database in memory). */
+/*
+ * dingauth worker: open as db_open does and bring PostgreSQL's schema to
+ * the latest version (SQLite's is, on open).
+ */
+enum da_err	 db_open_migrating(const char *path, struct db **out,
+		    struct da_error *err);
+
+/* Whether path names a database server (a URI) rather than a file. */
+int		 db_is_server(const char *path);
+
+/*
+ * One process at a time per database for what is called name ("worker"):
+ * with SQLite flock on the file <path>.<name>-lock (*fd holds it); with
+ * PostgreSQL a session advisory lock (*fd -1), released when the
+ * connection ends, so a node that dies lets go. DA_EBUSY when another
+ * holds it. db_unlock lets go.
+ */
+enum da_err	 db_lock(struct db *db, const char *name, int *fd,
+		    struct da_error *err);
+void		 db_unlock(struct db *db, const char *name, int fd);
+
+/* "SQLite 3.40.1" or "PostgreSQL 15.4", for doctor. */
+const char	*db_engine(struct db *db, char *buf, size_t size);
+
+/* The database file's path ("" for a database in memory or a server). */
 const char	*db_path(struct db *db);
 
 /*
@@ -177,6 +211,9 @@ enum da_err	 db_done(struct db_rows *r);
 
 /* Run constant SQL (no parameters, maybe several statements). */
 enum da_err	 db_exec(struct db *db, const char *sql, struct da_error *err);
+/* The same for a script in each dialect: q->text, or q->pg on PostgreSQL. */
+enum da_err	 db_script(struct db *db, const struct db_sql *q,
+		    struct da_error *err);
 
 /*
  * Transactions. db_rollback ignores errors (safe in cleanup paths);
@@ -188,17 +225,22 @@ enum da_err	 db_commit(struct db *db, struct da_error *err);
 void		 db_rollback(struct db *db);
 int		 db_in_transaction(struct db *db);
 
-/* Schema version after migrations (PRAGMA user_version). */
+/*
+ * Schema version after migrations (PRAGMA user_version; PostgreSQL: the
+ * table dingauth_schema).
+ */
 int		 db_schema_version(struct db *db);
-/* Highest migration number compiled in. */
+/* Highest migration number compiled in (SQLite's). */
 int		 db_schema_latest(void);
+/* Highest migration number compiled in for db's engine. */
+int		 db_schema_target(struct db *db);
 
 /* Current time in seconds. */
 long long	 db_now(void);
 
 /*
- * The engine's handle, for tests and tools that look underneath (a
- * store never does).
+ * The SQLite handle, for tests and tools that look underneath (a store
+ * never does); NULL on PostgreSQL.
  */
 struct sqlite3	*db_handle(struct db *db);
 

@@ -13,6 +13,8 @@ struct embedded_file {
 };
 
 extern const struct embedded_file embedded_migrations[];
+/* PostgreSQL's schema and migrations, from sql/pg/, numbered on their own. */
+extern const struct embedded_file embedded_pg_migrations[];
 extern const struct embedded_file embedded_templates[];
 
 /* The template called name ("login.html"), or NULL. */

@@ -50,12 +50,12 @@ enum da_err	 worker_parse_sync_at(const char *s, int *minutes,
 long long	 worker_sync_slot(long long now, int minutes);
 
 /*
- * Take the lock of the database at dbpath (a file dbpath.worker-lock),
- * kept until the process ends: *fd. DA_EBUSY when another worker holds
- * it; DA_EINPUT when the file cannot be opened.
+ * Take the worker's lock of db (db_lock: a file DINGAUTH_DB.worker-lock
+ * beside SQLite's, *fd; PostgreSQL's advisory lock, released when a node
+ * dies), kept until the process ends. DA_EBUSY when another worker
+ * holds it; DA_EINPUT when the file cannot be opened.
  */
-enum da_err	 worker_lock(const char *dbpath, int *fd,
-		    struct da_error *err);
+enum da_err	 worker_lock(struct db *db, int *fd, struct da_error *err);
 
 /* Ask worker_run to finish its step and return: async-signal-safe. */
 void		 worker_stop(void);

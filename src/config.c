@@ -64,7 +64,7 @@ static const struct cfg_def defs[CFG__MAX] = {
 	    CFG_NEED_CALLBACK },
 	[CFG_CALLBACK_RECEIVER] = { "DINGAUTH_CALLBACK_RECEIVER", CFG_T_STRING,
 	    0, 0, NULL, NULL, 0 },
-	[CFG_DB] = { "DINGAUTH_DB", CFG_T_PATH, 0, 0, NULL,
+	[CFG_DB] = { "DINGAUTH_DB", CFG_T_DB, 0, 0, NULL,
 	    "/var/lib/dingauth/dingauth.db", 0 },
 	[CFG_PUBLIC_URL] = { "DINGAUTH_PUBLIC_URL", CFG_T_URL, 0, 0, NULL,
 	    NULL, CFG_NEED_LOGIN | CFG_NEED_EXCHANGE },
@@ -313,6 +313,16 @@ config_check(enum cfg_key key, const char *v, struct da_error *err)
 		    v[strncmp(v, "https://", 8) == 0 ? 8 : 7] == '\0')
 			return DA_ERROR(err, DA_ECONFIG,
 			    "%s: must be an http:// or https:// URL", name);
+		break;
+	case CFG_T_DB:
+		/* A libpq connection URI: PostgreSQL (docs/contract.md). */
+		if ((strncmp(v, "postgresql://", 13) == 0 ||
+		    strncmp(v, "postgres://", 11) == 0) && len <= 1024 &&
+		    strpbrk(v, " \t\"'<>\\`") == NULL)
+			break;
+		if (v[0] != '/' || len > 1024)
+			return DA_ERROR(err, DA_ECONFIG, "%s: must be an "
+			    "absolute path or a postgresql:// URI", name);
 		break;
 	case CFG_T_PATH:
 		if (v[0] != '/' || len > 1024)

@@ -1,4 +1,5 @@
 #include <sys/stat.h>
+#include <sys/file.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "db_pg.h"
 #include "embedded.h"
 #include "log.h"
 #include "mem.h"
@@ -24,8 +26,14 @@
 #define WAL_BOUNDS	"PRAGMA wal_autocheckpoint = 256;" \
 			" PRAGMA journal_size_limit = 1048576"
 
+/*
+ * Two engines behind one interface: a database is SQLite (h) or
+ * PostgreSQL (pg, src/db_pg.c), chosen by DINGAUTH_DB's form; each
+ * function below hands a PostgreSQL database to its db_pg_ twin.
+ */
 struct db {
 	sqlite3		*h;
+	struct db_pg	*pg;
 	struct {
 		const struct db_sql	*q;
 		sqlite3_stmt		*st;
@@ -72,7 +80,8 @@ db_busy_budget(struct db *db, int ms)
 	int	 old = db->busy_ms;
 
 	db->busy_ms = ms < 0 ? 0 : ms;
-	sqlite3_busy_timeout(db->h, db->busy_ms);
+	if (db->h != NULL)	/* PostgreSQL: its statement timeout */
+		sqlite3_busy_timeout(db->h, db->busy_ms);
 	return old;
 }
 
@@ -103,10 +112,33 @@ db_handle(struct db *db)
 	return db->h;
 }
 
+int
+db_is_server(const char *path)
+{
+	return db_pg_is_uri(path);
+}
+
+const char *
+db_engine(struct db *db, char *buf, size_t size)
+{
+	char	 v[32];
+
+	if (db->pg != NULL)
+		snprintf(buf, size, "PostgreSQL %s", db_pg_server_version(db->pg,
+		    v, sizeof(v)));
+	else
+		snprintf(buf, size, "SQLite %s", sqlite3_libversion());
+	return buf;
+}
+
 const char *
 db_path(struct db *db)
 {
-	const char	*path = sqlite3_db_filename(db->h, "main");
+	const char	*path;
+
+	if (db->pg != NULL)
+		return "";
+	path = sqlite3_db_filename(db->h, "main");
 
 	return path != NULL ? path : "";
 }
@@ -117,6 +149,8 @@ db_exec(struct db *db, const char *sql, struct da_error *err)
 	char	*msg = NULL;
 
 	db->busy = 0;
+	if (db->pg != NULL)
+		return db_pg_exec(db->pg, sql, err);
 	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
 		db->busy = lock_held(db);
 		DA_ERROR(err, DA_EDB, "%s", msg != NULL ? msg :
@@ -128,14 +162,25 @@ db_exec(struct db *db, const char *sql, struct da_error *err)
 }
 
 enum da_err
+db_script(struct db *db, const struct db_sql *q, struct da_error *err)
+{
+	return db_exec(db, db->pg != NULL && q->pg != NULL ? q->pg : q->text,
+	    err);
+}
+
+enum da_err
 db_begin(struct db *db, struct da_error *err)
 {
+	if (db->pg != NULL)
+		return db_pg_begin(db->pg, 0, err);
 	return db_exec(db, "BEGIN", err);
 }
 
 enum da_err
 db_begin_immediate(struct db *db, struct da_error *err)
 {
+	if (db->pg != NULL)
+		return db_pg_begin(db->pg, 1, err);
 	return db_exec(db, "BEGIN IMMEDIATE", err);
 }
 
@@ -148,13 +193,17 @@ db_commit(struct db *db, struct da_error *err)
 void
 db_rollback(struct db *db)
 {
-	if (db != NULL && !sqlite3_get_autocommit(db->h))
+	if (db != NULL && db->pg != NULL)
+		db_pg_rollback(db->pg);
+	else if (db != NULL && !sqlite3_get_autocommit(db->h))
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 }
 
 int
 db_in_transaction(struct db *db)
 {
+	if (db->pg != NULL)
+		return db_pg_in_transaction(db->pg);
 	return !sqlite3_get_autocommit(db->h);
 }
 
@@ -164,6 +213,8 @@ db_schema_version(struct db *db)
 	sqlite3_stmt	*st;
 	int		 v = -1;
 
+	if (db->pg != NULL)
+		return db_pg_schema_version(db->pg);
 	if (sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &st,
 	    NULL) != SQLITE_OK)
 		return -1;
@@ -190,6 +241,12 @@ db_schema_latest(void)
 		if ((n = migration_number(m->name)) > latest)
 			latest = n;
 	return latest;
+}
+
+int
+db_schema_target(struct db *db)
+{
+	return db->pg != NULL ? db_pg_schema_latest() : db_schema_latest();
 }
 
 static enum da_err
@@ -259,6 +316,31 @@ file_id(const char *path, dev_t *dev, ino_t *ino, struct da_error *err)
  * (docs/architecture.md). The file is the same before and after the
  * open, so db_check compares against the file we hold.
  */
+/* A PostgreSQL database: migrated only when asked (init, the worker). */
+static enum da_err
+open_server(const char *uri, int migrate_it, struct db **out,
+    struct da_error *err)
+{
+	struct db	*db;
+	enum da_err	 rc;
+
+	*out = NULL;
+	db = xcalloc(1, sizeof(*db));
+	if ((rc = db_pg_open(uri, migrate_it, &db->pg, err)) != DA_OK)
+		free(db);
+	else
+		*out = db;
+	return rc;
+}
+
+enum da_err
+db_open_migrating(const char *path, struct db **out, struct da_error *err)
+{
+	if (db_pg_is_uri(path))
+		return open_server(path, 1, out, err);
+	return db_open(path, out, err);
+}
+
 enum da_err
 db_open_budget(const char *path, int busy_ms, struct db **out,
     struct da_error *err)
@@ -268,6 +350,8 @@ db_open_budget(const char *path, int busy_ms, struct db **out,
 	ino_t		 ino;
 	enum da_err	 rc = DA_EDB;
 
+	if (db_pg_is_uri(path))
+		return open_server(path, 0, out, err);
 	*out = NULL;
 	db = xcalloc(1, sizeof(*db));
 	if (file_id(path, &db->dev, &db->ino, err) == -1)
@@ -328,6 +412,8 @@ db_create(const char *path, mode_t mode, struct db **out,
 {
 	int	 fd;
 
+	if (db_pg_is_uri(path))
+		return open_server(path, 1, out, err);
 	*out = NULL;
 	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd == -1)
@@ -343,6 +429,7 @@ db_close(struct db *db)
 
 	if (db == NULL)
 		return;
+	db_pg_close(db->pg);
 	for (i = 0; i < db->ncache; i++)
 		sqlite3_finalize(db->cache[i].st);
 	if (db->h != NULL)
@@ -450,6 +537,11 @@ db_query(struct db *db, struct db_rows *r, const struct db_sql *q,
 	r->err = err;
 	r->rc = DA_OK;
 	r->end = 0;
+	r->own = 0;
+	if (db->pg != NULL) {
+		db_pg_query(db->pg, r, q, args, nargs, err);
+		return;
+	}
 	r->st = st = stmt_get(db, q, &r->own, err);
 	if (st == NULL || bind(db, q, st, args, nargs, err) != DA_OK)
 		r->rc = DA_EDB;
@@ -460,6 +552,8 @@ db_next(struct db_rows *r)
 {
 	int	 step;
 
+	if (r->db->pg != NULL)
+		return db_pg_next(r);
 	if (r->rc != DA_OK)
 		return -1;
 	if (r->end || r->st == NULL)
@@ -476,20 +570,27 @@ db_next(struct db_rows *r)
 long long
 db_int(const struct db_rows *r, int col)
 {
+	if (r->db->pg != NULL)
+		return db_pg_int(r, col);
 	return sqlite3_column_int64(r->st, col);
 }
 
 const char *
 db_text(const struct db_rows *r, int col)
 {
-	const unsigned char	*s = sqlite3_column_text(r->st, col);
+	const unsigned char	*s;
 
+	if (r->db->pg != NULL)
+		return db_pg_text(r, col);
+	s = sqlite3_column_text(r->st, col);
 	return s != NULL ? (const char *)s : "";
 }
 
 size_t
 db_bytes(const struct db_rows *r, int col)
 {
+	if (r->db->pg != NULL)
+		return db_pg_bytes(r, col);
 	/* Text first, then its length: the order SQLite asks for. */
 	sqlite3_column_text(r->st, col);
 	return (size_t)sqlite3_column_bytes(r->st, col);
@@ -498,7 +599,9 @@ db_bytes(const struct db_rows *r, int col)
 enum da_err
 db_done(struct db_rows *r)
 {
-	if (r->st != NULL) {
+	if (r->db != NULL && r->db->pg != NULL)
+		db_pg_done(r);
+	else if (r->st != NULL) {
 		if (r->own)
 			sqlite3_finalize(r->st);
 		else
@@ -518,7 +621,10 @@ db_run(struct db *db, const struct db_sql *q, const struct db_arg *args,
 	db_query(db, &r, q, args, nargs, err);
 	while ((step = db_next(&r)) == 1)
 		continue;
-	db->changes = step == 0 ? sqlite3_changes64(db->h) : 0;
+	if (db->pg != NULL)
+		db->changes = step == 0 ? db_pg_changes(db->pg) : 0;
+	else
+		db->changes = step == 0 ? sqlite3_changes64(db->h) : 0;
 	return db_done(&r);
 }
 
@@ -528,3 +634,54 @@ db_changes(struct db *db)
 	return db->changes;
 }
 
+
+/* The lock's key in PostgreSQL's advisory lock space: FNV-1a of its name. */
+static long long
+lock_key(const char *name)
+{
+	unsigned long long	 h = 14695981039346656037ULL;
+	const char		*p;
+
+	for (p = "dingauth:"; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	for (p = name; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return (long long)(h >> 1);
+}
+
+enum da_err
+db_lock(struct db *db, const char *name, int *fd, struct da_error *err)
+{
+	char		*path;
+	enum da_err	 rc = DA_OK;
+
+	*fd = -1;
+	if (db->pg != NULL) {
+		rc = db_pg_lock(db->pg, lock_key(name), err);
+		if (rc == DA_EBUSY)
+			DA_ERROR(err, DA_EBUSY, "another %s holds its lock on "
+			    "the database", name);
+		return rc;
+	}
+	path = xasprintf("%s.%s-lock", db_path(db), name);
+	if ((*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+		rc = DA_ERROR(err, DA_EINPUT, "%s: %s", path, strerror(errno));
+	else if (flock(*fd, LOCK_EX | LOCK_NB) == -1) {
+		rc = errno == EWOULDBLOCK ?
+		    DA_ERROR(err, DA_EBUSY, "another %s holds %s", name, path) :
+		    DA_ERROR(err, DA_EINPUT, "%s: %s", path, strerror(errno));
+		close(*fd);
+		*fd = -1;
+	}
+	free(path);
+	return rc;
+}
+
+void
+db_unlock(struct db *db, const char *name, int fd)
+{
+	if (db != NULL && db->pg != NULL)
+		db_pg_unlock(db->pg, lock_key(name));
+	if (fd != -1)
+		close(fd);
+}

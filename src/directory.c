@@ -92,7 +92,9 @@ static const struct db_sql stmts[STMT__MAX] = {
 	    "DELETE FROM user_depts WHERE userid = ?1" },
 	[STMT_DEPT_ADD] = { "membership",
 	    "INSERT OR IGNORE INTO user_depts (userid, dept_id)"
-	    " VALUES (?1, ?2)" },
+	    " VALUES (?1, ?2)",
+	    .pg = "INSERT INTO user_depts (userid, dept_id) VALUES (?1, ?2)"
+	    " ON CONFLICT DO NOTHING" },
 	[STMT_DEACTIVATE] = { "deactivate",
 	    "UPDATE users SET active = 0, left_at = ?2, updated_at = ?2"
 	    " WHERE userid = ?1 AND active = 1" },
@@ -118,7 +120,15 @@ static const struct db_sql stmts[STMT__MAX] = {
 	    "   ON d.dept_id = up.id WHERE d.parent_id IS NOT NULL"
 	    "   AND up.depth < 64)"
 	    " SELECT 1 FROM up WHERE id IN (SELECT value FROM json_each(?2))"
-	    " LIMIT 1" },
+	    " LIMIT 1",
+	    .pg = "WITH RECURSIVE up(id, depth) AS ("
+	    "  SELECT dept_id, 0 FROM user_depts WHERE userid = ?1"
+	    "  UNION"
+	    "  SELECT d.parent_id, up.depth + 1 FROM departments d JOIN up"
+	    "   ON d.dept_id = up.id WHERE d.parent_id IS NOT NULL"
+	    "   AND up.depth < 64)"
+	    " SELECT 1 FROM up WHERE id IN (SELECT value::bigint"
+	    " FROM json_array_elements_text(?2::json)) LIMIT 1" },
 	[STMT_COUNTS] = { "counts",
 	    "SELECT (SELECT count(*) FROM users),"
 	    " (SELECT count(*) FROM users WHERE active = 1 AND disabled = 0),"
@@ -129,27 +139,42 @@ static const struct db_sql stmts[STMT__MAX] = {
 	[STMT_STAGE_ROOT] = { "staging",
 	    "INSERT OR IGNORE INTO temp.sync_depts (dept_id, parent_id, name)"
 	    " VALUES (?1, 0, COALESCE((SELECT name FROM main.departments"
-	    " WHERE dept_id = ?1), ''))" },
+	    " WHERE dept_id = ?1), ''))",
+	    .pg = "INSERT INTO temp.sync_depts (dept_id, parent_id, name)"
+	    " VALUES (?1, 0, COALESCE((SELECT name FROM main.departments"
+	    " WHERE dept_id = ?1), '')) ON CONFLICT DO NOTHING" },
 	[STMT_STAGE_ROOT_NAME] = { "root name",
 	    "UPDATE temp.sync_depts SET name = ?2 WHERE dept_id = ?1" },
 	[STMT_STAGE_DEPT] = { "staging a department",
 	    "INSERT OR IGNORE INTO temp.sync_depts (dept_id, parent_id, name)"
-	    " VALUES (?1, ?2, ?3)" },
+	    " VALUES (?1, ?2, ?3)",
+	    .pg = "INSERT INTO temp.sync_depts (dept_id, parent_id, name)"
+	    " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING" },
 	[STMT_STAGE_DEPT_FAILED] = { "failed department",
 	    "UPDATE temp.sync_depts SET failed = 1 WHERE dept_id = ?1" },
 	[STMT_STAGE_USER] = { "staging a user",
 	    "INSERT OR IGNORE INTO temp.sync_users (userid, unionid, name,"
 	    " title, job_number, email, mobile, admin)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)" },
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	    .pg = "INSERT INTO temp.sync_users (userid, unionid, name,"
+	    " title, job_number, email, mobile, admin)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING" },
 	[STMT_STAGE_MEMBER] = { "staging a membership",
 	    "INSERT OR IGNORE INTO temp.sync_user_depts (userid, dept_id)"
-	    " VALUES (?1, ?2)" },
+	    " VALUES (?1, ?2)",
+	    .pg = "INSERT INTO temp.sync_user_depts (userid, dept_id)"
+	    " VALUES (?1, ?2) ON CONFLICT DO NOTHING" },
 	[STMT_STAGE_COUNTS] = { "staged counts",
 	    "SELECT (SELECT count(*) FROM temp.sync_depts),"
 	    " (SELECT count(*) FROM temp.sync_users),"
-	    " (SELECT count(*) FROM temp.sync_depts WHERE failed)" },
+	    " (SELECT count(*) FROM temp.sync_depts WHERE failed)",
+	    .pg = "SELECT (SELECT count(*) FROM temp.sync_depts),"
+	    " (SELECT count(*) FROM temp.sync_users),"
+	    " (SELECT count(*) FROM temp.sync_depts WHERE failed <> 0)" },
 	[STMT_STAGE_FAILED_LIST] = { "staged counts",
 	    "SELECT dept_id FROM temp.sync_depts WHERE failed"
+	    " ORDER BY dept_id LIMIT ?1",
+	    .pg = "SELECT dept_id FROM temp.sync_depts WHERE failed <> 0"
 	    " ORDER BY dept_id LIMIT ?1" },
 
 	[STMT_STAGE_HOLD_USER] = { "held user",
@@ -225,8 +250,11 @@ static const struct db_sql stmts[STMT__MAX] = {
 	    " ON d.dept_id = p.dept_id ORDER BY p.action, p.dept_id" },
 };
 
-/* The staged copy and the plan: TEMP tables, made and dropped whole. */
-static const char *const stage_create =
+/*
+ * The staged copy and the plan: TEMP tables, made and dropped whole
+ * (PostgreSQL's in pg_temp, the same columns in its types).
+ */
+static const struct db_sql stage_create = { "staging",
     "DROP TABLE IF EXISTS temp.sync_depts;"
     "DROP TABLE IF EXISTS temp.sync_users;"
     "DROP TABLE IF EXISTS temp.sync_user_depts;"
@@ -248,15 +276,47 @@ static const char *const stage_create =
     " dept_id INTEGER PRIMARY KEY, action INTEGER NOT NULL);"
     "CREATE TEMP TABLE sync_held_users ("
     " userid TEXT PRIMARY KEY) WITHOUT ROWID;"
-    "CREATE TEMP TABLE sync_held_depts (dept_id INTEGER PRIMARY KEY);";
-static const char *const stage_drop =
+    "CREATE TEMP TABLE sync_held_depts (dept_id INTEGER PRIMARY KEY);",
+    .pg =
+    "DROP TABLE IF EXISTS pg_temp.sync_depts;"
+    "DROP TABLE IF EXISTS pg_temp.sync_users;"
+    "DROP TABLE IF EXISTS pg_temp.sync_user_depts;"
+    "DROP TABLE IF EXISTS pg_temp.sync_plan;"
+    "DROP TABLE IF EXISTS pg_temp.sync_dept_plan;"
+    "DROP TABLE IF EXISTS pg_temp.sync_held_users;"
+    "DROP TABLE IF EXISTS pg_temp.sync_held_depts;"
+    "CREATE TEMP TABLE sync_depts ("
+    " dept_id bigint PRIMARY KEY, parent_id bigint NOT NULL,"
+    " name text NOT NULL, failed integer NOT NULL DEFAULT 0);"
+    "CREATE TEMP TABLE sync_users ("
+    " userid text PRIMARY KEY, unionid text NOT NULL, name text NOT NULL,"
+    " title text NOT NULL, job_number text NOT NULL, email text NOT NULL,"
+    " mobile text NOT NULL, admin integer NOT NULL);"
+    "CREATE TEMP TABLE sync_user_depts ("
+    " userid text NOT NULL, dept_id bigint NOT NULL,"
+    " PRIMARY KEY (userid, dept_id));"
+    "CREATE TEMP TABLE sync_plan ("
+    " userid text PRIMARY KEY, action integer NOT NULL);"
+    "CREATE TEMP TABLE sync_dept_plan ("
+    " dept_id bigint PRIMARY KEY, action integer NOT NULL);"
+    "CREATE TEMP TABLE sync_held_users (userid text PRIMARY KEY);"
+    "CREATE TEMP TABLE sync_held_depts (dept_id bigint PRIMARY KEY);" };
+static const struct db_sql stage_drop = { "staging",
     "DROP TABLE IF EXISTS temp.sync_depts;"
     "DROP TABLE IF EXISTS temp.sync_users;"
     "DROP TABLE IF EXISTS temp.sync_user_depts;"
     "DROP TABLE IF EXISTS temp.sync_plan;"
     "DROP TABLE IF EXISTS temp.sync_dept_plan;"
     "DROP TABLE IF EXISTS temp.sync_held_users;"
-    "DROP TABLE IF EXISTS temp.sync_held_depts;";
+    "DROP TABLE IF EXISTS temp.sync_held_depts;",
+    .pg =
+    "DROP TABLE IF EXISTS pg_temp.sync_depts;"
+    "DROP TABLE IF EXISTS pg_temp.sync_users;"
+    "DROP TABLE IF EXISTS pg_temp.sync_user_depts;"
+    "DROP TABLE IF EXISTS pg_temp.sync_plan;"
+    "DROP TABLE IF EXISTS pg_temp.sync_dept_plan;"
+    "DROP TABLE IF EXISTS pg_temp.sync_held_users;"
+    "DROP TABLE IF EXISTS pg_temp.sync_held_depts;" };
 
 static const char *const action_names[DIR__MAX] = {
 	[DIR_ADD] = "add",
@@ -648,7 +708,7 @@ directory_stage_begin(struct db *db, long long root, struct da_error *err)
 {
 	enum da_err	 rc;
 
-	if ((rc = db_exec(db, stage_create, err)) != DA_OK)
+	if ((rc = db_script(db, &stage_create, err)) != DA_OK)
 		return rc;
 	return db_run(db, &stmts[STMT_STAGE_ROOT], DB_ARGS(DB_INT(root)), err);
 }
@@ -658,7 +718,7 @@ directory_stage_end(struct db *db)
 {
 	struct da_error	 e;
 
-	db_exec(db, stage_drop, &e);
+	db_script(db, &stage_drop, &e);
 }
 
 enum da_err

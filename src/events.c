@@ -83,6 +83,12 @@ static const struct db_sql stmts[STMT__MAX] = {
 	    " state, attempts, applied_at, claimed_until, invalid_ids)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?5 = 'applied',"
 	    " CASE WHEN ?5 = 'applied' THEN ?4 END, ?6, NULLIF(?7, ''))"
+	    " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+	    .pg = "INSERT INTO events (dedupe_key, event_type, payload,"
+	    " received_at, state, attempts, applied_at, claimed_until,"
+	    " invalid_ids) VALUES (?1, ?2, ?3, ?4, ?5,"
+	    " CASE WHEN ?5 = 'applied' THEN 1 ELSE 0 END,"
+	    " CASE WHEN ?5 = 'applied' THEN ?4 END, ?6, NULLIF(?7, ''))"
 	    " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id" },
 	[STMT_FIND] = { "event lookup",
 	    "SELECT id FROM events WHERE dedupe_key = ?1" },
@@ -128,13 +134,13 @@ static const struct db_sql stmts[STMT__MAX] = {
 	    " claimed_until = 0 WHERE state = 'failed'" },
 	[STMT_LIST] = { "list events",
 	    LIST_COLUMNS " FROM (SELECT * FROM events ORDER BY id DESC"
-	    " LIMIT ?1) ORDER BY id" },
+	    " LIMIT ?1) AS e ORDER BY id" },
 	[STMT_LIST_PENDING] = { "list events",
 	    LIST_COLUMNS " FROM (SELECT * FROM events WHERE state = 'pending'"
-	    " ORDER BY id DESC LIMIT ?1) ORDER BY id" },
+	    " ORDER BY id DESC LIMIT ?1) AS e ORDER BY id" },
 	[STMT_LIST_FAILED] = { "list events",
 	    LIST_COLUMNS " FROM (SELECT * FROM events WHERE state = 'failed'"
-	    " ORDER BY id DESC LIMIT ?1) ORDER BY id" },
+	    " ORDER BY id DESC LIMIT ?1) AS e ORDER BY id" },
 	[STMT_LAST_ID] = { "events",
 	    "SELECT coalesce(max(id), 0) FROM events" },
 	[STMT_SINCE] = { "events",

@@ -36,6 +36,12 @@ enum stmt {
     " s.remote_addr, s.user_agent FROM sessions s" \
     " LEFT JOIN users u ON u.userid = s.userid" \
     " WHERE s.expires_at > ?1 AND s.last_seen > ?2"
+#define LIST_COLUMNS_PG \
+    "SELECT lower(encode(substr(s.id_hash, 1, 6), 'hex')), s.userid," \
+    " COALESCE(u.name, ''), s.created_at, s.last_seen, s.expires_at," \
+    " s.remote_addr, s.user_agent FROM sessions s" \
+    " LEFT JOIN users u ON u.userid = s.userid" \
+    " WHERE s.expires_at > ?1 AND s.last_seen > ?2"
 
 static const struct db_sql stmts[STMT__MAX] = {
 	[STMT_INSERT] = { "session open",
@@ -66,9 +72,11 @@ static const struct db_sql stmts[STMT__MAX] = {
 	[STMT_REF_DELETE] = { "session end",
 	    "DELETE FROM sessions WHERE lower(hex(substr(id_hash, 1, 6))) = ?1" },
 	[STMT_LIST] = { "sessions",
-	    LIST_COLUMNS " ORDER BY s.created_at, s.userid" },
+	    LIST_COLUMNS " ORDER BY s.created_at, s.userid",
+	    .pg = LIST_COLUMNS_PG " ORDER BY s.created_at, s.userid" },
 	[STMT_LIST_USER] = { "sessions",
-	    LIST_COLUMNS " AND s.userid = ?3 ORDER BY s.created_at" },
+	    LIST_COLUMNS " AND s.userid = ?3 ORDER BY s.created_at",
+	    .pg = LIST_COLUMNS_PG " AND s.userid = ?3 ORDER BY s.created_at" },
 	/*
 	 * Before a new state: the expired ones go, and the oldest beyond
 	 * STATE_MAX - 1 live ones, so the table never holds more than
@@ -77,7 +85,10 @@ static const struct db_sql stmts[STMT__MAX] = {
 	[STMT_STATE_EVICT] = { "state evict",
 	    "DELETE FROM login_states WHERE expires_at <= ?1"
 	    " OR rowid IN (SELECT rowid FROM login_states"
-	    " ORDER BY expires_at DESC LIMIT -1 OFFSET ?2)" },
+	    " ORDER BY expires_at DESC LIMIT -1 OFFSET ?2)",
+	    .pg = "DELETE FROM login_states WHERE expires_at <= ?1"
+	    " OR state_hash IN (SELECT state_hash FROM login_states"
+	    " ORDER BY expires_at DESC OFFSET ?2)" },
 	[STMT_STATE_INSERT] = { "state create",
 	    "INSERT INTO login_states (state_hash, rd, created_at, expires_at)"
 	    " VALUES (?1, ?2, ?3, ?4)" },

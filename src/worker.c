@@ -108,23 +108,9 @@ worker_sync_slot(long long now, int minutes)
 }
 
 enum da_err
-worker_lock(const char *dbpath, int *fd, struct da_error *err)
+worker_lock(struct db *db, int *fd, struct da_error *err)
 {
-	char		*path;
-	enum da_err	 rc = DA_OK;
-
-	path = xasprintf("%s.worker-lock", dbpath);
-	if ((*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
-		rc = DA_ERROR(err, DA_EINPUT, "%s: %s", path, strerror(errno));
-	else if (flock(*fd, LOCK_EX | LOCK_NB) == -1) {
-		rc = errno == EWOULDBLOCK ?
-		    DA_ERROR(err, DA_EBUSY, "another worker holds %s", path) :
-		    DA_ERROR(err, DA_EINPUT, "%s: %s", path, strerror(errno));
-		close(*fd);
-		*fd = -1;
-	}
-	free(path);
-	return rc;
+	return db_lock(db, "worker", fd, err);
 }
 
 enum da_err

@@ -11,6 +11,8 @@ Typical use:
     t.done()
 """
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -28,6 +30,11 @@ BIN_DIR = os.environ.get("DINGAUTH_BIN_DIR") or os.path.join(ROOT, "bin")
 BUILD = os.environ.get("DINGAUTH_BUILD") or os.path.join(ROOT, "build")
 DINGAUTH = os.path.join(BIN_DIR, "dingauth")
 sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+# DB=pg: the base URI of the run's private PostgreSQL (tests/run starts it
+# with tests/pgtest.py); every Env gets a database of its own there, copied
+# from the migrated template. Unset: SQLite files, as always.
+PG = os.environ.get("DINGAUTH_TEST_PG") or None
 
 # The callback crypto settings used by the default fake corp and tests.
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -122,6 +129,15 @@ class Env:
     def __init__(self, fake=None, **extra):
         self.dir = tempfile.mkdtemp(prefix="dingauth-test-")
         self.db = os.path.join(self.dir, "dingauth.db")
+        self.pg = None
+        if PG:
+            import pgtest
+            self.pgname = "t_" + secrets.token_hex(6)
+            with pgtest.Conn(PG + "postgres") as c:
+                c.execute("CREATE DATABASE %s TEMPLATE %s"
+                          % (self.pgname, pgtest.TEMPLATE))
+            self.db = PG + self.pgname
+            self.pg = pgtest.Conn(self.db)
         self.conf = os.path.join(self.dir, "dingauth.conf")
         self.fake = fake
         cfg = {
@@ -158,8 +174,9 @@ class Env:
     def init_db(self):
         """Create the database the way an operator does: `dingauth init`
         with this config (the programs never create one). A config init
-        cannot read (a test of a broken setup) leaves no database."""
-        if os.path.exists(self.db):
+        cannot read (a test of a broken setup) leaves no database. On
+        PostgreSQL the database is a copy of the migrated template."""
+        if self.pg is not None or os.path.exists(self.db):
             return None
         return subprocess.run([DINGAUTH, "init", "--config", self.conf],
                               env=self.environ(), stdout=subprocess.PIPE,
@@ -220,7 +237,10 @@ class Env:
                               text=True, timeout=timeout)
 
     def sql(self, query, params=()):
-        """Run SQL against the test database and return all rows."""
+        """Run SQL against the test database and return all rows (written
+        in SQLite's dialect; on PostgreSQL through pg_sql())."""
+        if self.pg is not None:
+            return self.pg.execute(pg_sql(query), params)
         con = sqlite3.connect(self.db, timeout=30)
         try:
             cur = con.execute(query, params)
@@ -232,6 +252,12 @@ class Env:
 
     def snapshot(self):
         """Every row of every table: to show that nothing changed."""
+        if self.pg is not None:
+            names = [r[0] for r in self.pg.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename <> 'dingauth_schema' ORDER BY 1")]
+            return {n: sorted(map(repr, self.pg.execute(
+                "SELECT * FROM %s" % n))) for n in names}
         if not os.path.exists(self.db):
             return {}
         con = sqlite3.connect(self.db, timeout=30)
@@ -243,7 +269,32 @@ class Env:
         finally:
             con.close()
 
+    def written(self):
+        """Whether anything was stored: the SQLite file exists; on
+        PostgreSQL (the schema is there from the start), a row."""
+        if self.pg is not None:
+            return any(self.snapshot().values())
+        return os.path.exists(self.db)
+
+    def has_table(self, name):
+        if self.pg is not None:
+            return bool(self.pg.execute("SELECT 1 FROM pg_tables WHERE"
+                                        " tablename = $1", (name,)))
+        return os.path.exists(self.db) and bool(self.sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+            (name,)))
+
     def close(self):
+        if self.pg is not None:
+            import pgtest
+            self.pg.close()
+            self.pg = None
+            try:
+                with pgtest.Conn(PG + "postgres") as c:
+                    c.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)"
+                              % self.pgname)
+            except pgtest.PgError:
+                pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
@@ -251,6 +302,37 @@ class Env:
 
     def __exit__(self, *a):
         self.close()
+
+
+def pg_sql(query):
+    """A test's SQL, written for SQLite, in PostgreSQL's dialect: ?
+    parameters, hex(), strftime('%s','now'), X'..' blobs, json_extract."""
+    n = [0]
+
+    def param(m):
+        n[0] += 1
+        return "$%d" % n[0]
+    q = re.sub(r"\?", param, query)
+    q = re.sub(r"\bhex\(", "upper(encode(", q)
+    q = re.sub(r"upper\(encode\(([^()]*)\)", r"upper(encode(\1, 'hex'))", q)
+    q = re.sub(r"strftime\('%s',\s*'now'\)",
+               "extract(epoch from now())::bigint", q)
+    q = re.sub(r"[xX]'([0-9A-Fa-f]*)'", r"'\\x\1'::bytea", q)
+    q = re.sub(r"randomblob\(32\)", "decode(md5(random()::text) ||"
+               " md5(random()::text), 'hex')", q)
+    q = re.sub(r"json_extract\((\w+),\s*'\$\.(\w+)\[(\d+)\]'\)",
+               r"(\1::json->'\2'->>\3)", q)
+    m = re.match(r"\s*INSERT OR (REPLACE|IGNORE) INTO (\w+) \(([^)]*)\)", q)
+    if m:
+        # The first column named is the table's key in the tests' SQL.
+        cols = [c.strip() for c in m.group(3).split(",")]
+        q = "INSERT INTO" + q[m.end(1) + len(" INTO"):]
+        if m.group(1) == "IGNORE":
+            q += " ON CONFLICT DO NOTHING"
+        else:
+            q += " ON CONFLICT (%s) DO UPDATE SET %s" % (cols[0], ", ".join(
+                "%s = excluded.%s" % (c, c) for c in cols[1:]))
+    return q
 
 
 def wait_port(port, timeout=10.0):

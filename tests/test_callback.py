@@ -106,8 +106,7 @@ def wait_for(cond, timeout=15.0):
 def have_events(env):
     """Is there an events table? (dingauth init made it before any
     program started; kept for a database a test removed.)"""
-    return os.path.exists(env.db) and bool(env.sql(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"))
+    return env.has_table("events")
 
 
 def count_events(env):

@@ -122,8 +122,7 @@ def user_gets(fk, userid):
 
 
 def have_table(env, name):
-    return os.path.exists(env.db) and bool(env.sql(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
+    return env.has_table(name)
 
 
 def section(name):

@@ -551,6 +551,15 @@ init_database(const struct cmd_args *a)
 	char		 dir[PATH_MAX], *slash;
 	int		 rc, made_dir, existed;
 
+	if (db_is_server(path)) {
+		/* PostgreSQL: the database exists; its schema is ours. */
+		if (db_create(path, INIT_DB_MODE, &db, &err) != DA_OK)
+			return cmd_fail("database: %s", err.msg);
+		printf("database: PostgreSQL, schema version %d\n",
+		    db_schema_version(db));
+		db_close(db);
+		return EXIT_OK;
+	}
 	snprintf(dir, sizeof(dir), "%s", path);
 	if ((slash = strrchr(dir, '/')) == NULL)
 		return cmd_fail("DINGAUTH_DB %s: not an absolute path", path);

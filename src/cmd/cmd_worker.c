@@ -108,15 +108,20 @@ worker_command(const struct cmd_sub *sub, const struct cmd_args *a)
 	memset(&opt, 0, sizeof(opt));
 	opt.once = a->opt[OPT_ONCE] != NULL;
 	opt.run_sync = run_sync;
-	if ((rc = cmd_open(sub->needs, &db)) != EXIT_OK)
+	/* The worker, not the web programs, migrates a server's schema. */
+	if ((rc = cmd_open(sub->needs, NULL)) != EXIT_OK)
 		goto out;
+	if (db_open_migrating(config_str(CFG_DB), &db, &err) != DA_OK) {
+		rc = cmd_fail("database: %s", err.msg);
+		goto out;
+	}
 	log_init("worker");
 	if (worker_parse_sync_at(config_str(CFG_SYNC_AT), &minutes, &err) !=
 	    DA_OK) {
 		rc = cmd_fail("configuration: %s", err.msg);
 		goto out;
 	}
-	if (worker_lock(config_str(CFG_DB), &fd, &err) != DA_OK) {
+	if (worker_lock(db, &fd, &err) != DA_OK) {
 		if (err.code == DA_EBUSY && worker_heartbeat(db, &beat,
 		    NULL) == DA_OK && beat.present)
 			rc = cmd_fail("%s (pid %lld): one worker per database",

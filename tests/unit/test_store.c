@@ -99,8 +99,8 @@ test_replaced(const char *dir, const char *path)
 static void
 test_busy(const char *path)
 {
-	static const struct db_sql	 w = { "busy write",
-	    "UPDATE sessions SET last_seen = 0 WHERE 0" };
+	static const struct db_sql	 w = { .name = "busy write",
+	    .text = "UPDATE sessions SET last_seen = 0 WHERE 0" };
 	struct da_error			 err = { 0 };
 	struct db			*holder = NULL, *db = NULL;
 	long long			 t0;
@@ -185,10 +185,11 @@ test_db(struct db *db, const char *path)
 	struct db		*db2 = NULL;
 	struct db_rows		 r1, r2;
 	void			*st1;
-	static const struct db_sql q_one = { "one", "SELECT ?1 + 1" };
-	static const struct db_sql q_bad = { "nonsense",
+	static const struct db_sql q_one = { .name = "one",
+	    .text = "SELECT ?1 + 1" };
+	static const struct db_sql q_bad = { .name = "nonsense", .text =
 	    "SELECT nonsense FROM" };
-	static const struct db_sql q_ins = { "dept insert",
+	static const struct db_sql q_ins = { .name = "dept insert", .text =
 	    "INSERT INTO departments (dept_id, name, updated_at)"
 	    " VALUES (?1, ?2, 0)" };
 

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "db.h"
 #include "events.h"
 #include "unit.h"
 #include "worker.h"
@@ -18,6 +19,7 @@ main(void)
 	struct da_error	 err;
 	char		 dir[] = "/tmp/dingauth-unit-XXXXXX", path[64];
 	long long	 now, midnight;
+	struct db	*db = NULL;
 	int		 m, fd = -1, fd2 = -1;
 
 	memset(&err, 0, sizeof(err));
@@ -61,13 +63,22 @@ main(void)
 
 	CHECK(mkdtemp(dir) != NULL, "temp dir");
 	snprintf(path, sizeof(path), "%s/db", dir);
-	CHECK(worker_lock(path, &fd, &err) == DA_OK && fd >= 0, "lock taken");
-	CHECK(worker_lock(path, &fd2, &err) == DA_EBUSY && fd2 == -1 &&
+	CHECK(db_create(path, 0600, &db, &err) == DA_OK, "database (%s)",
+	    err.msg);
+	CHECK(worker_lock(db, &fd, &err) == DA_OK && fd >= 0, "lock taken");
+	CHECK(worker_lock(db, &fd2, &err) == DA_EBUSY && fd2 == -1 &&
 	    strstr(err.msg, "another worker") != NULL, "lock held: EBUSY");
 	close(fd);
-	CHECK(worker_lock(path, &fd2, &err) == DA_OK, "lock taken again");
+	CHECK(worker_lock(db, &fd2, &err) == DA_OK, "lock taken again");
 	close(fd2);
+	db_close(db);
 	snprintf(path, sizeof(path), "%s/db.worker-lock", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/db", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/db-wal", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/db-shm", dir);
 	unlink(path);
 	rmdir(dir);
 	return unit_done();
