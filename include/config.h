@@ -56,6 +56,8 @@ enum cfg_key {
 	CFG_LOG_FORMAT,		/* DINGAUTH_LOG_FORMAT: text or json */
 	CFG_AUDIT_DAYS,		/* DINGAUTH_AUDIT_DAYS: audit rows kept */
 	CFG_METRICS_ALLOW,	/* DINGAUTH_METRICS_ALLOW: CIDR list */
+	CFG_EVENT_MODE,		/* DINGAUTH_EVENT_MODE: http or stream */
+	CFG_STREAM_IDLE,	/* DINGAUTH_STREAM_IDLE (s): ping after */
 	CFG__MAX
 };
 
@@ -96,6 +98,13 @@ enum cfg_unknown_user {
 	CFG_UNKNOWN_REVIEW,	/* "review" */
 	CFG_UNKNOWN_ADMIT,	/* "admit" */
 	CFG_UNKNOWN__MAX
+};
+
+/* DINGAUTH_EVENT_MODE: how address-book events arrive (docs/contract.md). */
+enum cfg_event_mode {
+	CFG_EVENT_HTTP,		/* "http": pushes to callback.fcgi */
+	CFG_EVENT_STREAM,	/* "stream": dingauth worker holds the Stream */
+	CFG_EVENT__MAX
 };
 
 #define CFG_LIST_MAX	256	/* items in an id or name list */

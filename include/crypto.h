@@ -16,6 +16,8 @@
 
 /* Lowercase hex SHA-1 of data into out (41 bytes with NUL). */
 void	 crypto_sha1_hex(const void *data, size_t len, char out[41]);
+/* SHA-1 of data, the 20 bytes (the WebSocket handshake's accept key). */
+void	 crypto_sha1(const void *data, size_t len, unsigned char out[20]);
 /* SHA-1 over several pieces concatenated, hex. */
 void	 crypto_sha1_hex_parts(const char *const *parts, size_t nparts,
 	    char out[41]);

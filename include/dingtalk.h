@@ -88,6 +88,17 @@ enum da_err	dt_callback_delete(struct db *db, struct da_error *err);
 enum da_err	dt_callback_failed(struct db *db, json **answer,
 		    struct da_error *err);
 
+/*
+ * Stream mode, step 1 (docs/dingtalk.md, Stream mode): ask for a link
+ * with the app's AppKey and secret, subscribed to every event the console
+ * ticks. endpoint (a wss:// URL) and ticket (single use, valid 90 s)
+ * must fit in their sizes; DA_EJSON if either is missing or empty.
+ */
+#define DT_STREAM_ENDPOINT_MAX	512
+#define DT_STREAM_TICKET_MAX	256
+enum da_err	dt_stream_open(char *endpoint, size_t esize, char *ticket,
+		    size_t tsize, struct da_error *err);
+
 /* Address-book tags registered by `dingauth callback register`. */
 extern const char *const dt_addressbook_tags[];
 

@@ -57,9 +57,17 @@ enum event_kind {
 	EVENT__MAX
 };
 
+/* Where an event came from: the events table's source column. */
+enum event_source {
+	EVENT_SOURCE_HTTP,	/* "http": callback.fcgi, callback failed */
+	EVENT_SOURCE_STREAM,	/* "stream": the worker's Stream link */
+	EVENT_SOURCE__MAX
+};
+
 /* What an event carries, as events_parse understood it. */
 struct event {
 	enum event_kind	 kind;
+	enum event_source source;	/* EVENT_SOURCE_HTTP unless set */
 	char		 type[EVENT_TYPE_MAX];	/* EventType as sent */
 	char		 event_id[EVENT_KEY_MAX - 8];	/* eventId or BizId, "" */
 	long long	 time_ms;	/* TimeStamp/timeStamp/EventTime, 0 */
@@ -114,7 +122,9 @@ enum da_err	 events_store(struct db *db, const struct event *ev,
  * user's row is only written from a DingTalk answer asked after the
  * leave (a rehire). *applied tells whether that happened. Any other new
  * event is stored pending and claimed by the caller, who applies it
- * after the answer (events_apply_pending with own = *id).
+ * after the answer (events_apply_pending with own = *id). An event
+ * from the Stream (ev->source) is stored pending and held by nobody:
+ * the worker that received it applies it in its next pass.
  */
 enum da_err	 events_store_apply(struct db *db, const struct event *ev,
 		    const char *payload, size_t len, const char *fallback,

@@ -12,7 +12,8 @@
  * states and, past the retention, finished events and decided login
  * requests, and write the heartbeat (table worker_status) that doctor
  * and the health check read. One worker per database: a lock on a file
- * beside it. Each action is one log line.
+ * beside it. Each action is one log line. With DINGAUTH_EVENT_MODE=stream
+ * it also holds DingTalk's Stream link (stream.h) between passes.
  */
 struct db;
 
@@ -56,6 +57,13 @@ long long	 worker_sync_slot(long long now, int minutes);
  * holds it; DA_EINPUT when the file cannot be opened.
  */
 enum da_err	 worker_lock(struct db *db, int *fd, struct da_error *err);
+
+/*
+ * Wait ms (less when asked to stop). In stream mode (DINGAUTH_EVENT_MODE)
+ * the Stream link is served meanwhile: the daily sync's wait uses it too,
+ * so events are acknowledged while a sync runs.
+ */
+void		 worker_wait(long ms);
 
 /* Ask worker_run to finish its step and return: async-signal-safe. */
 void		 worker_stop(void);

@@ -47,6 +47,11 @@ static const char *const unknown_names[CFG_UNKNOWN__MAX] = {
 	[CFG_UNKNOWN_ADMIT] = "admit",
 };
 
+static const char *const event_mode_names[CFG_EVENT__MAX] = {
+	[CFG_EVENT_HTTP] = "http",
+	[CFG_EVENT_STREAM] = "stream",
+};
+
 static const struct cfg_def defs[CFG__MAX] = {
 	[CFG_CORP_ID] = { "DINGTALK_CORP_ID", CFG_T_STRING, 0, 0, NULL, NULL,
 	    CFG_NEED_EXCHANGE | CFG_NEED_CALLBACK | CFG_NEED_DIRECTORY },
@@ -131,6 +136,10 @@ static const struct cfg_def defs[CFG__MAX] = {
 	    "365", 0 },
 	[CFG_METRICS_ALLOW] = { "DINGAUTH_METRICS_ALLOW", CFG_T_CIDRLIST, 0, 0,
 	    NULL, "127.0.0.1/32,::1/128", 0 },
+	[CFG_EVENT_MODE] = { "DINGAUTH_EVENT_MODE", CFG_T_ENUM, 0,
+	    CFG_EVENT__MAX, event_mode_names, "http", 0 },
+	[CFG_STREAM_IDLE] = { "DINGAUTH_STREAM_IDLE", CFG_T_INT, 1, 600, NULL,
+	    "60", 0 },
 };
 
 enum cfg_src { SRC_UNSET, SRC_DEFAULT, SRC_FILE, SRC_ENV };

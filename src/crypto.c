@@ -84,6 +84,16 @@ crypto_sha1_hex(const void *data, size_t len, char out[41])
 }
 
 void
+crypto_sha1(const void *data, size_t len, unsigned char out[20])
+{
+	EVP_MD_CTX	*ctx;
+
+	ctx = digest_begin(EVP_sha1());
+	digest_update(ctx, data, len);
+	digest_end(ctx, out);
+}
+
+void
 crypto_sha1_hex_parts(const char *const *parts, size_t nparts, char out[41])
 {
 	unsigned char	 md[20];

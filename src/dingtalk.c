@@ -11,6 +11,7 @@
 #include "http.h"
 #include "log.h"
 #include "mem.h"
+#include "version.h"
 
 #define DT_PAGE_MAX	100
 
@@ -817,6 +818,46 @@ dt_oauth2_user_token(const char *code, char *token, size_t size,
 	crypto_cleanse(text, strlen(text));
 	free(text);
 	free(url);
+	json_free(body);
+	json_free(doc);
+	return rc;
+}
+
+enum da_err
+dt_stream_open(char *endpoint, size_t esize, char *ticket, size_t tsize,
+    struct da_error *err)
+{
+	/* Without Accept, the gateway answers in XML. */
+	static const char *const headers[] = { "Accept: application/json",
+	    NULL };
+	json		*body, *sub, *subs, *doc = NULL;
+	char		*url, *text, *ua;
+	enum da_err	 rc;
+
+	body = json_new_object();
+	json_add_str(body, "clientId", cfg()->str[CFG_APP_KEY]);
+	json_add_str(body, "clientSecret", cfg()->str[CFG_CORP_SECRET]);
+	subs = json_new_array();
+	sub = json_new_object();
+	json_add_str(sub, "type", "EVENT");
+	json_add_str(sub, "topic", "*");	/* the only topic for events */
+	json_append(subs, sub);
+	json_add(body, "subscriptions", subs);
+	ua = xasprintf("dingauth/%s", version_string());
+	json_add_str(body, "ua", ua);
+	text = json_print(body);
+	url = xasprintf("%s/v1.0/gateway/connections/open",
+	    base_url(DT_NEWAPI));
+	rc = request(DT_NEWAPI, "POST", url, text, headers, &doc, err);
+	if (rc == DA_OK && (json_get_text(doc, "endpoint", endpoint, esize) !=
+	    JSON_OK || *endpoint == '\0' || json_get_text(doc, "ticket", ticket,
+	    tsize) != JSON_OK || *ticket == '\0'))
+		rc = DA_ERROR(err, DA_EJSON, "connections/open answer without "
+		    "a usable endpoint and ticket");
+	crypto_cleanse(text, strlen(text));
+	free(text);
+	free(url);
+	free(ua);
 	json_free(body);
 	json_free(doc);
 	return rc;

@@ -46,6 +46,11 @@ static const char *const keys_time[] = {
 };
 static const char *const keys_event_id[] = { "eventId", "BizId", NULL };
 
+static const char *const source_names[EVENT_SOURCE__MAX] = {
+	[EVENT_SOURCE_HTTP] = "http",
+	[EVENT_SOURCE_STREAM] = "stream",
+};
+
 enum stmt {
 	STMT_INSERT,
 	STMT_FIND,
@@ -80,15 +85,15 @@ static const struct db_sql stmts[STMT__MAX] = {
 	 */
 	[STMT_INSERT] = { "event store",
 	    "INSERT INTO events (dedupe_key, event_type, payload, received_at,"
-	    " state, attempts, applied_at, claimed_until, invalid_ids)"
+	    " state, attempts, applied_at, claimed_until, invalid_ids, source)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?5 = 'applied',"
-	    " CASE WHEN ?5 = 'applied' THEN ?4 END, ?6, NULLIF(?7, ''))"
+	    " CASE WHEN ?5 = 'applied' THEN ?4 END, ?6, NULLIF(?7, ''), ?8)"
 	    " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
 	    .pg = "INSERT INTO events (dedupe_key, event_type, payload,"
 	    " received_at, state, attempts, applied_at, claimed_until,"
-	    " invalid_ids) VALUES (?1, ?2, ?3, ?4, ?5,"
+	    " invalid_ids, source) VALUES (?1, ?2, ?3, ?4, ?5,"
 	    " CASE WHEN ?5 = 'applied' THEN 1 ELSE 0 END,"
-	    " CASE WHEN ?5 = 'applied' THEN ?4 END, ?6, NULLIF(?7, ''))"
+	    " CASE WHEN ?5 = 'applied' THEN ?4 END, ?6, NULLIF(?7, ''), ?8)"
 	    " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id" },
 	[STMT_FIND] = { "event lookup",
 	    "SELECT id FROM events WHERE dedupe_key = ?1" },
@@ -479,8 +484,8 @@ store_as(struct db *db, const struct event *ev, const char *payload,
 
 	db_query(db, &r, &stmts[STMT_INSERT], DB_ARGS(DB_TEXT(key),
 	    DB_TEXT(ev->type), DB_TEXTN(payload, len), DB_INT(db_now()),
-	    DB_TEXT(state), DB_INT(claimed_until), DB_TEXT(ev->invalid)),
-	    err);
+	    DB_TEXT(state), DB_INT(claimed_until), DB_TEXT(ev->invalid),
+	    DB_TEXT(source_names[ev->source])), err);
 	if ((*stored = db_next(&r) == 1))
 		row = db_int(&r, 0);
 	if (*stored)
@@ -555,10 +560,15 @@ events_store_apply(struct db *db, const struct event *ev, const char *payload,
 	if ((rc = find(db, key, &row, err)) != DA_OK || row != 0)
 		goto done;
 	if (!is_local(ev)) {
-		/* Ours to apply after the answer; anyone's if we die first. */
+		/*
+		 * Ours to apply after the answer; anyone's if we die first.
+		 * The Stream's receiver is the worker, whose next pass
+		 * applies what is due and held by nobody.
+		 */
 		rc = store_as(db, ev, payload, len, key,
 		    ev->kind == EVENT_OTHER ? "ignored" : "pending",
-		    ev->kind == EVENT_OTHER ? 0 : db_now() +
+		    ev->kind == EVENT_OTHER ||
+		    ev->source == EVENT_SOURCE_STREAM ? 0 : db_now() +
 		    EVENT_CLAIM_SECONDS, stored, &row, err);
 		goto done;
 	}

@@ -22,6 +22,7 @@
 #include "notify.h"
 #include "requests.h"
 #include "session.h"
+#include "stream.h"
 #include "sync.h"
 #include "worker.h"
 
@@ -43,6 +44,8 @@ static const struct db_sql stmts[STMT__MAX] = {
 };
 
 static volatile sig_atomic_t	 stopping;
+/* DINGAUTH_EVENT_MODE=stream: the link held between passes, or NULL. */
+static struct stream		*stream;
 
 /* One worker's state across passes. */
 struct worker {
@@ -313,12 +316,15 @@ pass(struct worker *w, struct da_error *err)
 	return rc;
 }
 
-/* Sleep ms, or less when asked to stop. */
-static void
-pause_ms(long ms)
+void
+worker_wait(long ms)
 {
 	struct timespec	 ts = { 0, 50 * 1000000L };
 
+	if (stream != NULL) {
+		stream_run(stream, ms);
+		return;
+	}
 	for (; ms > 0 && !stopping; ms -= 50)
 		nanosleep(&ts, NULL);
 }
@@ -340,10 +346,14 @@ worker_run(struct db *db, const struct worker_options *opt,
 	if ((rc = worker_parse_sync_at(config_str(CFG_SYNC_AT), &w.sync_at,
 	    err)) != DA_OK)
 		return rc;
-	log_msg(LOG_INFO, "started%s: daily sync %s%s, retention %lld days",
+	log_msg(LOG_INFO, "started%s: daily sync %s%s, retention %lld days%s",
 	    opt->once ? " for one pass" : "", w.sync_at < 0 ? "off" : "at ",
 	    w.sync_at < 0 ? "" : config_str(CFG_SYNC_AT),
-	    config_int(CFG_RETENTION_DAYS));
+	    config_int(CFG_RETENTION_DAYS), cfg()->num[CFG_EVENT_MODE] ==
+	    CFG_EVENT_STREAM ? (opt->once ? "; stream mode needs the daemon: "
+	    "no link in one pass" : "; holding DingTalk's Stream link") : "");
+	if (!opt->once && cfg()->num[CFG_EVENT_MODE] == CFG_EVENT_STREAM)
+		stream = stream_new(db, worker_stopping);
 	do {
 		/*
 		 * The path names another file (a restore) or none: stop,
@@ -358,8 +368,10 @@ worker_run(struct db *db, const struct worker_options *opt,
 		if ((rc = pass(&w, &e)) != DA_OK && err != NULL)
 			*err = e;
 		if (!opt->once)
-			pause_ms(WORKER_POLL_MS);
+			worker_wait(WORKER_POLL_MS);
 	} while (!opt->once && !stopping);
+	stream_free(stream);	/* close frames first: SIGTERM's promise */
+	stream = NULL;
 	log_msg(LOG_INFO, "%s", opt->once ? "pass done" :
 	    "stopped (SIGTERM)");
 	return opt->once ? rc : DA_OK;

@@ -58,6 +58,17 @@ Control API (JSON in and out; errors are HTTP 400/404/405 {"error": "..."}):
   POST /_fake/qps {qps}
   GET  /_fake/notifications             the work notifications taken by asyncsend_v2 [i.2], oldest first:
                                         [{task_id, agent_id, userid_list (array), msg, t}]
+  Stream mode (with --stream-ca FILE: POST /v1.0/gateway/connections/open hands out single-use
+  90 s tickets for a wss:// gateway on another loopback port, certificate from a throwaway CA):
+  POST /_fake/stream/event {event: {eventType, eventId, eventCorpId, eventBornTime, data}, messageId?,
+       lose_ack?} -> {messageId, eventId, sent_to}: pending until ACKed SUCCESS (pushed again on
+       every new link, and redeliver 1 s after a LATER)
+  POST /_fake/stream/system {topic: ping|disconnect|..., data?, cut_after_ms? (disconnect: 10000)}
+  POST /_fake/stream/raw {text, conn?}   POST /_fake/stream/drop {conn?} (no close frame)
+  POST /_fake/stream/silence {on}  (the link stops answering: half-open)
+  POST /_fake/stream/refuse {count, status=503}   POST /_fake/stream/clear
+  GET  /_fake/stream -> {conns [{id, opened, closed, close_code, pings}], live, acks [{t, conn,
+       messageId, code, message, data, raw, lost?}], opens [{t, refused}], pending}
 
 Error codes chosen where the reference is silent (documented choices, not facts):
   missing access_token          oapi 41001 "缺少access_token参数"; topapi 88/sub_code "41001";
@@ -1980,6 +1991,437 @@ class FakeDingTalkApp:
         return {"qps": qps}
 
 
+
+# ---------------------------------------------------------------------------
+# Stream mode: the open call and a TLS WebSocket gateway (docs/dingtalk.md,
+# Stream mode). A handler of its own; it shares only the corp's app keys.
+# ---------------------------------------------------------------------------
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+STREAM_TICKET_TTL = 90
+
+
+def make_test_tls(ca_path):
+    """A throwaway CA (written to ca_path, PEM) and a server certificate for
+    127.0.0.1 and localhost signed by it: an ssl.SSLContext for the gateway."""
+    import datetime
+    import ssl
+    import tempfile
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
+    import ipaddress
+
+    now = datetime.datetime.utcnow() - datetime.timedelta(minutes=5)
+    later = now + datetime.timedelta(days=2)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake DingTalk test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now).not_valid_after(later)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+                         critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(later)
+            .add_extension(x509.SubjectAlternativeName([
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    with open(ca_path, "wb") as f:
+        f.write(ca.public_bytes(serialization.Encoding.PEM))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as d:
+        cf, kf = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        with open(cf, "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        with open(kf, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        ctx.load_cert_chain(cf, kf)
+    return ctx
+
+
+class StreamConn:
+    """One accepted WebSocket link (server side of RFC 6455)."""
+
+    def __init__(self, gw, sock, no, ticket):
+        self.gw, self.sock, self.no, self.ticket = gw, sock, no, ticket
+        self.opened = time.time()
+        self.closed = None
+        self.close_code = None
+        self.pings = 0
+        self.silent = False
+        self.wlock = threading.Lock()
+
+    def info(self):
+        return {"id": self.no, "opened": self.opened, "closed": self.closed,
+                "close_code": self.close_code, "pings": self.pings}
+
+    def send_frame(self, opcode, payload):
+        n = len(payload)
+        head = bytes([0x80 | opcode])
+        if n < 126:
+            head += bytes([n])
+        elif n < 65536:
+            head += bytes([126]) + struct.pack("!H", n)
+        else:
+            head += bytes([127]) + struct.pack("!Q", n)
+        with self.wlock:
+            self.sock.sendall(head + payload)
+
+    def send_text(self, text):
+        self.send_frame(1, text.encode("utf-8") if isinstance(text, str) else text)
+
+    def read_exact(self, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("eof")
+            buf += chunk
+        return buf
+
+    def read_frame(self):
+        b0, b1 = self.read_exact(2)
+        opcode, masked, n = b0 & 0x0f, b1 & 0x80, b1 & 0x7f
+        if n == 126:
+            n = struct.unpack("!H", self.read_exact(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self.read_exact(8))[0]
+        if not masked:
+            raise ConnectionError("client frame not masked")
+        mask = self.read_exact(4)
+        data = bytearray(self.read_exact(n))
+        for i in range(n):
+            data[i] ^= mask[i % 4]
+        return opcode, bytes(data), bool(b0 & 0x80)
+
+    def serve(self):
+        try:
+            while True:
+                opcode, data, fin = self.read_frame()
+                if self.silent:
+                    continue            # a half-open link: nothing answers
+                if opcode == 9:
+                    self.pings += 1
+                    self.send_frame(10, data)
+                elif opcode == 8:
+                    self.close_code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
+                    try:
+                        self.send_frame(8, data[:2])
+                    except OSError:
+                        pass
+                    break
+                elif opcode == 1:
+                    self.gw.on_ack(self, data)
+        except (OSError, ConnectionError, ValueError):
+            pass
+        finally:
+            self.drop()
+
+    def drop(self):
+        if self.closed is None:
+            self.closed = time.time()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        self.gw.forget(self)
+
+
+class StreamGateway:
+    """The open endpoint's state and the wss:// listener.
+
+    Events pushed through the control API stay pending until a SUCCESS ACK:
+    they are sent to the newest live link (now, or when one opens), sent again
+    on every new link, and after redeliver_ms when answered LATER."""
+
+    def __init__(self, app, ca_path, redeliver_ms=1000):
+        self.app = app
+        self.ctx = make_test_tls(ca_path)
+        self.lock = threading.RLock()
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.tickets = {}           # ticket -> expiry
+        self.conns = []             # every link ever, StreamConn
+        self.live = []
+        self.pending = {}           # messageId -> frame text (events not yet ACKed SUCCESS)
+        self.lose = set()           # messageIds whose next ACK is ignored
+        self.acks = []
+        self.opens = []             # [{t, refused}]
+        self.refuse = 0
+        self.refuse_status = 503
+        self.redeliver_ms = redeliver_ms
+        self.seq = 0
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    # -- the open call ------------------------------------------------------------
+    def open(self, req):
+        body = req.json if isinstance(req.json, dict) else None
+        if body is None:
+            raise ApiError(400, "Missingbody", v1_status=400, v1_code="Missingbody")
+        for name in ("clientId", "clientSecret", "subscriptions"):
+            if name not in body:
+                raise ApiError(400, "%s is mandatory for this action." % name, v1_status=400,
+                               v1_code="Missing" + name)
+        with self.lock:
+            if self.refuse > 0:
+                self.refuse -= 1
+                self.opens.append({"t": time.time(), "refused": True})
+                return json_reply({"code": "ServiceUnavailable", "message": "refused by the fake",
+                                   "requestid": v1_request_id()}, self.refuse_status)
+        apps = self.app.apps
+        if body["clientId"] != apps["appkey"] or not const_eq(str(body["clientSecret"]),
+                                                              apps["appsecret"]):
+            raise ApiError(400, "invalid clientId or clientSecret", v1_status=401,
+                           v1_code="InvalidAuthentication")
+        subs = body["subscriptions"]
+        if not isinstance(subs, list) or not subs or any(
+                not isinstance(x, dict) or x.get("type") not in ("EVENT", "CALLBACK") or
+                (x.get("type") == "EVENT" and x.get("topic") != "*") for x in subs):
+            raise ApiError(400, "invalid subscriptions", v1_status=400, v1_code="InvalidParameter")
+        if "application/json" not in (req.header("Accept") or ""):
+            return Reply(200, "<xml>Accept: application/json was not sent</xml>", "text/xml")
+        ticket = str(uuid.uuid4())
+        with self.lock:
+            self.tickets[ticket] = time.time() + STREAM_TICKET_TTL
+            self.opens.append({"t": time.time(), "refused": False, "ticket": ticket})
+        return {"endpoint": "wss://127.0.0.1:%d/connect" % self.port, "ticket": ticket}
+
+    # -- the WebSocket side -------------------------------------------------------
+    def accept_loop(self):
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handshake, args=(sock,), daemon=True).start()
+
+    def handshake(self, raw):
+        try:
+            raw.settimeout(10)
+            sock = self.ctx.wrap_socket(raw, server_side=True)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)
+                if not chunk or len(head) > 8192:
+                    raise ConnectionError("bad upgrade")
+                head += chunk
+            lines = head.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+            target = lines[0].split(" ")[1]
+            headers = {}
+            for line in lines[1:]:
+                k, _, v = line.partition(":")
+                headers[k.strip().lower()] = v.strip()
+            u = urllib.parse.urlsplit(target)
+            ticket = urllib.parse.parse_qs(u.query).get("ticket", [""])[0]
+            with self.lock:
+                expiry = self.tickets.pop(ticket, None)     # single use
+            if u.path != "/connect" or expiry is None or expiry < time.time():
+                sock.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                sock.close()
+                return
+            key = headers.get("sec-websocket-key", "")
+            accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+            sock.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n" % accept).encode())
+            sock.settimeout(None)
+        except (OSError, ConnectionError, ValueError, IndexError):
+            try:
+                raw.close()
+            except OSError:
+                pass
+            return
+        with self.lock:
+            conn = StreamConn(self, sock, len(self.conns) + 1, ticket)
+            self.conns.append(conn)
+            self.live.append(conn)
+            backlog = list(self.pending.values())
+        for text in backlog:                # not ACKed SUCCESS: pushed again
+            try:
+                conn.send_text(text)
+            except OSError:
+                break
+        conn.serve()
+
+    def forget(self, conn):
+        with self.lock:
+            if conn in self.live:
+                self.live.remove(conn)
+
+    def newest(self, conn_id=None):
+        with self.lock:
+            for c in reversed(self.live):
+                if conn_id is None or c.no == conn_id:
+                    return c
+        return None
+
+    def on_ack(self, conn, data):
+        entry = {"t": time.time(), "conn": conn.no, "raw": data.decode("utf-8", "replace")}
+        try:
+            obj = json.loads(data)
+            mid = obj["headers"]["messageId"]
+            entry.update({"messageId": mid, "code": obj.get("code"), "message": obj.get("message"),
+                          "data": obj.get("data")})
+            status = json.loads(obj["data"]).get("status") if isinstance(obj.get("data"), str) else None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            mid, status = None, None
+        with self.lock:
+            if mid in self.lose:
+                self.lose.discard(mid)
+                entry["lost"] = True
+                self.acks.append(entry)
+                return
+            self.acks.append(entry)
+            text = self.pending.get(mid)
+            if text is None:
+                return
+            if status == "SUCCESS":
+                del self.pending[mid]
+                return
+        if status == "LATER":
+            def again():
+                time.sleep(self.redeliver_ms / 1000.0)
+                with self.lock:
+                    still = self.pending.get(mid)
+                c = self.newest()
+                if still and c:
+                    try:
+                        c.send_text(still)
+                    except OSError:
+                        pass
+            threading.Thread(target=again, daemon=True).start()
+
+    def next_id(self):
+        with self.lock:
+            self.seq += 1
+            return "fake_%d_%s" % (self.seq, random_alnum(8))
+
+    def send(self, text, conn_id=None):
+        c = self.newest(conn_id)
+        if c is None:
+            return None
+        try:
+            c.send_text(text)
+        except OSError:
+            return None
+        return c.no
+
+    # -- control ------------------------------------------------------------------
+    def ctl_event(self, req, body):
+        ev = body.get("event") or {}
+        mid = body.get("messageId") or self.next_id()
+        data = ev.get("data", {})
+        headers = {"topic": "*", "messageId": mid, "contentType": "application/json",
+                   "time": str(now_ms()), "eventType": ev.get("eventType", "user_add_org"),
+                   "eventId": ev.get("eventId", uuid.uuid4().hex),
+                   "eventCorpId": ev.get("eventCorpId", self.app.state.corp["corp_id"]),
+                   "eventBornTime": str(ev.get("eventBornTime", now_ms())),
+                   "eventUnifiedAppId": "fake-unified-app"}
+        for k in [k for k, v in ev.items() if v is None]:
+            headers.pop(k, None)    # {"eventId": None}: leave the header out
+        text = dumps({"specVersion": "1.0", "type": "EVENT", "headers": headers,
+                      "data": data if isinstance(data, str) else dumps(data)})
+        with self.lock:
+            self.pending[mid] = text
+            if body.get("lose_ack"):
+                self.lose.add(mid)
+        return {"messageId": mid, "eventId": headers.get("eventId"), "sent_to": self.send(text)}
+
+    def ctl_raw(self, req, body):
+        return {"sent_to": self.send(body["text"], body.get("conn"))}
+
+    def ctl_system(self, req, body):
+        topic = body.get("topic", "ping")
+        mid = self.next_id()
+        data = body.get("data")
+        if data is None:
+            data = {"opaque": uuid.uuid4().hex} if topic == "ping" else {"reason": "connection is expired"}
+        text = dumps({"specVersion": "1.0", "type": "SYSTEM",
+                      "headers": {"topic": topic, "messageId": mid, "contentType": "application/json",
+                                  "time": str(now_ms())},
+                      "data": data if isinstance(data, str) else dumps(data)})
+        c = self.newest(body.get("conn"))
+        sent = self.send(text, body.get("conn"))
+        if topic == "disconnect" and c is not None:
+            # The server cuts the link itself a while later.
+            def cut():
+                time.sleep(float(body.get("cut_after_ms", 10000)) / 1000.0)
+                c.drop()
+            threading.Thread(target=cut, daemon=True).start()
+        return {"messageId": mid, "sent_to": sent, "data": text}
+
+    def ctl_drop(self, req, body):
+        c = self.newest(body.get("conn"))
+        if c is None:
+            return {"dropped": None}
+        c.drop()
+        return {"dropped": c.no}
+
+    def ctl_silence(self, req, body):
+        c = self.newest(body.get("conn"))
+        if c is not None:
+            c.silent = bool(body.get("on", True))
+        return {"silenced": c.no if c else None}
+
+    def ctl_refuse(self, req, body):
+        with self.lock:
+            self.refuse = int(body.get("count", 1))
+            self.refuse_status = int(body.get("status", 503))
+        return {"refuse": self.refuse}
+
+    def ctl_state(self, req, body):
+        with self.lock:
+            return {"conns": [c.info() for c in self.conns], "live": [c.no for c in self.live],
+                    "acks": list(self.acks), "opens": list(self.opens),
+                    "pending": sorted(self.pending)}
+
+    def ctl_clear(self, req, body):
+        with self.lock:
+            self.acks.clear()
+            self.opens.clear()
+            self.pending.clear()
+        return {"ok": True}
+
+    def control_routes(self):
+        return {("POST", "/_fake/stream/event"): self.ctl_event,
+                ("POST", "/_fake/stream/raw"): self.ctl_raw,
+                ("POST", "/_fake/stream/system"): self.ctl_system,
+                ("POST", "/_fake/stream/drop"): self.ctl_drop,
+                ("POST", "/_fake/stream/silence"): self.ctl_silence,
+                ("POST", "/_fake/stream/refuse"): self.ctl_refuse,
+                ("POST", "/_fake/stream/clear"): self.ctl_clear,
+                ("GET", "/_fake/stream"): self.ctl_state}
+
+
+def stream_open_unavailable(req, token):
+    raise ApiError(503, "the fake runs without --stream-ca: no Stream gateway", v1_status=503,
+                   v1_code="ServiceUnavailable")
+
+
+def enable_stream(app, ca_path):
+    """Add the open endpoint and the gateway's control API to app."""
+    gw = StreamGateway(app, ca_path)
+    app.stream = gw
+    app.routes["/v1.0/gateway/connections/open"] = Route("POST", V1, None, lambda req, tok: gw.open(req))
+    app.control.update(gw.control_routes())
+    return gw
+
 # ---------------------------------------------------------------------------
 # Browser-side code of the QR stand-in
 # ---------------------------------------------------------------------------
@@ -2232,6 +2674,8 @@ def parse_args(argv):
                     help="seconds to wait for a callback URL's answer (check_url and pushes)")
     ap.add_argument("--log", metavar="FILE", help="append one JSON line per request ('-' = stderr)")
     ap.add_argument("--watch-stdin", action="store_true", help="exit when stdin reaches EOF (parent died)")
+    ap.add_argument("--stream-ca", metavar="FILE",
+                    help="serve Stream mode: a wss:// gateway whose throwaway CA is written to FILE")
     args = ap.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost"):
         ap.error("refusing to bind %s: the fake binds 127.0.0.1 only" % args.host)
@@ -2260,6 +2704,8 @@ def main(argv=None):
     except (OSError, ValueError, KeyError, TypeError, CryptoError) as e:
         print("fake_dingtalk: %s" % e, file=sys.stderr)
         return 2
+    if args.stream_ca:
+        enable_stream(app, args.stream_ca)
     server = Server(("127.0.0.1", args.port), app)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())

@@ -63,7 +63,7 @@ class Response:
 class FakeDingTalk:
     def __init__(self, corp=None, generate=None, qps=None, token_ttl=None, code_ttl=None,
                  callback_timeout=None, log=None, port=0, python=PYTHON, extra_args=(),
-                 startup_timeout=15.0, stderr=None):
+                 startup_timeout=15.0, stderr=None, stream_ca=None):
         if corp is not None and generate is not None:
             raise ValueError("give corp or generate, not both")
         self.corp_arg = corp
@@ -75,6 +75,7 @@ class FakeDingTalk:
         self.extra_args = list(extra_args)
         self.startup_timeout = startup_timeout
         self.stderr = stderr
+        self.stream_ca = stream_ca      # a path: serve Stream mode, its CA written there
         self.proc = None
         self.url = None
         self._tmp_corp = None
@@ -96,6 +97,8 @@ class FakeDingTalk:
         for flag, value in self.options:
             if value is not None:
                 args += [flag, str(value)]
+        if self.stream_ca:
+            args += ["--stream-ca", str(self.stream_ca)]
         args += self.extra_args
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.stderr)
@@ -284,6 +287,30 @@ class FakeDingTalk:
 
     def set_qps(self, qps):
         return self.control("POST", "qps", {"qps": qps})
+
+    # -- Stream mode (needs stream_ca=PATH) ----------------------------------------------------
+    def stream_event(self, event, **options):
+        """Push an EVENT frame: event {eventType, eventId, eventCorpId, data}; options messageId,
+        lose_ack. Returns {messageId, eventId, sent_to}."""
+        return self.control("POST", "stream/event", dict(options, event=event))
+
+    def stream_system(self, topic, **options):
+        return self.control("POST", "stream/system", dict(options, topic=topic))
+
+    def stream_raw(self, text, conn=None):
+        return self.control("POST", "stream/raw", {"text": text, "conn": conn})
+
+    def stream_drop(self):
+        return self.control("POST", "stream/drop", {})
+
+    def stream_silence(self, on=True):
+        return self.control("POST", "stream/silence", {"on": on})
+
+    def stream_refuse(self, count, status=503):
+        return self.control("POST", "stream/refuse", {"count": count, "status": status})
+
+    def stream_state(self):
+        return self.control("GET", "stream")
 
     # -- API conveniences ---------------------------------------------------------------------
     def apps(self):

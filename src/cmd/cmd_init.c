@@ -141,6 +141,15 @@ static const struct key_doc {
 	[CFG_SYNC_AT] = { SEC_SYNC, NULL,
 	    "Local time (HH:MM) of dingauth worker's daily full sync, or off.",
 	    NULL },
+	[CFG_EVENT_MODE] = { SEC_CALLBACK, NULL,
+	    "How address-book events arrive: http (DingTalk pushes to\n"
+	    "callback.fcgi) or stream (dingauth worker holds DingTalk's Stream\n"
+	    "connection: no public URL; the console's push method must be\n"
+	    "Stream).", NULL },
+	[CFG_STREAM_IDLE] = { SEC_CALLBACK, NULL,
+	    "Stream mode: seconds without a frame before the worker pings\n"
+	    "the link (1 to 600); no answer soon after and it reconnects.",
+	    NULL },
 	[CFG_RETENTION_DAYS] = { SEC_SYNC, NULL,
 	    "Days finished callback events and decided login requests are "
 	    "kept (dingauth worker prunes them).", NULL },

@@ -38,8 +38,9 @@ static const struct cmd_group group = {
 	    "schedule), runs the daily full\nsync at DINGAUTH_SYNC_AT (HH:MM "
 	    "local time, or off), prunes expired\nsessions and login states "
 	    "and, after DINGAUTH_RETENTION_DAYS, finished\nevents and decided "
-	    "login requests, and writes a heartbeat that doctor\nreads. One "
-	    "worker per database. One log line per action on stderr.\n"
+	    "login requests, and writes a heartbeat that doctor\nreads. With "
+	    "DINGAUTH_EVENT_MODE=stream it holds DingTalk's Stream\nlink and "
+	    "stores the events it carries. One worker per database. One log line per action on stderr.\n"
 	    "SIGTERM or SIGINT: finish the current step and exit 0.\n\n"
 	    "  --once  one pass, then exit (for cron): 1 if a step failed\n\n"
 	    "Exit status: 0 stopped or pass done, 1 failure (another worker "
@@ -66,7 +67,6 @@ run_sync(void *arg)
 	posix_spawn_file_actions_t	 fa;
 	char				*argv[] = { "dingauth", "sync", NULL };
 	const char			*path = "/proc/self/exe";
-	struct timespec			 ts = { 0, 50 * 1000000L };
 	pid_t				 pid, done;
 	int				 status = -1, passed = 0;
 
@@ -85,7 +85,7 @@ run_sync(void *arg)
 			kill(pid, SIGTERM);
 			passed = 1;
 		}
-		nanosleep(&ts, NULL);
+		worker_wait(50);	/* the Stream link is served meanwhile */
 	}
 	if (done == -1)
 		return -1;
