@@ -91,7 +91,7 @@ def field(name):
 t.eq("package version is the Makefile's VERSION", field("Version"), VERSION)
 t.eq("package name", field("Package"), "dingauth")
 deps = field("Depends")
-for lib in ("libfcgi", "libcurl", "libssl3", "libsqlite3", "libcjson",
+for lib in ("libfcgi", "libcurl", "libssl3", "libsqlite3", "libcjson", "libwslay1",
             "adduser"):
     t.check("Depends names %s (shlibs)" % lib, lib in deps, deps)
 

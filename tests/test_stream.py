@@ -398,7 +398,26 @@ def section_once():
         t.eq("--once: no open call", s.fk.log(OPEN), [])
 
 
+def section_doctor():
+    with Stream() as s:
+        r = s.env.cmd("doctor")
+        lines = [l for l in r.stdout.splitlines() if " stream " in l]
+        t.check("doctor: the open call works", any(l.startswith("ok") and "open call works" in l
+                                                   for l in lines), r.stdout)
+        t.check("doctor: warns that the console must say Stream and callback.fcgi is unused",
+                any(l.startswith("warn") and "Stream mode" in l and "callback.fcgi" in l
+                    for l in lines), r.stdout)
+        s.fk.stream_refuse(1)
+        r = s.env.cmd("doctor")
+        t.check("doctor: a refused open call fails", r.returncode == 1 and any(
+            l.startswith("FAIL") and "open call" in l for l in r.stdout.splitlines()), r.stdout)
+        s.env.set(DINGAUTH_EVENT_MODE="http")
+        r = s.env.cmd("doctor")
+        t.check("doctor: no stream lines in http mode", " stream " not in r.stdout, r.stdout)
+
+
 run_section("event_ack", section_event_ack)
+run_section("doctor", section_doctor)
 run_section("leave", section_leave)
 run_section("db_cannot_store", section_db_cannot_store)
 run_section("disconnect", section_disconnect)

@@ -333,6 +333,37 @@ check_health(struct db *db, struct health *h)
 	}
 }
 
+/*
+ * Stream mode (DINGAUTH_EVENT_MODE=stream): the open call works with the
+ * configured app (a ticket is handed out, and left unused: it expires on
+ * its own), and a reminder of what the console must say. Needs no
+ * database. Nothing in http mode.
+ */
+static void
+check_stream(void)
+{
+	struct da_error	 err = { 0 };
+	char		 endpoint[DT_STREAM_ENDPOINT_MAX];
+	char		 ticket[DT_STREAM_TICKET_MAX];
+
+	if (cfg()->num[CFG_EVENT_MODE] != CFG_EVENT_STREAM)
+		return;
+	if (!config_is_set(CFG_APP_KEY) || !config_is_set(CFG_CORP_SECRET))
+		report("FAIL", "stream", "DINGAUTH_EVENT_MODE=stream needs "
+		    "DINGTALK_APP_KEY and DINGTALK_CORP_SECRET");
+	else if (dt_stream_open(endpoint, sizeof(endpoint), ticket,
+	    sizeof(ticket), &err) != DA_OK)
+		report("FAIL", "stream", "the Stream open call at %s: %s",
+		    cfg()->str[CFG_API_URL], err.msg);
+	else
+		report("ok", "stream", "the Stream open call works: endpoint "
+		    "%s", endpoint);
+	crypto_cleanse(ticket, sizeof(ticket));
+	report("warn", "stream", "the developer console's push method "
+	    "(事件与回调 -> 推送方式) must be Stream mode, saved while "
+	    "dingauth worker runs; callback.fcgi is then unused");
+}
+
 static int
 doctor(const struct cmd_sub *sub, const struct cmd_args *a)
 {
@@ -366,6 +397,7 @@ doctor(const struct cmd_sub *sub, const struct cmd_args *a)
 			check_dingtalk(db);
 		}
 		db_close(db);
+		check_stream();
 	}
 	if (!as_json) {
 		printf("%d failed, %d warnings\n", failures, warnings);
@@ -397,7 +429,8 @@ static const struct cmd_group group = {
 	.usage = "usage: dingauth doctor [--json]\n\nChecks the "
 	    "configuration and its file, the database and its files' modes "
 	    "and\nowners, the health checks of GET /dingauth/healthz, "
-	    "DingTalk reachability and\npermissions, and the clock. Run it "
+	    "DingTalk reachability and\npermissions, the clock, and in stream "
+	    "mode the Stream open call. Run it "
 	    "as the user the programs run as. --json:\none document "
 	    "{status, failed, warnings, checks: [{status, area, message}],\n"
 	    "health}. Exit 1 if any check failed.\n",
