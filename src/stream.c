@@ -351,6 +351,7 @@ struct stream {
 	struct link	*old;		/* one being replaced, or NULL */
 	int		 failures;	/* since the last link with a frame */
 	int		 links;
+	int		 relink;	/* cur asked for its replacement */
 	long long	 next_try;	/* ms: open a link then */
 };
 
@@ -452,15 +453,28 @@ on_text(const char *text, size_t len, void *arg)
 			    err.msg);
 		free(ack);
 	}
-	if (next == STREAM_NEXT_RELINK && c->l == c->s->cur) {
-		/* A new link first; this one is closed once it is up. */
-		link_free(c->s->old);
-		c->s->old = c->s->cur;
-		c->s->old->drain_until = ws_now_ms() + STREAM_DRAIN_MS;
-		c->s->cur = NULL;
-		c->s->next_try = 0;
-	}
+	if (next == STREAM_NEXT_RELINK && c->l == c->s->cur)
+		c->s->relink = 1;	/* done after the poll: see relink */
 	return 0;
+}
+
+/*
+ * A disconnect: a new link first; this one is closed once that is up.
+ * Done between polls, so that no link is freed while it is served.
+ */
+static void
+relink(struct stream *s)
+{
+	if (!s->relink)
+		return;
+	s->relink = 0;
+	if (s->cur == NULL)
+		return;		/* lost meanwhile: the backoff path has it */
+	link_free(s->old);
+	s->old = s->cur;
+	s->old->drain_until = ws_now_ms() + STREAM_DRAIN_MS;
+	s->cur = NULL;
+	s->next_try = 0;
 }
 
 /* Ping an idle link; a ping unanswered for too long loses it. */
@@ -545,6 +559,7 @@ poll_links(struct stream *s, long wait)
 			s->old = NULL;
 		}
 	}
+	relink(s);
 }
 
 void

@@ -67,6 +67,8 @@ Control API (JSON in and out; errors are HTTP 400/404/405 {"error": "..."}):
   POST /_fake/stream/raw {text, conn?}   POST /_fake/stream/drop {conn?} (no close frame)
   POST /_fake/stream/silence {on}  (the link stops answering: half-open)
   POST /_fake/stream/refuse {count, status=503}   POST /_fake/stream/clear
+  POST /_fake/stream/burst {count, prefix, eventType}  (events sent from a thread; for make bench)
+  GET  /_fake/stream/count -> {acks, success, pending, live, conns}
   GET  /_fake/stream -> {conns [{id, opened, closed, close_code, pings}], live, acks [{t, conn,
        messageId, code, message, data, raw, lost?}], opens [{t, refused}], pending}
 
@@ -2343,6 +2345,26 @@ class StreamGateway:
                 self.lose.add(mid)
         return {"messageId": mid, "eventId": headers.get("eventId"), "sent_to": self.send(text)}
 
+    def ctl_burst(self, req, body):
+        """count events (eventType, eventId prefix + n, userId prefix + n) sent
+        one after another from a thread of their own: for the benchmark."""
+        count, prefix = int(body.get("count", 1000)), str(body.get("prefix", "burst"))
+        etype = body.get("eventType", "user_leave_org")
+
+        def run():
+            for n in range(count):
+                self.ctl_event(None, {"event": {
+                    "eventType": etype, "eventId": "%s-%d" % (prefix, n),
+                    "data": {"timeStamp": str(now_ms()), "userId": ["%s-u%d" % (prefix, n)]}}})
+        threading.Thread(target=run, daemon=True).start()
+        return {"count": count}
+
+    def ctl_count(self, req, body):
+        with self.lock:
+            ok = sum(1 for a in self.acks if a.get("data") and '"SUCCESS"' in a["data"])
+            return {"acks": len(self.acks), "success": ok, "pending": len(self.pending),
+                    "live": [c.no for c in self.live], "conns": len(self.conns)}
+
     def ctl_raw(self, req, body):
         return {"sent_to": self.send(body["text"], body.get("conn"))}
 
@@ -2401,6 +2423,8 @@ class StreamGateway:
     def control_routes(self):
         return {("POST", "/_fake/stream/event"): self.ctl_event,
                 ("POST", "/_fake/stream/raw"): self.ctl_raw,
+                ("POST", "/_fake/stream/burst"): self.ctl_burst,
+                ("GET", "/_fake/stream/count"): self.ctl_count,
                 ("POST", "/_fake/stream/system"): self.ctl_system,
                 ("POST", "/_fake/stream/drop"): self.ctl_drop,
                 ("POST", "/_fake/stream/silence"): self.ctl_silence,
