@@ -261,17 +261,39 @@ deny_login(struct req *r, const char *login)
 	}
 }
 
+/* One department of the rule: "department 2", or with its name. */
+static void
+rule_item(struct buf *out, enum page_lang l, long long id, int names)
+{
+	char		 num[24], name[DIR_TEXT_MAX];
+	struct da_error	 err;
+	enum da_err	 rc = DA_ENOTFOUND;
+
+	snprintf(num, sizeof(num), "%lld", id);
+	if (names && (rc = directory_dept_name(prog_db(), id, name,
+	    sizeof(name), &err)) != DA_OK && rc != DA_ENOTFOUND)
+		log_msg(LOG_WARN, "department rule: %s", err.msg);
+	{
+		const struct html_var	 v[] = {
+			{ "id", num, 0 }, { "name", name, 0 },
+		};
+
+		page_format_in(l, out, rc == DA_OK ? "rule.item.named" :
+		    "rule.item", v, 2);
+	}
+}
+
 /*
- * Why the rule keeps u out, from the catalog's rule.* texts: plain
- * ASCII in English (also a header value).
+ * Why the rule keeps u out, from the catalog's rule.* texts in language
+ * l, the departments by name when names is set (the page) or by id only
+ * (X-Auth-Request-Reason: English, ASCII).
  */
 static char *
-rule_reason(struct req *r)
+rule_reason(struct req *r, enum page_lang l, int names)
 {
 	const struct config	*c = cfg();
 	struct buf		 list, item, who, depts, out;
 	size_t			 i, n = c->nrequire_depts;
-	char			 id[24];
 
 	buf_init(&list, 8192);
 	buf_init(&who, 8192);
@@ -279,21 +301,26 @@ rule_reason(struct req *r)
 	buf_init(&out, 8192);
 	/* "2", "2 or 7", "2, 5 or 7". */
 	for (i = 0; i < n; i++) {
-		snprintf(id, sizeof(id), "%lld", c->require_depts[i]);
+		buf_init(&item, 8192);
+		rule_item(&item, l, c->require_depts[i], names);
 		if (i == 0) {
-			buf_puts(&list, id);
+			buf_free(&list);
+			list = item;
 			continue;
 		}
 		{
 			const struct html_var	 v[] = {
-				{ "list", list.data, 0 }, { "item", id, 0 },
+				{ "list", list.data, 0 },
+				{ "item", item.data, 0 },
 			};
+			struct buf		 joined;
 
-			buf_init(&item, 8192);
-			page_format(&item, i + 1 == n ? "rule.list.last" :
-			    "rule.list.more", v, 2);
+			buf_init(&joined, 8192);
+			page_format_in(l, &joined, i + 1 == n ?
+			    "rule.list.last" : "rule.list.more", v, 2);
 			buf_free(&list);
-			list = item;
+			buf_free(&item);
+			list = joined;
 		}
 	}
 	{
@@ -302,28 +329,28 @@ rule_reason(struct req *r)
 		};
 
 		if (n > 0)
-			page_format(&depts, n > 1 ? "rule.depts" : "rule.dept",
-			    v, 1);
+			page_format_in(l, &depts, n > 1 ? "rule.depts" :
+			    "rule.dept", v, 1);
 	}
 	{
 		const struct html_var	 v[] = {
 			{ "depts", depts.data, 0 },
-			{ "users", page_text("rule.users"), 0 },
+			{ "users", page_text_in(l, "rule.users"), 0 },
 		};
 
 		if (n > 0 && c->nrequire_users > 0)
-			page_format(&who, "rule.both", v, 2);
+			page_format_in(l, &who, "rule.both", v, 2);
 		else if (n > 0)
 			buf_puts(&who, depts.data);
 		else
-			buf_puts(&who, page_text("rule.users"));
+			buf_puts(&who, page_text_in(l, "rule.users"));
 	}
 	{
 		const struct html_var	 v[] = {
 			{ "who", who.data, 0 },
 		};
 
-		page_format(&out, "rule.reason", v, 1);
+		page_format_in(l, &out, "rule.reason", v, 1);
 	}
 	buf_free(&list);
 	buf_free(&who);
@@ -334,18 +361,22 @@ rule_reason(struct req *r)
 static void
 deny_forbidden(struct req *r, const struct session_user *u)
 {
-	const char	*reason = rule_reason(r);
+	const char	*reason;
 
 	if (req_wants_json(r)) {
+		reason = rule_reason(r, page_current_lang(), 0);
 		json_answer(r, 403, "forbidden", reason, NULL);
 		return;
 	}
+	reason = rule_reason(r, page_current_lang(), 1);
 	{
 		const struct html_var	 vars[] = {
 			{ "name", u->name[0] != '\0' ? u->name : u->userid, 0 },
 			{ "userid", u->userid, 0 },
 			{ "reason", reason, 0 },
 			{ "logout", req_own(r, login_route_path("logout")), 0 },
+			{ "home", "/", 0 },
+			{ "ref", log_ref(), 0 },
 		};
 
 		page_deny(r, 403, "deny-forbidden.html",
@@ -364,10 +395,12 @@ deny_error(struct req *r, const char *message)
 	{
 		const struct html_var	 vars[] = {
 			{ "message", message, 0 },
+			{ "ref", log_ref(), 0 },
 		};
 
+		log_msg(LOG_ERR, "answered 500: %s", message);
 		page_deny(r, 500, "deny-error.html",
-		    page_text("deny.error.title"), vars, 1);
+		    page_text("deny.error.title"), vars, 2);
 	}
 }
 
@@ -419,7 +452,8 @@ answer(struct req *r, int variables)
 		break;
 	case V_FORBIDDEN:
 		if (!variables)
-			resp_header(r, "X-Auth-Request-Reason", rule_reason(r));
+			resp_header(r, "X-Auth-Request-Reason",
+			    rule_reason(r, PAGE_LANG_EN, 0));
 		deny_forbidden(r, &su);
 		break;
 	case V_ERROR:

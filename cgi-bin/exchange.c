@@ -87,6 +87,7 @@ serve_exchange(struct req *r, void *arg)
 	if ((code = req_input(r, "authCode")) == NULL || *code == '\0')
 		code = req_input(r, "code");
 	in.code = code;
+	in.error = req_input(r, "error");
 	in.state = req_input(r, "state");
 	in.state_cookie = req_cookie(r, STATE_COOKIE);
 	in.session_cookie = req_cookie(r, SESSION_COOKIE);

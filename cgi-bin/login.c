@@ -36,6 +36,9 @@
 #define BODY_MAX	(16 * 1024)
 #define ORIGIN_MAX	512
 #define PRUNE_EVERY	60	/* seconds between prunes, per process */
+/* Set by logout for the login page it redirects to, read once there. */
+#define NOTICE_COOKIE	"dingauth_notice"
+#define NOTICE_TTL	60
 
 struct ctx {
 	long long	 pruned_at;	/* last session_prune */
@@ -66,6 +69,29 @@ show_account(struct req *r, const struct session_user *u)
 		    vars, sizeof(vars) / sizeof(vars[0]), NULL);
 	}
 	free(logout);
+}
+
+/*
+ * A notice above the login page ("" for none): the notice cookie that
+ * logout left, said once (the cookie is cleared).
+ */
+static char *
+login_notice(struct req *r)
+{
+	const char	*n = req_cookie(r, NOTICE_COOKIE);
+	struct buf	 b;
+
+	buf_init(&b, 4096);
+	if (n != NULL) {
+		resp_cookie(r, NOTICE_COOKIE, "", 0);
+		if (strcmp(n, "signed_out") == 0) {
+			buf_puts(&b, "<p class=\"notice\" id=\"notice\" "
+			    "data-notice=\"signed_out\">");
+			html_escape_text(&b, page_text("login.notice.signed_out"));
+			buf_puts(&b, "</p>");
+		}
+	}
+	return req_own(r, buf_take(&b));
 }
 
 static void
@@ -142,6 +168,7 @@ serve_login(struct req *r, void *arg)
 			    cfg()->str[CFG_APP_KEY] : "", 0 },
 			{ "state", state, 0 },
 			{ "ddlogin_js", cfg()->str[CFG_DDLOGIN_JS], 0 },
+			{ "notice", login_notice(r), 1 },
 		};
 
 		page_render(r, 200, "login.html", page_text("login.title"),
@@ -208,6 +235,8 @@ serve_logout(struct req *r, void *arg)
 	}
 	page = login_page_path(rd);
 	resp_cookie(r, SESSION_COOKIE, "", 0);
+	/* The login page says so, once. */
+	resp_cookie(r, NOTICE_COOKIE, "signed_out", NOTICE_TTL);
 	page_redirect(r, page);
 	free(page);
 }

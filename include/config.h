@@ -58,6 +58,7 @@ enum cfg_key {
 	CFG_METRICS_ALLOW,	/* DINGAUTH_METRICS_ALLOW: CIDR list */
 	CFG_EVENT_MODE,		/* DINGAUTH_EVENT_MODE: http or stream */
 	CFG_STREAM_IDLE,	/* DINGAUTH_STREAM_IDLE (s): ping after */
+	CFG_LANG,		/* DINGAUTH_LANG: the pages' language */
 	CFG__MAX
 };
 
@@ -107,6 +108,14 @@ enum cfg_event_mode {
 	CFG_EVENT__MAX
 };
 
+/* DINGAUTH_LANG. */
+enum cfg_lang {
+	CFG_LANG_AUTO,		/* "auto": from Accept-Language */
+	CFG_LANG_ZH_CN,		/* "zh-CN" */
+	CFG_LANG_EN,		/* "en" */
+	CFG_LANG__MAX
+};
+
 #define CFG_LIST_MAX	256	/* items in an id or name list */
 
 /*
@@ -122,6 +131,7 @@ struct config {
 	enum cfg_login_flow	 login_flow;
 	enum cfg_unknown_user	 unknown_user;
 	enum log_level		 log_level;
+	enum cfg_lang		 lang;
 	/* The lists (DINGAUTH_REQUIRE_*), split and converted. */
 	const long long		*require_depts;
 	size_t			 nrequire_depts;

@@ -61,6 +61,13 @@ void		 dir_user_add_dept(struct dir_user *u, long long dept_id);
  */
 char		*dir_dept_ids_text(const long long *ids, size_t n);
 
+/*
+ * The name of department dept_id in name[size] (cut to fit: for pages);
+ * DA_ENOTFOUND (name "") if the directory has none.
+ */
+enum da_err	 directory_dept_name(struct db *db, long long dept_id,
+		    char *name, size_t size, struct da_error *err);
+
 /* DA_ENOTFOUND if no row. Memberships are loaded too. */
 enum da_err	 directory_get_user(struct db *db, const char *userid,
 		    struct dir_user *u, struct da_error *err);

@@ -40,5 +40,16 @@ struct log_field {
  */
 void	log_fields(enum log_level level, const char *event,
 	    const struct log_field *fields, size_t n);
+/*
+ * The error reference of the request being served, for a helpdesk to
+ * find the log lines behind a page: "20261205-131500-a1b2c3", the UTC
+ * time and six random hex digits, made when first needed. Once
+ * log_ref_begin has been called (a request starts), every line logged
+ * ends with " [ref REFERENCE]" and error pages show the same one.
+ * log_ref: the reference (made now if there is none yet).
+ */
+#define LOG_REF_LEN	22
+void		 log_ref_begin(void);
+const char	*log_ref(void);
 
 #endif

@@ -66,6 +66,7 @@ enum login_problem {
 	LOGIN_STATE_MISMATCH,	/* state cookie absent or different */
 	LOGIN_STATE_INVALID,	/* unknown, expired or already used */
 	LOGIN_CODE_MISSING,	/* no code/authCode parameter */
+	LOGIN_DECLINED,		/* DingTalk came back with error=: refused */
 	LOGIN_CODE_REJECTED,	/* DingTalk: code used, expired, unknown */
 	LOGIN_NOT_MEMBER,	/* not an employee of the company */
 	LOGIN_INACTIVE,		/* left the company */
@@ -95,6 +96,7 @@ const struct login_problem_info *login_problem_info(enum login_problem p);
 /* What the exchange was given (values straight from the request). */
 struct login_input {
 	const char	*code;		/* authCode, else code */
+	const char	*error;		/* error= of a refusal (oauth2) */
 	const char	*state;
 	const char	*state_cookie;	/* dingauth_state */
 	const char	*session_cookie; /* dingauth_session: replaced */

@@ -25,25 +25,47 @@ struct html_var;
 
 /*
  * Every string a page shows comes from one catalog per language,
- * static/messages.<lang> (English, "en", only for now), compiled in:
- * templates read it as {{@key}}, C code through page_text. The next
- * language is one more file, chosen here.
- *
- * The text of key; a key missing from the catalog is logged and shows
- * as itself (never NULL).
+ * static/messages.<tag> (zh-CN and en), compiled in: templates read it
+ * as {{@key}}, C code through page_text. Every catalog has every key
+ * (tests/test_lang.py); English fills in for a missing one all the same.
+ */
+enum page_lang {
+	PAGE_LANG_ZH_CN,	/* "zh-CN" */
+	PAGE_LANG_EN,		/* "en" */
+	PAGE_LANG__MAX
+};
+
+/*
+ * A request starts: its pages' language, per DINGAUTH_LANG (auto: the
+ * Accept-Language header's choice between Chinese and English, Chinese
+ * when it names neither).
+ */
+void		 page_begin(struct req *r);
+/* The request's language, and as <html lang> has it: "zh-CN" or "en". */
+enum page_lang	 page_current_lang(void);
+const char	*page_lang_tag(void);
+
+/*
+ * The text of key in the request's language; a key missing from every
+ * catalog is logged and shows as itself (never NULL). page_text_in: in
+ * language l.
  */
 const char	*page_text(const char *key);
+const char	*page_text_in(enum page_lang l, const char *key);
 /*
  * page_text(key) appended to out with each "{name}" replaced by the
  * value of vars' name (plain text: escape at output). Unknown names
- * stay as they are.
+ * stay as they are. page_format_in: in language l.
  */
 void		 page_format(struct buf *out, const char *key,
 		    const struct html_var *vars, size_t nvars);
+void		 page_format_in(enum page_lang l, struct buf *out,
+		    const char *key, const struct html_var *vars,
+		    size_t nvars);
 
 /*
  * Status, then template tmpl inside layout.html titled title; every
- * template may also use {{static}}. csp NULL: the strict default, no
+ * template may also use {{static}} (the layout also {{lang}}). csp NULL: the strict default, no
  * third-party scripts or frames (and no Referer).
  */
 void		 page_render(struct req *r, int status, const char *tmpl,

@@ -60,6 +60,7 @@ struct req {
 	const char	*remote_addr;
 	const char	*user_agent;
 	const char	*accept;
+	const char	*accept_language;	/* HTTP_ACCEPT_LANGUAGE */
 	const char	*content_type;
 	const char	*requested_with;	/* X-Requested-With */
 	const char	*sec_fetch_mode;

@@ -52,6 +52,12 @@ static const char *const event_mode_names[CFG_EVENT__MAX] = {
 	[CFG_EVENT_STREAM] = "stream",
 };
 
+static const char *const lang_names[CFG_LANG__MAX] = {
+	[CFG_LANG_AUTO] = "auto",
+	[CFG_LANG_ZH_CN] = "zh-CN",
+	[CFG_LANG_EN] = "en",
+};
+
 static const struct cfg_def defs[CFG__MAX] = {
 	[CFG_CORP_ID] = { "DINGTALK_CORP_ID", CFG_T_STRING, 0, 0, NULL, NULL,
 	    CFG_NEED_EXCHANGE | CFG_NEED_CALLBACK | CFG_NEED_DIRECTORY },
@@ -140,6 +146,8 @@ static const struct cfg_def defs[CFG__MAX] = {
 	    CFG_EVENT__MAX, event_mode_names, "http", 0 },
 	[CFG_STREAM_IDLE] = { "DINGAUTH_STREAM_IDLE", CFG_T_INT, 1, 600, NULL,
 	    "60", 0 },
+	[CFG_LANG] = { "DINGAUTH_LANG", CFG_T_ENUM, 0, CFG_LANG__MAX,
+	    lang_names, "auto", 0 },
 };
 
 enum cfg_src { SRC_UNSET, SRC_DEFAULT, SRC_FILE, SRC_ENV };
@@ -438,6 +446,7 @@ config_parse(void)
 	C.login_flow = (enum cfg_login_flow)C.num[CFG_LOGIN_FLOW];
 	C.unknown_user = (enum cfg_unknown_user)C.num[CFG_UNKNOWN_USER];
 	C.log_level = (enum log_level)C.num[CFG_LOG_LEVEL];
+	C.lang = (enum cfg_lang)C.num[CFG_LANG];
 	C.require_depts = lists[CFG_REQUIRE_DEPTS].ids;
 	C.nrequire_depts = lists[CFG_REQUIRE_DEPTS].n;
 	C.require_users = (const char *const *)lists[CFG_REQUIRE_USERS].names;

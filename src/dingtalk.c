@@ -716,8 +716,8 @@ identity_from(const json *obj, const char *unionid_key, const char *openid_key,
 	    sizeof(id->unionid), err)) != DA_OK ||
 	    (rc = copy_text(obj, openid_key, id->openid, sizeof(id->openid),
 	    err)) != DA_OK ||
-	    (rc = copy_text(obj, nick_key, id->nick, sizeof(id->nick),
-	    err)) != DA_OK)
+	    (nick_key != NULL && (rc = copy_text(obj, nick_key, id->nick,
+	    sizeof(id->nick), err)) != DA_OK))
 		goto out;
 	if (id->unionid[0] == '\0')
 		rc = DA_ERROR(err, DA_EJSON, "answer has no unionid");
@@ -738,7 +738,8 @@ dt_sns_persistent_code(struct db *db, const char *tmp_code,
 	json_add_str(body, "tmp_auth_code", tmp_code);
 	rc = call(db, DT_API_SNS_PERSISTENT_CODE, body, &doc, err);
 	if (rc == DA_OK)
-		rc = identity_from(doc, "unionid", "openid", "nick", id, err);
+		/* Its answer has no nick: the name comes later (§c.3). */
+		rc = identity_from(doc, "unionid", "openid", NULL, id, err);
 	json_free(body);
 	json_free(doc);
 	return rc;

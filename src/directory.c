@@ -28,6 +28,7 @@ enum stmt {
 	STMT_DEPT_MEMBERS_REMOVE,
 	STMT_IN_DEPTS,
 	STMT_COUNTS,
+	STMT_DEPT_NAME,
 	STMT_STAGE_ROOT,
 	STMT_STAGE_ROOT_NAME,
 	STMT_STAGE_DEPT,
@@ -129,6 +130,8 @@ static const struct db_sql stmts[STMT__MAX] = {
 	    "   AND up.depth < 64)"
 	    " SELECT 1 FROM up WHERE id IN (SELECT value::bigint"
 	    " FROM json_array_elements_text(?2::json)) LIMIT 1" },
+	[STMT_DEPT_NAME] = { "department name",
+	    "SELECT name FROM departments WHERE dept_id = ?1" },
 	[STMT_COUNTS] = { "counts",
 	    "SELECT (SELECT count(*) FROM users),"
 	    " (SELECT count(*) FROM users WHERE active = 1 AND disabled = 0),"
@@ -678,6 +681,24 @@ directory_user_in_depts(struct db *db, const char *userid,
 	*yes = db_next(&r) == 1;
 	buf_free(&list);
 	return db_done(&r);
+}
+
+enum da_err
+directory_dept_name(struct db *db, long long dept_id, char *name,
+    size_t size, struct da_error *err)
+{
+	struct db_rows	 r;
+	enum da_err	 rc;
+
+	name[0] = '\0';
+	db_query(db, &r, &stmts[STMT_DEPT_NAME], DB_ARGS(DB_INT(dept_id)),
+	    err);
+	if (db_next(&r) == 1)
+		snprintf(name, size, "%s", db_text(&r, 0));
+	if ((rc = db_done(&r)) == DA_OK && name[0] == '\0')
+		rc = DA_ERROR(err, DA_ENOTFOUND, "no department %lld",
+		    dept_id);
+	return rc;
 }
 
 enum da_err

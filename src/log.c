@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "crypto.h"
 #include "log.h"
 #include "mem.h"
 
@@ -20,6 +21,39 @@ const char *const log_level_names[LOG__MAX] = {
 	[LOG_ERR] = "error", [LOG_WARN] = "warn",
 	[LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
+
+/* The request's error reference: log.h. */
+static struct {
+	int	 active;		/* a request is being served */
+	char	 ref[LOG_REF_LEN + 1];	/* "" until made */
+} request;
+
+void
+log_ref_begin(void)
+{
+	request.active = 1;
+	request.ref[0] = '\0';
+}
+
+const char *
+log_ref(void)
+{
+	unsigned char	 rnd[3];
+	struct tm	 tm;
+	time_t		 now;
+
+	if (request.ref[0] != '\0')
+		return request.ref;
+	now = time(NULL);
+	crypto_random(rnd, sizeof(rnd));
+	if (gmtime_r(&now, &tm) == NULL ||
+	    strftime(request.ref, sizeof(request.ref), "%Y%m%d-%H%M%S",
+	    &tm) != 15)
+		snprintf(request.ref, sizeof(request.ref), "00000000-000000");
+	snprintf(request.ref + 15, sizeof(request.ref) - 15, "-%02x%02x%02x",
+	    rnd[0], rnd[1], rnd[2]);
+	return request.ref;
+}
 
 void
 log_init(const char *progname)
@@ -70,6 +104,8 @@ json_line(enum log_level level)
 	json_add_str(o, "prog", log_prog);
 	json_add_int(o, "pid", (long long)getpid());
 	json_add_str(o, "level", log_level_names[level]);
+	if (request.active)
+		json_add_str(o, "ref", log_ref());
 	return o;
 }
 
@@ -106,8 +142,10 @@ log_msg(enum log_level level, const char *fmt, ...)
 	for (i = 0; line[i] != '\0'; i++)
 		if (line[i] == '\n' || line[i] == '\r')
 			line[i] = ' ';
-	fprintf(stderr, "dingauth[%s %ld]: %s: %s\n", log_prog,
-	    (long)getpid(), log_level_names[level], line);
+	fprintf(stderr, "dingauth[%s %ld]: %s: %s%s%s%s\n", log_prog,
+	    (long)getpid(), log_level_names[level], line,
+	    request.active ? " [ref " : "", request.active ? log_ref() : "",
+	    request.active ? "]" : "");
 }
 
 /* " name=value", quoted when it must be; controls become '?'. */

@@ -26,6 +26,7 @@ static const struct login_problem_info problems[LOGIN_PROBLEM__MAX] = {
 	[LOGIN_STATE_MISMATCH] = { 400, "state_mismatch", 0 },
 	[LOGIN_STATE_INVALID] = { 400, "state_invalid", 0 },
 	[LOGIN_CODE_MISSING] = { 400, "code_missing", 0 },
+	[LOGIN_DECLINED] = { 403, "declined", 0 },
 	[LOGIN_CODE_REJECTED] = { 400, "code_rejected", 0 },
 	[LOGIN_NOT_MEMBER] = { 403, "not_member", 0 },
 	[LOGIN_INACTIVE] = { 403, "inactive", 0 },
@@ -533,7 +534,9 @@ login_exchange(struct db *db, const struct login_input *in,
 	if ((res->problem = take_state(db, in, res)) != LOGIN_OK)
 		goto out;
 	if (in->code == NULL || in->code[0] == '\0') {
-		res->problem = LOGIN_CODE_MISSING;
+		/* oauth2's refusal: redirect_uri?error=...&state=... (§d.1). */
+		res->problem = in->error != NULL && in->error[0] != '\0' ?
+		    LOGIN_DECLINED : LOGIN_CODE_MISSING;
 		goto out;
 	}
 	if (strlen(in->code) > CODE_MAX) {

@@ -1,7 +1,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "config.h"
 #include "embedded.h"
 #include "html.h"
 #include "json.h"
@@ -12,19 +14,31 @@
 #include "req.h"
 
 #define ORIGIN_MAX	512
-#define CATALOG		"messages.en"	/* the one language for now */
 
-/* The catalog, parsed once per process: sorted by key. */
+/*
+ * The catalogs, one per language (static/messages.<tag>), each parsed
+ * once per process on first use: sorted by key. English is also the
+ * fallback for a key another catalog lacks (the tests require none).
+ */
 struct text {
 	const char	*key;
 	const char	*text;
 };
 
-static struct {
+static struct catalog {
+	const char	*tag;		/* <html lang>, DINGAUTH_LANG */
+	const char	*file;
+	int		 loaded;
 	char		*data;		/* a copy of the file, cut in place */
 	struct text	*v;
 	size_t		 n;
-} catalog;
+} catalogs[PAGE_LANG__MAX] = {
+	[PAGE_LANG_ZH_CN] = { "zh-CN", "messages.zh-CN", 0, NULL, NULL, 0 },
+	[PAGE_LANG_EN] = { "en", "messages.en", 0, NULL, NULL, 0 },
+};
+
+/* The language of the request being served (page_begin). */
+static enum page_lang	 lang = PAGE_LANG_ZH_CN;
 
 static int
 text_cmp(const void *a, const void *b)
@@ -34,21 +48,23 @@ text_cmp(const void *a, const void *b)
 }
 
 /*
- * "key = text" lines of the embedded catalog; "#" comments and blank
+ * "key = text" lines of the catalog's file; "#" comments and blank
  * lines skipped, spaces around key and text dropped.
  */
 static void
-catalog_load(void)
+catalog_load(struct catalog *c)
 {
 	const char	*file;
 	char		*line, *next, *eq, *k, *v, *e;
 	size_t		 cap = 0;
 
-	if (catalog.data != NULL ||
-	    (file = embedded_template(CATALOG)) == NULL)
+	if (c->loaded)
 		return;
-	catalog.data = xstrdup(file);
-	for (line = catalog.data; line != NULL && *line != '\0'; line = next) {
+	c->loaded = 1;
+	if ((file = embedded_template(c->file)) == NULL)
+		return;
+	c->data = xstrdup(file);
+	for (line = c->data; line != NULL && *line != '\0'; line = next) {
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
 		if (*line == '#' || (eq = strchr(line, '=')) == NULL)
@@ -60,47 +76,144 @@ catalog_load(void)
 			*--e = '\0';
 		for (v = eq + 1; *v == ' '; v++)
 			;
-		if (catalog.n == cap) {
+		if (c->n == cap) {
 			cap = cap ? cap * 2 : 128;
-			catalog.v = xrealloc(catalog.v,
-			    cap * sizeof(*catalog.v));
+			c->v = xrealloc(c->v, cap * sizeof(*c->v));
 		}
-		catalog.v[catalog.n].key = k;
-		catalog.v[catalog.n++].text = v;
+		c->v[c->n].key = k;
+		c->v[c->n++].text = v;
 	}
-	qsort(catalog.v, catalog.n, sizeof(*catalog.v), text_cmp);
+	qsort(c->v, c->n, sizeof(*c->v), text_cmp);
 }
 
-/* The text of key, or NULL: the lookup of {{@key}} template slots. */
+/* The text of key in language l, falling back to English, or NULL. */
 static const char *
-catalog_text(const char *key)
+catalog_text_in(enum page_lang l, const char *key)
 {
-	struct text	 want, *t;
+	struct catalog	*c;
+	struct text	 want, *t = NULL;
+	int		 pass;
 
-	catalog_load();
 	want.key = key;
-	t = bsearch(&want, catalog.v, catalog.n, sizeof(*catalog.v),
-	    text_cmp);
+	for (pass = 0; pass < 2 && t == NULL; pass++) {
+		c = &catalogs[pass == 0 ? l : PAGE_LANG_EN];
+		catalog_load(c);
+		if (c->n > 0)
+			t = bsearch(&want, c->v, c->n, sizeof(*c->v),
+			    text_cmp);
+	}
 	return t != NULL ? t->text : NULL;
 }
 
+/* The lookup of {{@key}} template slots: the request's language. */
+static const char *
+catalog_text(const char *key)
+{
+	return catalog_text_in(lang, key);
+}
+
+/* Does the language range at p (up to its end) name tag's language? */
+static int
+range_is(const char *p, size_t len, const char *primary)
+{
+	size_t	 n = strlen(primary);
+
+	return len >= n && strncasecmp(p, primary, n) == 0 &&
+	    (len == n || p[n] == '-');
+}
+
+/*
+ * The language an Accept-Language header prefers among ours: the range
+ * with the highest q ("zh", "zh-CN", "zh-TW" ... are Chinese; "en",
+ * "en-US" ... English; the first wins a tie); Chinese when it names
+ * neither (or there is no header).
+ */
+static enum page_lang
+lang_accepted(const char *h)
+{
+	enum page_lang	 best = PAGE_LANG_ZH_CN, l;
+	const char	*p, *end, *semi, *q;
+	double		 bestq = 0, qv;
+	size_t		 len;
+
+	for (p = h; p != NULL && *p != '\0'; p = *end ? end + 1 : end) {
+		end = p + strcspn(p, ",");
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		semi = memchr(p, ';', (size_t)(end - p));
+		len = strcspn(p, " \t;,");
+		if (range_is(p, len, "zh"))
+			l = PAGE_LANG_ZH_CN;
+		else if (range_is(p, len, "en"))
+			l = PAGE_LANG_EN;
+		else
+			continue;
+		qv = 1;
+		if (semi != NULL && (q = strstr(semi, "q=")) != NULL &&
+		    q < end)
+			qv = strtod(q + 2, NULL);
+		if (qv > bestq) {
+			bestq = qv;
+			best = l;
+		}
+	}
+	return best;
+}
+
+void
+page_begin(struct req *r)
+{
+	switch (cfg()->lang) {
+	case CFG_LANG_EN:
+		lang = PAGE_LANG_EN;
+		break;
+	case CFG_LANG_ZH_CN:
+		lang = PAGE_LANG_ZH_CN;
+		break;
+	default:
+		lang = lang_accepted(r->accept_language);
+		break;
+	}
+}
+
+enum page_lang
+page_current_lang(void)
+{
+	return lang;
+}
+
 const char *
-page_text(const char *key)
+page_lang_tag(void)
+{
+	return catalogs[lang].tag;
+}
+
+const char *
+page_text_in(enum page_lang l, const char *key)
 {
 	const char	*t;
 
-	if ((t = catalog_text(key)) == NULL) {
-		log_msg(LOG_ERR, "page: no text %s in %s", key, CATALOG);
+	if ((unsigned)l >= PAGE_LANG__MAX)
+		l = PAGE_LANG_EN;
+	if ((t = catalog_text_in(l, key)) == NULL) {
+		log_msg(LOG_ERR, "page: no text %s in %s", key,
+		    catalogs[l].file);
 		t = key;
 	}
 	return t;
 }
 
-void
-page_format(struct buf *out, const char *key, const struct html_var *vars,
-    size_t nvars)
+const char *
+page_text(const char *key)
 {
-	const char	*p = page_text(key), *open, *close;
+	return page_text_in(lang, key);
+}
+
+void
+page_format_in(enum page_lang l, struct buf *out, const char *key,
+    const struct html_var *vars, size_t nvars)
+{
+	const char	*p = page_text_in(l, key), *open, *close;
 	size_t		 i;
 
 	while ((open = strchr(p, '{')) != NULL &&
@@ -119,6 +232,13 @@ page_format(struct buf *out, const char *key, const struct html_var *vars,
 		p = close + 1;
 	}
 	buf_puts(out, p);
+}
+
+void
+page_format(struct buf *out, const char *key, const struct html_var *vars,
+    size_t nvars)
+{
+	page_format_in(lang, out, key, vars, nvars);
 }
 
 static const char *const csp_strict =
@@ -178,6 +298,7 @@ render(struct buf *page, const char *layout, const char *tmpl,
 	if ((rc = html_render_with(&content, tmpl, all, nvars + 1,
 	    catalog_text, err)) == DA_OK) {
 		const struct html_var	 outer[] = {
+			{ "lang", page_lang_tag(), 0 },
 			{ "title", title, 0 },
 			{ "static", stat, 0 },
 			{ "page", tmpl, 0 },
@@ -271,7 +392,10 @@ page_login_csp(const char *frame_url, const char *script_url)
 	    "frame-ancestors 'none'", js, frame);
 }
 
-/* The error page: problem id, title, text, who it concerns, retry link. */
+/*
+ * The error page: problem id, title, text, who it concerns, retry link,
+ * and the request's error reference (also in its log lines).
+ */
 static void
 error_page(struct req *r, int status, const char *id, const char *kind,
     const char *title, const char *text, const char *who, const char *retry)
@@ -283,6 +407,7 @@ error_page(struct req *r, int status, const char *id, const char *kind,
 		{ "kind", kind, 0 },
 		{ "who", who, 1 },
 		{ "retry", retry, 0 },
+		{ "ref", log_ref(), 0 },
 	};
 
 	page_render(r, status, "error.html", title, vars,
@@ -308,12 +433,15 @@ page_problem(struct req *r, enum login_problem p, const char *rd,
 		snprintf(ra, sizeof(ra), "%d", pi->retry_after);
 		resp_header(r, "Retry-After", ra);
 	}
+	/* Its log line (and the page) carry the reference. */
+	log_msg(LOG_INFO, "answered %d %s", pi->status, pi->id);
 	if (as_json) {
 		doc = json_new_object();
 		json_add_str(doc, "error", pi->id);
 		json_add_str(doc, "message", title);
 		json_add_str(doc, "detail", text);
 		json_add_str(doc, "retry", retry);
+		json_add_str(doc, "ref", log_ref());
 		if (pi->retry_after > 0)
 			json_add_int(doc, "retry_after", pi->retry_after);
 		resp_json(r, pi->status, doc);
@@ -337,6 +465,42 @@ page_problem(struct req *r, enum login_problem p, const char *rd,
 	free(retry);
 }
 
+/*
+ * What a visitor may learn of a configuration problem: a generic text,
+ * naming the setting when the detail names one of our keys, never the
+ * rest (paths, values). The detail is logged.
+ */
+static void
+config_visible(struct buf *out, const char *msg)
+{
+	const char	*p = msg;
+	char		 key[64];
+	size_t		 n;
+
+	buf_puts(out, page_text("error.misconfigured.text"));
+	for (key[0] = '\0'; *p != '\0'; p += n) {
+		if ((n = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_")) == 0) {
+			n = 1;
+			continue;
+		}
+		if (n < sizeof(key)) {
+			memcpy(key, p, n);
+			key[n] = '\0';
+			if (config_lookup(key) != CFG__MAX)
+				break;
+		}
+		key[0] = '\0';
+	}
+	if (key[0] == '\0')
+		return;
+	{
+		const struct html_var	 v = { "key", key, 0 };
+
+		buf_puts(out, " ");
+		page_format(out, "error.misconfigured.key", &v, 1);
+	}
+}
+
 void
 page_config_error(struct req *r, const struct da_error *err)
 {
@@ -349,6 +513,8 @@ page_config_error(struct req *r, const struct da_error *err)
 
 	log_msg(LOG_ERR, "configuration: %s", msg);
 	resp_clear(r);
+	buf_init(&text, 0);
+	config_visible(&text, msg);
 	if (req_answers_json(r)) {
 		/* Apache relabels deny bodies; its example config reads this. */
 		if (r->role == REQ_AUTHORIZER)
@@ -356,29 +522,25 @@ page_config_error(struct req *r, const struct da_error *err)
 		doc = json_new_object();
 		json_add_str(doc, "error", "misconfigured");
 		json_add_str(doc, "message", title);
-		json_add_str(doc, "detail", msg);
+		json_add_str(doc, "detail", text.data);
+		json_add_str(doc, "ref", log_ref());
 		resp_json(r, 500, doc);
 		json_free(doc);
 	} else if (r->role == REQ_AUTHORIZER) {
-		const struct html_var	 detail = { "detail", msg, 0 };
+		const struct html_var	 vars[] = {
+			{ "message", text.data, 0 },
+			{ "ref", log_ref(), 0 },
+		};
 
-		buf_init(&text, 0);
-		page_format(&text, "deny.error.config", &detail, 1);
-		{
-			const struct html_var	 vars[] = {
-				{ "message", text.data, 0 },
-			};
-
-			page_deny(r, 500, "deny-error.html",
-			    page_text("deny.error.title"), vars, 1);
-		}
-		buf_free(&text);
+		page_deny(r, 500, "deny-error.html",
+		    page_text("deny.error.title"), vars, 2);
 	} else {
 		retry = login_page_path(NULL);
-		error_page(r, 500, "misconfigured", "error", title, msg, "",
-		    retry);
+		error_page(r, 500, "misconfigured", "error", title, text.data,
+		    "", retry);
 		free(retry);
 	}
+	buf_free(&text);
 }
 
 void

@@ -72,6 +72,8 @@ front(struct req *r, void *arg)
 	struct da_error	 err;
 
 	da_error_clear(&err);
+	log_ref_begin();
+	page_begin(r);
 	if (prog.broken) {
 		page_config_error(r, &prog.err);
 		return 1;

@@ -363,6 +363,7 @@ req_parse(struct req *r)
 	r->remote_addr = req_param(r, "REMOTE_ADDR");
 	r->user_agent = req_param(r, "HTTP_USER_AGENT");
 	r->accept = req_param(r, "HTTP_ACCEPT");
+	r->accept_language = req_param(r, "HTTP_ACCEPT_LANGUAGE");
 	r->content_type = req_param(r, "CONTENT_TYPE");
 	r->requested_with = req_param(r, "HTTP_X_REQUESTED_WITH");
 	r->sec_fetch_mode = req_param(r, "HTTP_SEC_FETCH_MODE");

@@ -14,8 +14,8 @@
  * sns flows (ddLogin.js): the QR frame posts the loginTmpCode to this window;
  * the top window then goes to authorize-url + "&loginTmpCode=" + code, which
  * DingTalk answers with a redirect to /exchange?code=...&state=....
- * oauth2 (DTFrameLogin): the script hands us redirectUrl; we follow it only
- * when it leads to our own /exchange.
+ * oauth2 (DTFrameLogin): the script hands us the authCode and state (also
+ * inside its redirectUrl); we go with them to our own /exchange only.
  */
 (function () {
 	"use strict";
@@ -28,7 +28,13 @@
 	var frameOrigin = root.getAttribute("data-frame-origin");
 	var redirectUri = root.getAttribute("data-redirect-uri");
 	var status = document.getElementById("qr-status");
+	var progress = document.getElementById("dingauth-progress");
 	var going = false;
+
+	/* The page's own words, in its language (data-msg-*). */
+	function msg(name) {
+		return root.getAttribute("data-msg-" + name) || "";
+	}
 
 	function say(text) {
 		status.textContent = text;
@@ -43,8 +49,21 @@
 		if (going)
 			return;
 		going = true;
-		say("Signing in\u2026");
+		/* DingTalk may be slow: show that something is happening. */
+		root.className += " going";
+		if (progress)
+			progress.hidden = false;
 		window.location.assign(url);
+	}
+
+	/* A query parameter of url, or null. */
+	function param(url, name) {
+		try {
+			return new URL(String(url), window.location.href)
+			    .searchParams.get(name);
+		} catch (e) {
+			return null;
+		}
 	}
 
 	function frameWindow() {
@@ -54,8 +73,7 @@
 
 	function startSns() {
 		if (typeof window.DDLogin !== "function") {
-			noFrame("DingTalk's QR code could not be loaded. " +
-			    "Use the link below.");
+			noFrame(msg("noframe"));
 			return;
 		}
 		window.addEventListener("message", function (event) {
@@ -84,8 +102,7 @@
 
 	function startOauth2() {
 		if (typeof window.DTFrameLogin !== "function") {
-			noFrame("DingTalk's QR code could not be loaded. " +
-			    "Use the link below.");
+			noFrame(msg("noframe"));
 			return;
 		}
 		window.DTFrameLogin({
@@ -100,15 +117,24 @@
 			state: root.getAttribute("data-state"),
 			prompt: "consent"
 		}, function (result) {
+			/*
+			 * Take the code and state, wherever DingTalk put them
+			 * (its redirectUrl may spell our address differently),
+			 * and go to our own exchange only.
+			 */
 			var url = result && result.redirectUrl;
+			var code = (result && result.authCode) ||
+			    param(url, "authCode") || param(url, "code");
+			var state = (result && result.state) || param(url, "state");
 
-			/* Only ever to our own exchange. */
-			if (typeof url !== "string" ||
-			    url.indexOf(redirectUri + "?") !== 0)
+			if (typeof code !== "string" || code.length === 0 ||
+			    code.length > 512 || /[\s]/.test(code) ||
+			    typeof state !== "string" || state.length === 0)
 				return;
-			go(url);
+			go(redirectUri + "?authCode=" + encodeURIComponent(code) +
+			    "&state=" + encodeURIComponent(state));
 		}, function (message) {
-			say(String(message || "DingTalk could not sign you in."));
+			say(msg("failed"));
 		});
 	}
 
@@ -118,7 +144,6 @@
 		else
 			startSns();
 	} catch (e) {
-		noFrame("DingTalk's QR code could not be shown. " +
-		    "Use the link below.");
+		noFrame(msg("noframe"));
 	}
 })();

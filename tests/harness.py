@@ -147,6 +147,9 @@ class Env:
             "DINGTALK_AES_TOKEN": AES_KEY,
             "DINGTALK_TOKEN": TOKEN,
             "DINGAUTH_HTTP_TIMEOUT": "5000",
+            # English pages, which most tests read; tests/test_lang.py
+            # covers both languages and the default (auto).
+            "DINGAUTH_LANG": "en",
         }
         if fake is not None:
             corp = fake.corp()

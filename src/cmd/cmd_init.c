@@ -170,6 +170,9 @@ static const struct key_doc {
 	    "Connect timeout, milliseconds.", NULL },
 	[CFG_HTTP_RETRIES] = { SEC_DINGTALK, NULL,
 	    "Retries of a call answered busy or rate limited.", NULL },
+	[CFG_LANG] = { SEC_SITE, NULL,
+	    "The pages' language: auto (from the browser's Accept-Language;\n"
+	    "Chinese when it names neither), zh-CN or en.", NULL },
 	[CFG_LOG_LEVEL] = { SEC_LOG, NULL,
 	    "error, warn, info or debug (to stderr).", NULL },
 	[CFG_AGENT_ID] = { SEC_APP, NULL,

@@ -191,9 +191,13 @@ test_catalog(void)
 		    DA_EINPUT, "no lookup: {{@key}} refused");
 		buf_free(&o);
 	}
-	CHECK_STR(page_text("login.lead"),
+	CHECK_STR(page_text_in(PAGE_LANG_EN, "login.lead"),
 	    "Open DingTalk on your phone and scan the QR code.",
 	    "page_text reads the catalog");
+	CHECK_STR(page_text_in(PAGE_LANG_ZH_CN, "account.logout"), "退出登录",
+	    "page_text reads the Chinese catalog");
+	CHECK_STR(page_text("account.logout"), "退出登录",
+	    "outside a request: Chinese");
 	CHECK_STR(page_text("no.such.key"), "no.such.key",
 	    "a missing key shows as itself");
 	CHECK_STR(page_text("problem.ok.text"), "", "an empty text");
@@ -201,7 +205,7 @@ test_catalog(void)
 		const struct html_var	 v[] = { { "who", "<x>", 0 } };
 
 		buf_init(&b, 0);
-		page_format(&b, "rule.reason", v, 1);
+		page_format_in(PAGE_LANG_EN, &b, "rule.reason", v, 1);
 		CHECK_STR(b.data, "This location is open only to <x>.",
 		    "page_format fills {who}, plain text");
 		buf_free(&b);
