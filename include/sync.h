@@ -40,7 +40,7 @@ enum sync_outcome {
 struct sync_options {
 	int	 dry_run;
 	int	 force;		/* accept any share of leavers */
-	int	 progress;	/* redraw a progress line on stderr */
+	FILE	*progress;	/* redraw a progress line here (or NULL) */
 	FILE	*plan;		/* dry run: a line per change (or NULL) */
 };
 

@@ -109,12 +109,52 @@ json_line(enum log_level level)
 	return o;
 }
 
+/*
+ * Write one log line and its newline to stderr. No control character a
+ * terminal tailing the log would obey gets through, whatever the line
+ * carries (names come from DingTalk and from people's own nicknames):
+ * in text, C0 controls, DEL and the C1 controls (UTF-8 C2 80..9F) become
+ * '?', newline, CR and tab a space; in JSON, where cJSON has escaped the
+ * C0 controls already, DEL and C1 become the "\u00XX" that reads back as
+ * the same character.
+ */
+static void
+put_line(const char *s, size_t n, int as_json)
+{
+	struct buf	 b;
+	size_t		 i;
+	unsigned char	 c;
+
+	buf_init(&b, 0);
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)s[i];
+		if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+		    (unsigned char)s[i + 1] <= 0x9f) {
+			i++;
+			if (as_json)
+				buf_printf(&b, "\\u%04x", (unsigned char)s[i]);
+			else
+				buf_puts(&b, "?");
+		} else if (c == 0x7f && as_json)
+			buf_puts(&b, "\\u007f");
+		else if (c == '\n' || c == '\r' || c == '\t')
+			buf_puts(&b, " ");
+		else if (c < 0x20 || c == 0x7f)
+			buf_puts(&b, "?");
+		else
+			buf_append(&b, s + i, 1);
+	}
+	buf_puts(&b, "\n");
+	fwrite(b.data, 1, b.len, stderr);
+	buf_free(&b);
+}
+
 static void
 put_json(json *o)
 {
 	char	*text = json_print(o);
 
-	fprintf(stderr, "%s\n", text);
+	put_line(text, strlen(text), 1);
 	free(text);
 	json_free(o);
 }
@@ -122,10 +162,10 @@ put_json(json *o)
 void
 log_msg(enum log_level level, const char *fmt, ...)
 {
-	char	 line[2048];
-	va_list	 ap;
-	size_t	 i;
-	json	*o;
+	char		 line[2048];
+	va_list		 ap;
+	json		*o;
+	struct buf	 b;
 
 	if (level > log_level)
 		return;
@@ -138,14 +178,14 @@ log_msg(enum log_level level, const char *fmt, ...)
 		put_json(o);
 		return;
 	}
-	/* One message, one line: a log line is never split by input. */
-	for (i = 0; line[i] != '\0'; i++)
-		if (line[i] == '\n' || line[i] == '\r')
-			line[i] = ' ';
-	fprintf(stderr, "dingauth[%s %ld]: %s: %s%s%s%s\n", log_prog,
+	/* One message, one line: put_line keeps input from splitting it. */
+	buf_init(&b, 0);
+	buf_printf(&b, "dingauth[%s %ld]: %s: %s%s%s%s", log_prog,
 	    (long)getpid(), log_level_names[level], line,
 	    request.active ? " [ref " : "", request.active ? log_ref() : "",
 	    request.active ? "]" : "");
+	put_line(b.data, b.len, 0);
+	buf_free(&b);
 }
 
 /* " name=value", quoted when it must be; controls become '?'. */
@@ -172,9 +212,10 @@ void
 log_fields(enum log_level level, const char *event,
     const struct log_field *f, size_t n)
 {
-	struct buf	 b;
+	struct buf	 b, out;
 	json		*o;
 	size_t		 i;
+	const char	*line;
 
 	if (level > log_level)
 		return;
@@ -192,8 +233,11 @@ log_fields(enum log_level level, const char *event,
 	for (i = 0; i < n; i++)
 		if (f[i].value != NULL && f[i].value[0] != '\0')
 			put_field(&b, f[i].name, f[i].value);
-	fprintf(stderr, "dingauth[%s %ld]: %s: %.*s\n", log_prog,
-	    (long)getpid(), log_level_names[level], (int)b.len,
-	    b.len ? b.data : "");
+	line = b.len ? b.data : "";
+	buf_init(&out, 0);
+	buf_printf(&out, "dingauth[%s %ld]: %s: %s", log_prog,
+	    (long)getpid(), log_level_names[level], line);
+	put_line(out.data, out.len, 0);
+	buf_free(&out);
 	buf_free(&b);
 }

@@ -666,13 +666,14 @@ progress(struct sync_ctx *c, int last)
 	long long	 now = now_us();
 	double		 elapsed, rate, pages, left;
 	char		 eta[32];
+	FILE		*to = c->opt->progress;
 
-	if (!c->opt->progress)
+	if (to == NULL)
 		return;
 	if (last) {
 		if (c->drawn)
-			fputs("\r\033[K", stderr);
-		fflush(stderr);
+			fputs("\r\033[K", to);
+		fflush(to);
 		return;
 	}
 	if (now - c->last_draw < PROGRESS_EVERY_US)
@@ -686,10 +687,10 @@ progress(struct sync_ctx *c, int last)
 	left = (double)(c->depts_known - c->listsub_done) +
 	    (double)(c->depts_known - c->members_done) * pages;
 	format_eta(eta, sizeof(eta), rate > 0 ? left / rate : -1);
-	fprintf(stderr, "\rsync: departments %lld/%lld, users %lld, "
+	fprintf(to, "\rsync: departments %lld/%lld, users %lld, "
 	    "%.1f req/s, ETA %s\033[K", c->members_done, c->depts_known,
 	    c->users_seen, rate, eta);
-	fflush(stderr);
+	fflush(to);
 	c->drawn = 1;
 }
 

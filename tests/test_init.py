@@ -319,6 +319,17 @@ r = run("--help")
 t.check("dingauth --help lists init", r.returncode == 0 and
         re.search(r"^\s+init\s", r.stdout, re.M), desc(r))
 
+# --- next steps in Stream mode ---------------------------------------------
+with open(conf, "a", encoding="utf-8") as f:
+    f.write("DINGAUTH_EVENT_MODE = stream\n")
+r = run("init", "--config", conf)
+out = r.stdout
+t.check("init (stream mode): the events step says Stream, not callback "
+        "register", r.returncode == 0 and "Stream" in out and
+        "callback register" not in out and
+        out.find("dingauth sync") < out.find("Stream") < out.find("dingauth-worker"),
+        desc(r))
+
 # --- --version ------------------------------------------------------------
 with open(os.path.join(ROOT, "Makefile"), encoding="utf-8") as f:
     version = re.search(r"^VERSION\s*:=\s*(\S+)", f.read(), re.M).group(1)

@@ -218,6 +218,15 @@ def section_terminal():
             t.check("%s: a newline in a name cannot forge a line" % " ".join(args),
                     not any(line.startswith("forged line")
                             for line in r.stdout.splitlines()), r.stdout)
+        for args in (("users", "show", EVIL), ("sessions", "revoke", EVIL),
+                     ("users", "disable", EVIL)):
+            # The operator's own argument echoed back: newline and tab may
+            # stay, no control a terminal obeys (ESC, BEL, CR, DEL, C1).
+            r = env.cmd(*args)
+            bad = [c for c in raw_controls(r.stdout + r.stderr) if c != "\t"]
+            t.check("%s <name>: refused, no raw control character on stderr"
+                    % " ".join(args[:2]), r.returncode != 0 and r.stderr.strip()
+                    and not bad, (r.returncode, bad, r.stderr[-300:]))
         for args in (("users", "list", "--json"), ("requests", "list", "--json"),
                      ("users", "show", "u666", "--json")):
             r = env.cmd(*args)

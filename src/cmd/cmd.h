@@ -182,6 +182,8 @@ void	cmd_table_end(struct cmd_table *t);
  * output stream escapes every other control character). Returns buf.
  */
 const char *cmd_line(const char *s, char *buf, size_t size);
+/* The terminal's own stderr, unescaped: only for our control sequences. */
+FILE	*cmd_progress_stream(void);
 /*
  * A list on stdout, as text rows or, with as_json, as a JSON array
  * written one object at a time so a long list is never whole in memory:

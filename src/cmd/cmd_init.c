@@ -542,14 +542,23 @@ print_next_steps(const char *config)
 	    "installed; deploy/ in the source).\n"
 	    " 3. dingauth doctor                check the whole setup\n"
 	    " 4. dingauth sync                  copy the company directory; "
-	    "then nightly\n"
-	    " 5. dingauth callback register     once the web server answers "
-	    "%s/callback\n"
-	    "    (address-book events: leavers are then out at once)\n"
-	    " 6. start the worker: systemctl enable --now dingauth-worker\n"
-	    "    (or dingauth worker --once from cron): events, the daily "
-	    "sync, pruning\n",
-	    cfg()->str[CFG_BASE_PATH]);
+	    "then nightly\n");
+	if (cfg()->num[CFG_EVENT_MODE] == CFG_EVENT_STREAM)
+		printf(" 5. address-book events by Stream (DINGAUTH_EVENT_MODE = "
+		    "stream): in the console\n"
+		    "    set the event push method to Stream mode; "
+		    "callback.fcgi is then unused\n");
+	else
+		printf(" 5. dingauth callback register     once the web server "
+		    "answers %s/callback\n"
+		    "    (address-book events: leavers are then out at once;"
+		    " a site DingTalk\n"
+		    "    cannot reach sets DINGAUTH_EVENT_MODE=stream "
+		    "instead)\n", cfg()->str[CFG_BASE_PATH]);
+	printf(" 6. start the worker: systemctl enable --now dingauth-worker\n"
+	    "    (or dingauth worker --once from cron): events%s, the daily "
+	    "sync, pruning\n", cfg()->num[CFG_EVENT_MODE] == CFG_EVENT_STREAM ?
+	    " (it holds the Stream link)" : "");
 }
 
 /* Create or open the database, migrated, with its owners and modes. */

@@ -133,7 +133,7 @@ sync_command(const struct cmd_sub *sub, const struct cmd_args *a)
 	opt.force = a->opt[OPT_FORCE] != NULL;
 	if ((rc = cmd_open(sub->needs, &db)) != EXIT_OK)
 		return rc;
-	opt.progress = isatty(STDERR_FILENO);
+	opt.progress = isatty(STDERR_FILENO) ? cmd_progress_stream() : NULL;
 	opt.plan = opt.dry_run && !as_json ? stdout : NULL;
 
 	if (sync_run(db, &opt, &st, &err) != DA_OK) {

@@ -290,7 +290,8 @@ cmd_dispatch(const struct cmd_group *g, int argc, char **argv)
 }
 
 /*
- * Everything dingauth prints on stdout passes through an escaping stream: names
+ * Everything dingauth prints on stdout and stderr passes through an escaping
+ * stream: names
  * come from DingTalk and from people's own nicknames, and a terminal
  * obeys the control characters in them (sequences that retitle,
  * recolour or rewrite what the operator sees). Every C0 control but
@@ -304,7 +305,8 @@ struct escaper {
 	int	 lead;		/* a C2 byte held back */
 };
 
-static struct escaper	 esc_out;
+static struct escaper	 esc_out, esc_err;
+static FILE		*raw_stderr;
 
 static void
 escape_byte(struct escaper *e, unsigned char c)
@@ -349,8 +351,9 @@ escape_close(void *cookie)
 }
 
 /*
- * stdout through the escaper (stderr carries the sync's own progress
- * line on a terminal); unchanged if that fails.
+ * stdout and stderr through the escaper; each unchanged if that fails.
+ * The sync's progress line, our own control sequences, goes to the raw
+ * stderr (cmd_progress_stream).
  */
 static void
 escape_output(void)
@@ -362,6 +365,18 @@ escape_output(void)
 	esc_out.to = stdout;
 	if ((f = fopencookie(&esc_out, "w", io)) != NULL)
 		stdout = f;
+	raw_stderr = stderr;
+	esc_err.to = stderr;
+	if ((f = fopencookie(&esc_err, "w", io)) != NULL) {
+		setvbuf(f, NULL, _IONBF, 0);
+		stderr = f;
+	}
+}
+
+FILE *
+cmd_progress_stream(void)
+{
+	return raw_stderr != NULL ? raw_stderr : stderr;
 }
 
 const char *
