@@ -50,7 +50,19 @@ enum da_err	 prog_start(const char *name, unsigned needs, int busy_ms,
 		    int argc, char *argv[]);
 /* The program's own start-up step failed after prog_start: serve broken. */
 void		 prog_fail(const struct da_error *err);
-/* The database (CFG_NEED_DB), open whenever a handler runs; else NULL. */
+/*
+ * The responder route named route ("healthz") is served even when the
+ * program cannot serve (configuration, start-up or database failed):
+ * its handler then sees prog_db() NULL and reports that, rather than
+ * the broken program's 500 page answering for it.
+ */
+void		 prog_unguarded(const char *route);
+/* 0 when the configuration or the program's start-up failed. */
+int		 prog_ready(void);
+/*
+ * The database (CFG_NEED_DB), open whenever a handler runs; else NULL
+ * (and always NULL for an unguarded route of a program that cannot serve).
+ */
 struct db	*prog_db(void);
 /*
  * req_serve(routes, nroutes, the front line above, arg, body_max), then

@@ -16,6 +16,7 @@ static struct {
 	unsigned	 needs;
 	int		 busy_ms;	/* the database's busy budget */
 	int		 broken;	/* configuration or start-up failed */
+	const char	*unguarded;	/* a route served even then */
 	struct da_error	 err;
 	struct db	*db;
 } prog;
@@ -52,10 +53,22 @@ prog_fail(const struct da_error *err)
 	log_msg(LOG_ERR, "start-up: %s", err->msg);
 }
 
+void
+prog_unguarded(const char *route)
+{
+	prog.unguarded = route;
+}
+
+int
+prog_ready(void)
+{
+	return !prog.broken;
+}
+
 struct db *
 prog_db(void)
 {
-	return prog.db;
+	return prog.broken ? NULL : prog.db;
 }
 
 /*
@@ -70,11 +83,16 @@ static int
 front(struct req *r, void *arg)
 {
 	struct da_error	 err;
+	int		 unguarded;
 
 	da_error_clear(&err);
 	log_ref_begin();
 	page_begin(r);
+	unguarded = prog.unguarded != NULL && r->role == REQ_RESPONDER &&
+	    r->route != NULL && strcmp(r->route, prog.unguarded) == 0;
 	if (prog.broken) {
+		if (unguarded)
+			return 0;	/* it sees prog_db() NULL */
 		page_config_error(r, &prog.err);
 		return 1;
 	}
@@ -87,6 +105,10 @@ front(struct req *r, void *arg)
 	}
 	if (prog.db == NULL && db_open_budget(cfg()->str[CFG_DB],
 	    prog.busy_ms, &prog.db, &err) != DA_OK) {
+		if (unguarded) {
+			log_msg(LOG_ERR, "database: %s", err.msg);
+			return 0;
+		}
 		page_config_error(r, &err);
 		return 1;
 	}

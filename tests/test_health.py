@@ -99,9 +99,32 @@ with FakeDingTalk() as fk, Env(fake=fk) as env:
     t.check("...with DINGAUTH_HEALTH_SYNC_AGE=3600: 503, directory failing",
             status == 503 and doc["checks"]["directory"]["status"] == "fail"
             and doc["checks"]["directory"]["limit_seconds"] == 3600, body)
-    status, body = cgi_health(env, DINGAUTH_HEALTH_SYNC_AGE="12")
-    t.check("a limit below an hour is a configuration error naming the key",
-            status == 500 and "DINGAUTH_HEALTH_SYNC_AGE" in body, (status, body))
+    r = env.cgi("authorize.fcgi", path="/dingauth/healthz",
+                extra_env={"DINGAUTH_HEALTH_SYNC_AGE": "12"})
+    doc = js(r.body) or {}
+    t.check("a limit below an hour is a configuration error: healthz still "
+            "answers 503 JSON, the log names the key",
+            r.status == 503 and doc.get("status") == "fail"
+            and "configuration" in doc["checks"]["database"]["message"]
+            and "DINGAUTH_HEALTH_SYNC_AGE" in r.stderr, (r.status, r.body, r.stderr))
+    r = env.cgi("authorize.fcgi", path="/dingauth/whoami",
+                extra_env={"DINGAUTH_HEALTH_SYNC_AGE": "12"})
+    t.eq("...while every other route of the program answers 500", r.status, 500)
+    # No configuration file, or no database file: healthz answers 503 JSON
+    # (a monitor hears "fail"), naming no path.
+    for what, extra in (("no configuration file",
+                         {"DINGAUTH_CONFIG": os.path.join(env.dir, "none.conf")}),
+                        ("no database file",
+                         {"DINGAUTH_DB": os.path.join(env.dir, "gone", "x.db")})):
+        r = env.cgi("authorize.fcgi", path="/dingauth/healthz", extra_env=extra)
+        doc = js(r.body) or {}
+        t.check("%s: healthz 503 JSON, database failing, no path" % what,
+                r.status == 503 and doc.get("status") == "fail"
+                and doc["checks"]["database"]["status"] == "fail"
+                and env.dir not in r.body, (r.status, r.body))
+        r = env.cgi("authorize.fcgi", path="/dingauth/auth", extra_env=extra)
+        t.check("%s: the auth route still fails closed" % what,
+                r.status >= 500, (r.status, r.body[:200]))
     r = env.cgi("authorize.fcgi", path="/dingauth/healthz", method="POST")
     t.eq("healthz: POST is 405", r.status, 405)
 
