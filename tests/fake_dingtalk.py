@@ -20,7 +20,8 @@ Families and their error shapes [h.1]
   topapi  /topapi/...: HTTP 200, {"errcode":0,"errmsg":"ok","result":...,"request_id":...};
           token errors wrapped as errcode 88 + sub_code (string)
   v1      /v1.0/...: 2xx bare object, errors 4xx {"code","message","requestid"}
-  page    /ddlogin.js, /login/..., /connect/..., /oauth2/... (HTML/JS, the QR stand-in)
+  page    /ddlogin.js, /login/..., /connect/..., /oauth2/... (HTML/JS, the QR stand-in),
+          /dingtalk.open.js (the JSAPI stand-in of the in-app login [i.1])
   control /_fake/... (JSON; never logged, never faulted, never rate limited)
 
 Control API (JSON in and out; errors are HTTP 400/404/405 {"error": "..."}):
@@ -41,7 +42,12 @@ Control API (JSON in and out; errors are HTTP 400/404/405 {"error": "..."}):
        the fake held when the request arrived.
   GET  /_fake/fault                     POST /_fake/fault/clear
   POST /_fake/tokens/expire | /_fake/tokens/revoke_permanently | /_fake/tokens/restore;  GET /_fake/tokens
-  POST /_fake/code {unionid|userid, kind: tmp|oauth|login_tmp, app?} -> {code, unionid}
+  POST /_fake/code {unionid|userid, kind: tmp|oauth|login_tmp|inapp, app?} -> {code, unionid}
+  POST /_fake/jsapi {userid|unionid?, fail? {errorCode, errorMessage}, platform?, missing?} ({} resets)
+       what the JSAPI stand-in /dingtalk.open.js does [i.1]: with a person, requestAuthCode hands
+       out a fresh in-app code for them at once; with none, it shows a picker of the corp's people
+       (the simulated client's "who is signed in"); fail: onFail(fail); platform: dd.env.platform
+       (default from the User-Agent); missing: the script is a 404. GET /_fake/jsapi: the setting.
   POST /_fake/users {user...}           POST /_fake/users/delete {userid}
   POST /_fake/depts {dept...}           POST /_fake/depts/delete {dept_id}      GET /_fake/corp
   GET  /_fake/callback                  POST /_fake/callback {url, call_back_tag?, token?, aes_key?} ({} clears)
@@ -85,6 +91,8 @@ Error codes chosen where the reference is silent (documented choices, not facts)
   /sns/gettoken bad creds       40089 "不合法的appid或appSecret"
   get_sns_token bad code        40079 "不存在的授权信息"
   sns/getuserinfo bad sns_token 40014 "不合法的sns_token" (expired: 42001)
+  topapi/v2/user/getuserinfo    unknown/used/expired code 40078 "不存在的临时授权码"; the person is no
+                                member (an external contact, or deleted since) 60121 "找不到该用户"
   getuserinfo_bycode            unknown accessKey 40089; bad signature 853004 "签名校验失败";
                                 timestamp not ms or outside +-5 min 853004 "签名校验失败: timestamp超出有效期"
   userAccessToken               bad client 400 invalidClientIdOrSecret; unknown/used/expired code
@@ -1078,7 +1086,7 @@ def family_of(path):
         return TOPAPI
     if path.startswith("/v1.0/"):
         return V1
-    if path == "/ddlogin.js" or path.startswith(("/login/", "/connect/", "/oauth2/")):
+    if path in ("/ddlogin.js", "/dingtalk.open.js") or path.startswith(("/login/", "/connect/", "/oauth2/")):
         return PAGE
     return OAPI
 
@@ -1173,6 +1181,7 @@ class FakeDingTalkApp:
         self.notifications = []     # work notifications sent [i.2]
         self.notify_tasks = 0
         self.notify_lock = threading.Lock()
+        self.jsapi = {}             # the JSAPI stand-in's setting [i.1]
         self.routes = {
             # corp app token [e]
             "/gettoken": Route("GET", OAPI, None, self.gettoken),
@@ -1202,6 +1211,9 @@ class FakeDingTalkApp:
             # work notifications [i.2]
             "/topapi/message/corpconversation/asyncsend_v2": Route("POST", TOPAPI, "corp",
                                                                    self.work_notify),
+            # in-app login [i.1]
+            "/topapi/v2/user/getuserinfo": Route("POST", TOPAPI, "corp", self.top_inapp_userinfo),
+            "/dingtalk.open.js": Route("GET", PAGE, None, self.page_jsapi_js),
             # the QR stand-in [c.1, c.2, d.1]
             "/ddlogin.js": Route("GET", PAGE, None, self.page_ddlogin_js),
             "/login/qrcode.htm": Route("GET", PAGE, None, self.page_qrcode),
@@ -1238,6 +1250,8 @@ class FakeDingTalkApp:
             ("POST", "/_fake/failed/shape"): self.ctl_failed_shape,
             ("POST", "/_fake/qps"): self.ctl_qps,
             ("GET", "/_fake/notifications"): self.ctl_notifications,
+            ("GET", "/_fake/jsapi"): lambda req, body: dict(self.jsapi),
+            ("POST", "/_fake/jsapi"): self.ctl_jsapi,
         }
 
     @property
@@ -1677,6 +1691,56 @@ class FakeDingTalkApp:
         with self.notify_lock:
             return list(self.notifications)
 
+    # -- in-app login [i.1] ---------------------------------------------------------------------
+    def top_inapp_userinfo(self, req, token):
+        """topapi/v2/user/getuserinfo: a single-use in-app code -> the member (corp token)."""
+        (code,) = need(req.body_params(), "code")
+        c = self.state.take_code("inapp", code, token.owner)
+        if not c:
+            raise ApiError(40078, "不存在的临时授权码")
+        user = self.state.user_by_unionid(c.unionid)
+        if not user:
+            raise ApiError(60121, "找不到该用户")
+        level = 100 if user["boss"] else (1 if user["admin"] else 0)
+        return {"userid": user["userid"], "unionid": user["unionid"], "name": user["name"],
+                "device_id": hashlib.md5(("device:" + user["userid"]).encode()).hexdigest(),
+                "sys": bool(user["admin"]), "sys_level": level, "associated_unionid": ""}
+
+    def ctl_jsapi(self, req, body):
+        setting = {}
+        for key in ("userid", "unionid", "fail", "platform", "missing"):
+            if body.get(key) not in (None, "", False):
+                setting[key] = body[key]
+        if "userid" in setting and not self.state.user(setting["userid"]):
+            raise ValueError("unknown userid %r" % setting["userid"])
+        if "unionid" in setting and not self.state.person(setting["unionid"])[0]:
+            raise ValueError("unknown unionid %r" % setting["unionid"])
+        if "fail" in setting and not isinstance(setting["fail"], dict):
+            raise ValueError("fail must be an object {errorCode, errorMessage}")
+        self.jsapi = setting
+        return dict(setting)
+
+    def page_jsapi_js(self, req, token):
+        """The JSAPI stand-in: dd.ready, dd.error, dd.env.platform and
+        dd.runtime.permission.requestAuthCode, with fresh in-app codes minted now."""
+        setting = dict(self.jsapi)
+        if setting.get("missing"):
+            return Reply(404, "/* 404 Not Found */\n", "application/javascript; charset=utf-8")
+        unionid = setting.get("unionid")
+        if setting.get("userid"):
+            unionid = self.state.user(setting["userid"])["unionid"]
+        people = [(userid, uid, name) for userid, uid, name, ext in self.people()
+                  if unionid is None or uid == unionid]
+        app = self.apps["appkey"]
+        config = {"corpId": self.state.corp["corp_id"], "fixed": unionid is not None,
+                  "fail": setting.get("fail"), "platform": setting.get("platform"),
+                  "people": [{"userid": userid, "name": name,
+                              "code": self.state.mint_code("inapp", uid, app)}
+                             for userid, uid, name in people]}
+        body = JSAPI_JS.replace("__FAKE_CONFIG__", js_literal(config))
+        return Reply(200, body, "application/javascript; charset=utf-8",
+                     [("Cache-Control", "no-store")])
+
     # -- the QR stand-in ---------------------------------------------------------------------
     def people(self):
         corp = self.state.snapshot()
@@ -1846,9 +1910,9 @@ class FakeDingTalkApp:
 
     def ctl_code(self, req, body):
         kind = body.get("kind", "tmp")
-        kinds = {"tmp": "tmp", "oauth": "oauth", "login_tmp": "login_tmp"}
+        kinds = {"tmp": "tmp", "oauth": "oauth", "login_tmp": "login_tmp", "inapp": "inapp"}
         if kind not in kinds:
-            raise ValueError("kind must be tmp, oauth or login_tmp")
+            raise ValueError("kind must be tmp, oauth, login_tmp or inapp")
         unionid = body.get("unionid")
         if not unionid and body.get("userid"):
             user = self.state.user(body["userid"])
@@ -2509,6 +2573,82 @@ DDLOGIN_JS = r"""/* Fake DingTalk login script: DDLogin (ddLogin.js 0.0.5) and D
         if (onFail) onFail(data.errorMsg);
       }
     });
+  };
+})(window, document);
+"""
+
+JSAPI_JS = r"""/* Fake DingTalk JSAPI (dingtalk.open.js) for the in-app login: dd.ready, dd.error, dd.env,
+   dd.runtime.permission.requestAuthCode({corpId, onSuccess(info) info.code, onFail(err)}). */
+(function (window, document) {
+  "use strict";
+  var CONFIG = __FAKE_CONFIG__;
+  var ua = window.navigator.userAgent || "";
+  var errorHandlers = [];
+
+  function later(fn, arg) {
+    window.setTimeout(function () { fn(arg); }, 10);
+  }
+
+  /* The simulated client's sheet: who is signed in to DingTalk. */
+  function picker(onPick, onRefuse) {
+    var sheet = document.createElement("div");
+    sheet.id = "fake-dingtalk-client";
+    sheet.setAttribute("role", "dialog");
+    var s = sheet.style;
+    s.position = "fixed"; s.left = "0"; s.right = "0"; s.bottom = "0"; s.zIndex = "1000";
+    s.background = "#fff"; s.borderTop = "2px solid #1677ff"; s.padding = "10px";
+    s.font = "14px sans-serif"; s.maxHeight = "60%"; s.overflowY = "auto";
+    var title = document.createElement("p");
+    title.textContent = "钉钉客户端（模拟）：当前登录的是谁？ Fake DingTalk client: who is signed in?";
+    title.style.margin = "0 0 6px";
+    sheet.appendChild(title);
+    function button(text, data, fn) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.textContent = text;
+      b.style.display = "block"; b.style.margin = "3px 0"; b.style.padding = "6px 10px";
+      b.style.minWidth = "220px"; b.style.textAlign = "left";
+      for (var k in data) b.setAttribute(k, data[k]);
+      b.addEventListener("click", function () {
+        sheet.parentNode.removeChild(sheet);
+        fn();
+      });
+      sheet.appendChild(b);
+    }
+    CONFIG.people.forEach(function (p) {
+      button(p.name + (p.userid ? " (" + p.userid + ")" : " (external)"),
+             {"data-userid": p.userid, "data-code": p.code}, function () { onPick(p.code); });
+    });
+    button("拒绝 / refuse", {"data-refuse": "1"}, onRefuse);
+    document.body.appendChild(sheet);
+  }
+
+  function requestAuthCode(opts) {
+    opts = opts || {};
+    var ok = typeof opts.onSuccess === "function" ? opts.onSuccess : function () {};
+    var bad = typeof opts.onFail === "function" ? opts.onFail : function () {};
+    return new Promise(function (resolve, reject) {
+      function succeed(code) { var r = {code: code}; later(ok, r); resolve(r); }
+      function failWith(err) { later(bad, err); reject(err); }
+      if (!opts.corpId) return failWith({errorCode: "-1", errorMessage: "corpId is required"});
+      if (opts.corpId !== CONFIG.corpId)
+        return failWith({errorCode: "-1", errorMessage: "corpId无效或当前用户不属于该企业"});
+      if (CONFIG.fail) return failWith(CONFIG.fail);
+      if (CONFIG.fixed && CONFIG.people.length) return succeed(CONFIG.people[0].code);
+      picker(succeed, function () {
+        failWith({errorCode: "3", errorMessage: "用户取消授权"});
+      });
+    }).catch(function () { return undefined; });
+  }
+
+  window.dd = {
+    version: "3.0.25-fake",
+    env: {platform: CONFIG.platform ||
+          (/iPhone|iPad|iPod/.test(ua) ? "ios" : /Android/.test(ua) ? "android" : "pc")},
+    ready: function (fn) { later(fn); },
+    error: function (fn) { errorHandlers.push(fn); },
+    config: function () {},
+    runtime: {permission: {requestAuthCode: requestAuthCode}}
   };
 })(window, document);
 """

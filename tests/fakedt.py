@@ -12,6 +12,7 @@ runs under Debian's /usr/bin/python3 (it needs python3-cryptography).
         env = dict(os.environ, DINGTALK_OAPI_URL=fake.url, DINGTALK_API_URL=fake.url,
                    DINGTALK_LOGIN_URL=fake.url, **fake.config_env())
         code = fake.code(userid="u001")["code"]           # a tmp auth code, no browser needed
+        code = fake.inapp_code(userid="u001")             # an in-app (requestAuthCode) code
         fake.fault("/topapi/v2/user/get", "invalid_token", count=1)
         ...                                               # run the program under test
         calls = fake.log(path="/topapi/v2/user/get")      # what it asked
@@ -241,6 +242,15 @@ class FakeDingTalk:
                 body[key] = value
         return self.control("POST", "code", body)
 
+    def inapp_code(self, userid=None, unionid=None):
+        """A free-login code of the in-app page [i.1], as requestAuthCode gives it."""
+        return self.code(userid=userid, unionid=unionid, kind="inapp")["code"]
+
+    def jsapi(self, **setting):
+        """What the JSAPI stand-in (/dingtalk.open.js) does: userid=/unionid= (that person, at
+        once), fail={errorCode, errorMessage}, platform=, missing=True; nothing: the picker."""
+        return self.control("POST", "jsapi", setting)
+
     def put_user(self, user):
         return self.control("POST", "users", user)
 
@@ -326,7 +336,8 @@ class FakeDingTalk:
                 "DINGTALK_AES_TOKEN": corp["callback"]["aes_key"],
                 "DINGTALK_TOKEN": corp["callback"]["token"],
                 "DINGTALK_OAPI_URL": self.url, "DINGTALK_API_URL": self.url,
-                "DINGTALK_LOGIN_URL": self.url, "DINGTALK_DDLOGIN_JS": self.url + "/ddlogin.js"}
+                "DINGTALK_LOGIN_URL": self.url, "DINGTALK_DDLOGIN_JS": self.url + "/ddlogin.js",
+                "DINGTALK_JSAPI_JS": self.url + "/dingtalk.open.js"}
 
     def corp_token(self):
         apps = self.apps()
