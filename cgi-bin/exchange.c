@@ -4,6 +4,8 @@
  * then the directory).
  *
  * GET /dingauth/exchange?authCode=...|code=...&state=...
+ * GET /dingauth/exchange?flow=inapp&code=...&state=...
+ *	(the in-app page's free-login code, whatever the configured flow)
  *	Success: the dingauth_session cookie and a 302 to the rd kept
  *	with the state. Failure: a page that says what happened, with a
  *	"try again" link and the status of login_problem_info().
@@ -87,6 +89,7 @@ serve_exchange(struct req *r, void *arg)
 	if ((code = req_input(r, "authCode")) == NULL || *code == '\0')
 		code = req_input(r, "code");
 	in.code = code;
+	in.flow = req_input(r, "flow");
 	in.error = req_input(r, "error");
 	in.state = req_input(r, "state");
 	in.state_cookie = req_cookie(r, STATE_COOKIE);

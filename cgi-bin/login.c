@@ -8,6 +8,11 @@
  *	code for the configured flow plus a plain link to the same
  *	authorization URL. A live session and no rd at all shows who is
  *	signed in, with a way to sign out.
+ *	Inside the DingTalk client (User-Agent with "DingTalk", or
+ *	?inapp=1; ?inapp=0 never), the in-app page instead: no QR code,
+ *	DingTalk's JSAPI asks for a free-login code for DINGTALK_CORP_ID
+ *	and static/inapp.js goes on to /exchange?flow=inapp&code=&state=
+ *	(docs/dingtalk.md §i.1). After a sign-out it waits for a click.
  * GET /dingauth/logout[?rd=/path]
  *	A page with a sign-out button (POST), nothing changed.
  * POST /dingauth/logout[?rd=/path]
@@ -94,6 +99,43 @@ login_notice(struct req *r)
 	return req_own(r, buf_take(&b));
 }
 
+/*
+ * The in-app page with this attempt's state. Without a notice it asks
+ * DingTalk at once; with one (the user just signed out) it waits for a
+ * click, or signing out inside DingTalk would sign them in again.
+ */
+static void
+show_inapp(struct req *r, const char *rd, const char *state)
+{
+	char		*exchange = login_route_path("exchange");
+	char		*page = login_page_path(rd), *fallback, *csp;
+	const char	*notice = login_notice(r);
+
+	/* The QR page, never this one again (?inapp=0). */
+	fallback = xasprintf("%s%sinapp=0", page, strchr(page, '?') != NULL ?
+	    "&" : "?");
+	csp = page_inapp_csp(cfg()->str[CFG_JSAPI_JS]);
+	resp_cookie(r, STATE_COOKIE, state, STATE_TTL);
+	{
+		const struct html_var	 vars[] = {
+			{ "corp_id", cfg()->str[CFG_CORP_ID], 0 },
+			{ "exchange", exchange, 0 },
+			{ "state", state, 0 },
+			{ "jsapi_js", cfg()->str[CFG_JSAPI_JS], 0 },
+			{ "fallback", fallback, 0 },
+			{ "start", notice[0] != '\0' ? "click" : "auto", 0 },
+			{ "notice", notice, 1 },
+		};
+
+		page_render(r, 200, "inapp.html", page_text("inapp.title"),
+		    vars, sizeof(vars) / sizeof(vars[0]), csp);
+	}
+	free(csp);
+	free(fallback);
+	free(page);
+	free(exchange);
+}
+
 static void
 serve_login(struct req *r, void *arg)
 {
@@ -107,9 +149,10 @@ serve_login(struct req *r, void *arg)
 	char			 origin[ORIGIN_MAX], *url = NULL, *csp = NULL;
 	char			*redirect_uri = NULL;
 	enum da_err		 rc;
-	int			 pruned, budget;
+	int			 pruned, budget, inapp;
 
 	memset(&u, 0, sizeof(u));
+	inapp = login_is_inapp(r->user_agent, req_query(r, "inapp"));
 	login_rd(rd_param, rd);
 	if (cookie != NULL) {
 		rc = session_check(db, cookie, &u, &err);
@@ -141,12 +184,23 @@ serve_login(struct req *r, void *arg)
 			log_msg(LOG_WARN, "login: prune: %s", err.msg);
 		db_busy_budget(db, budget);
 	}
+	/* The in-app page asks DingTalk for a code of this company. */
+	if (inapp && !config_is_set(CFG_CORP_ID)) {
+		DA_ERROR(&err, DA_ECONFIG, "%s: required for the in-app page",
+		    config_name(CFG_CORP_ID));
+		page_config_error(r, &err);
+		goto out;
+	}
 	/* Busy past PROG_BUSY_LOGIN: 503 with Retry-After, no state. */
 	if (state_create(db, rd, state, &err) != DA_OK) {
 		log_msg(db_busy(db) ? LOG_WARN : LOG_ERR, "login: state: %s",
 		    err.msg);
 		page_problem(r, db_busy(db) ? LOGIN_BUSY : LOGIN_INTERNAL, rd,
 		    NULL, 0);
+		goto out;
+	}
+	if (inapp) {
+		show_inapp(r, rd, state);
 		goto out;
 	}
 	if (login_authorize_url(state, &url, &err) != DA_OK) {

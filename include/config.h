@@ -59,6 +59,7 @@ enum cfg_key {
 	CFG_EVENT_MODE,		/* DINGAUTH_EVENT_MODE: http or stream */
 	CFG_STREAM_IDLE,	/* DINGAUTH_STREAM_IDLE (s): ping after */
 	CFG_LANG,		/* DINGAUTH_LANG: the pages' language */
+	CFG_JSAPI_JS,		/* DINGTALK_JSAPI_JS: the in-app page's JSAPI */
 	CFG__MAX
 };
 

@@ -73,6 +73,22 @@ enum da_err	dt_userid_by_unionid(struct db *db, const char *unionid,
  */
 enum da_err	dt_user_get(struct db *db, const char *userid,
 		    struct dir_user *user, struct da_error *err);
+/* Who a free-login code of the in-app page belongs to (§i.1). */
+struct dt_inapp_user {
+	char	userid[DIR_ID_MAX];
+	char	unionid[DIR_ID_MAX];
+	char	name[DIR_TEXT_MAX];
+};
+
+/*
+ * §i.1: the in-app page's free-login code -> the employee (corp token).
+ * DA_ECODE if DingTalk refuses the code (used, expired, unknown: 40078),
+ * DA_ENOTMEMBER if it names nobody of the company (60121/60111, or the
+ * person is outside the app's visible range: 50002), DA_EJSON if the
+ * answer has no userid, DA_ETOOLONG if a value does not fit.
+ */
+enum da_err	dt_inapp_userinfo(struct db *db, const char *code,
+		    struct dt_inapp_user *user, struct da_error *err);
 /* §f.1: one department; DA_ENOTFOUND (60003) if it does not exist. */
 enum da_err	dt_dept_get(struct db *db, long long dept_id,
 		    struct dir_dept *dept, struct da_error *err);
@@ -122,6 +138,7 @@ enum dt_api {
 	DT_API_CALLBACK_DELETE,
 	DT_API_CALLBACK_FAILED,
 	DT_API_WORK_NOTIFY,		/* §i.2 */
+	DT_API_INAPP_USERINFO,		/* §i.1 */
 	DT_API__MAX
 };
 

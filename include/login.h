@@ -16,7 +16,13 @@
  *   oauth2      login.dingtalk.com/oauth2/auth; authCode ->
  *               v1.0 userAccessToken -> v1.0 contact/users/me -> unionId
  *
- * then unionid -> userid (topapi/user/getbyunionid, corp token), and our
+ * then unionid -> userid (topapi/user/getbyunionid, corp token); or,
+ * whatever the configured flow, the in-app page's (flow=inapp):
+ *
+ *   inapp       JSAPI requestAuthCode inside the DingTalk client; code ->
+ *               topapi/v2/user/getuserinfo (corp token) -> userid
+ *
+ * and our
  * directory decides: an active employee gets a session; one who left or
  * was disabled is refused; one unknown to the directory follows
  * DINGAUTH_UNKNOWN_USER (deny; review: a login request for an operator;
@@ -24,7 +30,18 @@
  */
 struct db;
 
-/* The flow is cfg()->login_flow (config.h), chosen at load. */
+/*
+ * The flow is cfg()->login_flow (config.h), chosen at load, except for
+ * the in-app page's codes (login_input.flow "inapp").
+ */
+#define LOGIN_FLOW_INAPP	"inapp"
+
+/*
+ * Is this request from inside the DingTalk client (docs/contract.md)? Its
+ * User-Agent contains "DingTalk", or the login page's inapp parameter
+ * says so: "1" yes, "0" no (the in-app page's way back to the QR page).
+ */
+int		 login_is_inapp(const char *user_agent, const char *inapp);
 
 #define LOGIN_RD_MAX	2048	/* a return path, encoded */
 
@@ -95,6 +112,7 @@ const struct login_problem_info *login_problem_info(enum login_problem p);
 
 /* What the exchange was given (values straight from the request). */
 struct login_input {
+	const char	*flow;		/* flow=: NULL, or "inapp" */
 	const char	*code;		/* authCode, else code */
 	const char	*error;		/* error= of a refusal (oauth2) */
 	const char	*state;

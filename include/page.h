@@ -76,6 +76,11 @@ void		 page_render(struct req *r, int status, const char *tmpl,
  * login frame (frame_url's origin) allowed, nothing else; caller frees.
  */
 char		*page_login_csp(const char *frame_url, const char *script_url);
+/*
+ * The in-app page's policy: DingTalk's JSAPI (script_url's origin) and
+ * our own files, no frames; caller frees.
+ */
+char		*page_inapp_csp(const char *script_url);
 
 /*
  * The answer for problem p: the error page (or, when as_json is set, a

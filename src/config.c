@@ -148,6 +148,10 @@ static const struct cfg_def defs[CFG__MAX] = {
 	    "60", 0 },
 	[CFG_LANG] = { "DINGAUTH_LANG", CFG_T_ENUM, 0, CFG_LANG__MAX,
 	    lang_names, "auto", 0 },
+	/* docs/dingtalk.md §i.1: the in-app page's script. */
+	[CFG_JSAPI_JS] = { "DINGTALK_JSAPI_JS", CFG_T_URL, 0, 0, NULL,
+	    "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/"
+	    "dingtalk.open.js", 0 },
 };
 
 enum cfg_src { SRC_UNSET, SRC_DEFAULT, SRC_FILE, SRC_ENV };

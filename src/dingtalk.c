@@ -116,6 +116,8 @@ static const struct dt_api_def {
 	    "/call_back/get_call_back_failed_result" },
 	[DT_API_WORK_NOTIFY] = { DT_TOPAPI, TOKEN_CORP, "POST",
 	    "/topapi/message/corpconversation/asyncsend_v2" },
+	[DT_API_INAPP_USERINFO] = { DT_TOPAPI, TOKEN_CORP, "POST",
+	    "/topapi/v2/user/getuserinfo" },
 };
 
 static const char *
@@ -942,6 +944,49 @@ dt_userid_by_unionid(struct db *db, const char *unionid, char *userid,
 	    *userid == '\0')
 		rc = DA_ERROR(err, DA_EJSON, "getbyunionid answer has no userid");
 out:
+	json_free(body);
+	json_free(doc);
+	return rc;
+}
+
+enum da_err
+dt_inapp_userinfo(struct db *db, const char *code, struct dt_inapp_user *user,
+    struct da_error *err)
+{
+	struct da_error	 why;
+	json		*body, *doc = NULL, *result;
+	char		 said[sizeof(why.msg)];
+	enum da_err	 rc;
+
+	memset(user, 0, sizeof(*user));
+	da_error_clear(&why);
+	body = json_new_object();
+	json_add_str(body, "code", code);
+	rc = call(db, DT_API_INAPP_USERINFO, body, &doc, &why);
+	if (rc == DA_ENOTFOUND || (rc == DA_EPERM && why.api_code == 50002)) {
+		/* Nobody of the company, or outside the app's range (§h.2). */
+		snprintf(said, sizeof(said), "%s", why.msg);
+		rc = DA_ERROR(&why, DA_ENOTMEMBER, "the in-app code names no "
+		    "member of the company (DingTalk: %s)", said);
+		goto out;
+	}
+	if (rc != DA_OK ||
+	    (rc = topapi_result(doc, &result, &why)) != DA_OK ||
+	    (rc = copy_text(result, "userid", user->userid,
+	    sizeof(user->userid), &why)) != DA_OK ||
+	    (rc = copy_text(result, "unionid", user->unionid,
+	    sizeof(user->unionid), &why)) != DA_OK ||
+	    (rc = copy_text(result, "name", user->name, sizeof(user->name),
+	    &why)) != DA_OK)
+		goto out;
+	if (user->userid[0] == '\0')
+		rc = DA_ERROR(&why, DA_EJSON, "getuserinfo answer has no userid");
+out:
+	if (rc != DA_OK) {
+		memset(user, 0, sizeof(*user));
+		if (err != NULL)
+			*err = why;
+	}
 	json_free(body);
 	json_free(doc);
 	return rc;

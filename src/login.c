@@ -208,6 +208,31 @@ login_frame_origin(char *out, size_t size)
 	snprintf(out, size, "%.*s", (int)(end - url), url);
 }
 
+int
+login_is_inapp(const char *user_agent, const char *inapp)
+{
+	if (inapp != NULL && strcmp(inapp, "1") == 0)
+		return 1;
+	if (inapp != NULL && strcmp(inapp, "0") == 0)
+		return 0;
+	return user_agent != NULL && strstr(user_agent, "DingTalk") != NULL;
+}
+
+/* Is in a code of the in-app page (flow=inapp)? */
+static int
+is_inapp_code(const struct login_input *in)
+{
+	return in->flow != NULL && strcmp(in->flow, LOGIN_FLOW_INAPP) == 0;
+}
+
+/* The flow of an attempt, for its audit row and metrics. */
+static const char *
+login_flow_name(const struct login_input *in)
+{
+	return is_inapp_code(in) ? LOGIN_FLOW_INAPP :
+	    config_choice(CFG_LOGIN_FLOW, cfg()->login_flow);
+}
+
 /* The audit row and log line of a login attempt as res has it now. */
 static void
 audit_entry(const struct login_input *in, const struct login_result *res,
@@ -217,7 +242,7 @@ audit_entry(const struct login_input *in, const struct login_result *res,
 	a->event = AUDIT_LOGIN;
 	a->userid = res->user.userid;
 	a->unionid = res->user.unionid;
-	a->flow = config_choice(CFG_LOGIN_FLOW, cfg()->login_flow);
+	a->flow = login_flow_name(in);
 	a->outcome = login_problem_info(p)->id;
 	a->reason = res->err.msg;
 	a->remote_addr = in->remote_addr;
@@ -262,6 +287,25 @@ identify(struct db *db, const char *code, struct dt_identity *id,
 	default:
 		return dt_sns_persistent_code(db, code, id, err);
 	}
+}
+
+/*
+ * The in-app page's code (docs/dingtalk.md §i.1): getuserinfo names the
+ * employee, userid and all; id gets the unionid and name.
+ */
+static enum da_err
+identify_inapp(struct db *db, const char *code, struct dt_identity *id,
+    struct login_result *res)
+{
+	struct dt_inapp_user	 u;
+	enum da_err		 rc;
+
+	if ((rc = dt_inapp_userinfo(db, code, &u, &res->err)) != DA_OK)
+		return rc;
+	snprintf(res->user.userid, sizeof(res->user.userid), "%s", u.userid);
+	snprintf(id->unionid, sizeof(id->unionid), "%s", u.unionid);
+	snprintf(id->nick, sizeof(id->nick), "%s", u.name);
+	return DA_OK;
 }
 
 /* Unknown to the directory, DINGAUTH_UNKNOWN_USER=review. */
@@ -530,6 +574,12 @@ login_exchange(struct db *db, const struct login_input *in,
 	memset(&id, 0, sizeof(id));
 	snprintf(res->rd, sizeof(res->rd), "/");
 
+	/* A flow we do not know: nothing consumed. */
+	if (in->flow != NULL && in->flow[0] != '\0' && !is_inapp_code(in)) {
+		DA_ERROR(&res->err, DA_EINPUT, "unknown flow");
+		res->problem = LOGIN_BAD_REQUEST;
+		goto out;
+	}
 	/* The state first. */
 	if ((res->problem = take_state(db, in, res)) != LOGIN_OK)
 		goto out;
@@ -545,9 +595,12 @@ login_exchange(struct db *db, const struct login_input *in,
 		res->problem = LOGIN_CODE_REJECTED;
 		goto out;
 	}
-	if ((rc = identify(db, in->code, &id, &res->err)) != DA_OK ||
-	    (rc = dt_userid_by_unionid(db, id.unionid, res->user.userid,
-	    sizeof(res->user.userid), &res->err)) != DA_OK) {
+	if (is_inapp_code(in))
+		rc = identify_inapp(db, in->code, &id, res);
+	else if ((rc = identify(db, in->code, &id, &res->err)) == DA_OK)
+		rc = dt_userid_by_unionid(db, id.unionid, res->user.userid,
+		    sizeof(res->user.userid), &res->err);
+	if (rc != DA_OK) {
 		res->problem = problem_of(rc);
 		goto out;
 	}

@@ -392,6 +392,18 @@ page_login_csp(const char *frame_url, const char *script_url)
 	    "frame-ancestors 'none'", js, frame);
 }
 
+char *
+page_inapp_csp(const char *script_url)
+{
+	char	 js[ORIGIN_MAX];
+
+	csp_origin(script_url, js, sizeof(js));
+	return xasprintf("default-src 'self'; script-src 'self' %s; "
+	    "style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+	    "frame-src 'none'; object-src 'none'; base-uri 'none'; "
+	    "form-action 'self'; frame-ancestors 'none'", js);
+}
+
 /*
  * The error page: problem id, title, text, who it concerns, retry link,
  * and the request's error reference (also in its log lines).

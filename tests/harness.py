@@ -166,6 +166,7 @@ class Env:
                 "DINGTALK_API_URL": fake.url,
                 "DINGTALK_LOGIN_URL": fake.url,
                 "DINGTALK_DDLOGIN_JS": fake.url + "/ddlogin.js",
+                "DINGTALK_JSAPI_JS": fake.url + "/dingtalk.open.js",
             })
         else:
             cfg["DINGTALK_CORP_ID"] = "dingcorp0001"

@@ -161,6 +161,9 @@ static const struct key_doc {
 	    "DingTalk's login endpoint.", NULL },
 	[CFG_DDLOGIN_JS] = { SEC_DINGTALK, NULL,
 	    "The embedded-QR script.", "the official script for the flow" },
+	[CFG_JSAPI_JS] = { SEC_DINGTALK, NULL,
+	    "DingTalk's JSAPI script (dingtalk.open.js), loaded by the in-app\n"
+	    "login page inside the DingTalk client.", NULL },
 	[CFG_CA_FILE] = { SEC_DINGTALK, NULL,
 	    "CA bundle for TLS to DingTalk (verification is always on).",
 	    "the system's" },
