@@ -80,7 +80,7 @@ static const struct cfg_def defs[CFG__MAX] = {
 	[CFG_PUBLIC_URL] = { "DINGAUTH_PUBLIC_URL", CFG_T_URL, 0, 0, NULL,
 	    NULL, CFG_NEED_LOGIN | CFG_NEED_EXCHANGE },
 	[CFG_LOGIN_FLOW] = { "DINGAUTH_LOGIN_FLOW", CFG_T_ENUM, 0,
-	    CFG_FLOW__MAX, flow_names, "sns", 0 },
+	    CFG_FLOW__MAX, flow_names, "oauth2", 0 },
 	[CFG_UNKNOWN_USER] = { "DINGAUTH_UNKNOWN_USER", CFG_T_ENUM, 0,
 	    CFG_UNKNOWN__MAX, unknown_names, "review", 0 },
 	[CFG_COOKIE_SECURE] = { "DINGAUTH_COOKIE_SECURE", CFG_T_BOOL, 0, 1,

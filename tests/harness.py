@@ -150,6 +150,11 @@ class Env:
             # English pages, which most tests read; tests/test_lang.py
             # covers both languages and the default (auto).
             "DINGAUTH_LANG": "en",
+            # The sns flow, which most tests drive (its codes are the
+            # fake's "tmp" kind); the built-in default is oauth2
+            # (tests/test_pages.py), chosen per test with
+            # DINGAUTH_LOGIN_FLOW=... (None: the default).
+            "DINGAUTH_LOGIN_FLOW": "sns",
         }
         if fake is not None:
             corp = fake.corp()

@@ -132,8 +132,6 @@ with FakeDingTalk() as fake:
             ("DINGTALK_APP_KEY", apps["appkey"]),
             ("DINGTALK_CORP_SECRET", apps["appsecret"]),
             ("DINGTALK_CORP_ID", corp["corp_id"]),
-            ("DINGTALK_APP_ID", apps["sns_appid"]),
-            ("DINGTALK_APP_SECRET", apps["sns_appsecret"]),
             ("DINGAUTH_PUBLIC_URL", url),
             ("DINGAUTH_COOKIE_SECURE", "0"),     # plain http on loopback
             ("DINGTALK_OAPI_URL", fake.url), ("DINGTALK_API_URL", fake.url),
@@ -174,9 +172,10 @@ with FakeDingTalk() as fake:
         state = set_cookie(hs, "dingauth_state")
         t.check("readme: the login page answers and sets a state",
                 st == 200 and state, (st, hs, body[:300], logs(ldir)))
-        code = fake.code(userid="u001")["code"]
+        # The default flow, oauth2: DingTalk returns with an authCode.
+        code = fake.code(userid="u001", kind="oauth")["code"]
         st, hs, body = http("GET", url + "/dingauth/exchange?" +
-                            urllib.parse.urlencode({"code": code,
+                            urllib.parse.urlencode({"authCode": code,
                                                     "state": state or ""}),
                             headers={"Cookie": "dingauth_state=%s" % state})
         sid = set_cookie(hs, "dingauth_session")

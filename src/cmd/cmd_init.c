@@ -114,9 +114,10 @@ static const struct key_doc {
 	    "The SQLite database. Its directory must be writable by the\n"
 	    "programs' user: the WAL files live beside it.", NULL },
 	[CFG_LOGIN_FLOW] = { SEC_LOGIN, NULL,
-	    "sns (sns_authorize + get_persistent_code), sns_bycode\n"
-	    "(getuserinfo_bycode) or oauth2 (login.dingtalk.com + v1.0 API;\n"
-	    "recommended for new apps).", NULL },
+	    "oauth2 (login.dingtalk.com + v1.0 API: what DingTalk documents\n"
+	    "for apps created today), sns (sns_authorize +\n"
+	    "get_persistent_code, for older QR-login apps) or sns_bycode\n"
+	    "(getuserinfo_bycode).", NULL },
 	[CFG_UNKNOWN_USER] = { SEC_LOGIN, NULL,
 	    "A DingTalk colleague with no row in our directory: deny, review\n"
 	    "(recorded for 'dingauth requests') or admit (fetched and "

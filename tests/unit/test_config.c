@@ -51,13 +51,18 @@ main(void)
 	    "trailing slash of a URL dropped");
 	CHECK(config_int(CFG_SESSION_TTL) == 7200, "quoted integer");
 	CHECK(config_int(CFG_SESSION_IDLE) == 3600, "default integer");
-	CHECK_STR(config_str(CFG_LOGIN_FLOW), "sns", "default flow");
+	CHECK_STR(config_str(CFG_LOGIN_FLOW), "oauth2", "default flow");
 	CHECK_STR(config_str(CFG_CALLBACK_RECEIVER), "dingcorp1",
 	    "receiver defaults to the CorpId");
 	CHECK_STR(config_source(CFG_CORP_ID), "file", "source file");
 	CHECK_STR(config_source(CFG_SESSION_IDLE), "default", "source default");
+	CHECK(strstr(config_str(CFG_DDLOGIN_JS), "h5-dingtalk-login") != NULL,
+	    "the default (oauth2) flow uses the DTFrameLogin script");
+	setenv("DINGAUTH_LOGIN_FLOW", "sns", 1);
+	CHECK(config_load(0, &err) == DA_OK, "sns flow loads");
 	CHECK(strstr(config_str(CFG_DDLOGIN_JS), "dinglogin/0.0.5/ddLogin.js")
 	    != NULL, "sns flow uses the ddLogin.js script");
+	unsetenv("DINGAUTH_LOGIN_FLOW");
 
 	setenv("DINGTALK_CORP_ID", "dingenv", 1);
 	setenv("DINGAUTH_LOGIN_FLOW", "oauth2", 1);
@@ -109,8 +114,8 @@ main(void)
 	CHECK(cfg()->nrequire_depts == 3 && cfg()->require_depts[0] == 1 &&
 	    cfg()->require_depts[1] == 23 && cfg()->require_depts[2] == 456,
 	    "department list parsed once, into ids");
-	CHECK(cfg()->nrequire_users == 0 && cfg()->login_flow == CFG_FLOW_SNS &&
-	    cfg()->unknown_user == CFG_UNKNOWN_REVIEW &&
+	CHECK(cfg()->nrequire_users == 0 &&
+	    cfg()->login_flow == CFG_FLOW_OAUTH2 && cfg()->unknown_user == CFG_UNKNOWN_REVIEW &&
 	    cfg()->log_level == LOG_INFO, "enum defaults as indexes");
 	write_conf("DINGAUTH_REQUIRE_USERS = u1 , manager2\n"
 	    "DINGAUTH_LOGIN_FLOW = oauth2\nDINGAUTH_UNKNOWN_USER = admit\n"
@@ -173,7 +178,7 @@ main(void)
 	CHECK(config_load(CFG_NEED_EXCHANGE, &err) == DA_ECONFIG &&
 	    strstr(err.msg, "DINGAUTH_PUBLIC_URL") != NULL,
 	    "exchange needs the public URL (%s)", err.msg);
-	unsetenv("DINGAUTH_LOGIN_FLOW");
+	setenv("DINGAUTH_LOGIN_FLOW", "sns", 1);
 	write_conf("DINGTALK_CORP_ID = c\nDINGTALK_APP_KEY = k\n"
 	    "DINGTALK_CORP_SECRET = s\nDINGAUTH_PUBLIC_URL = https://e.x\n");
 	CHECK(config_load(CFG_NEED_EXCHANGE, &err) == DA_ECONFIG &&
