@@ -12,6 +12,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -1204,6 +1205,67 @@ window.DTFrameLogin({id: "box", width: 300, height: 300},
         site.server_close()
 
 
+def test_inapp(fake):
+    """topapi/v2/user/getuserinfo and the JSAPI stand-in [i.1]."""
+    tok = fake.corp_token()
+    path = "/topapi/v2/user/getuserinfo"
+
+    def ask(code, token=tok):
+        query = {"access_token": token} if token else None
+        return fake.post(path, {"code": code} if code is not None else {}, query=query).json()
+
+    code = fake.inapp_code(userid="u002")
+    fake.clear_log()
+    j = ask(code)
+    check("getuserinfo: errcode 0, result, request_id",
+          j.get("errcode") == 0 and j.get("errmsg") == "ok" and j.get("request_id") and
+          set(j.get("result", {})) == {"userid", "unionid", "name", "device_id", "sys",
+                                        "sys_level", "associated_unionid"}, j)
+    equal("getuserinfo: the person", {k: j["result"][k] for k in ("userid", "unionid", "name",
+                                                                   "sys", "sys_level")},
+          {"userid": "u002", "unionid": "un002", "name": "李四", "sys": False, "sys_level": 0})
+    e = fake.log(path=path)[-1]
+    check("getuserinfo: recorded, POST, JSON {code}, corp token in the query",
+          e["method"] == "POST" and e["json"] == {"code": code} and
+          e["query"].get("access_token") == tok and e["errcode"] == 0, e)
+    boss = ask(fake.inapp_code(userid="u001"))["result"]
+    equal("getuserinfo: the boss is sys, level 100", (boss["sys"], boss["sys_level"]), (True, 100))
+    again = ask(code)
+    equal("getuserinfo: a code is single use -> 40078",
+          (again.get("errcode"), again.get("errmsg"), "result" in again),
+          (40078, "不存在的临时授权码", False))
+    equal("getuserinfo: an oauth authCode is not an in-app code",
+          ask(fake.code(userid="u002", kind="oauth")["code"]).get("errcode"), 40078)
+    equal("getuserinfo: someone outside the company -> 60121",
+          ask(fake.inapp_code(unionid="unext1")).get("errcode"), 60121)
+    equal("getuserinfo: no code -> 40035", ask(None).get("errcode"), 40035)
+    nt = ask(fake.inapp_code(userid="u002"), token=None)
+    equal("getuserinfo: no token -> 88 / sub_code 41001", (nt.get("errcode"), nt.get("sub_code")),
+          (88, "41001"))
+    equal("getuserinfo: GET -> 43002",
+          fake.get(path, {"access_token": tok}).json().get("errcode"), 43002)
+
+    r = fake.get("/dingtalk.open.js")
+    check("JSAPI stand-in: a script, not cached, with requestAuthCode and the CorpId",
+          r.status == 200 and r.headers.get("content-type", "").startswith(
+              "application/javascript") and r.headers.get("cache-control") == "no-store" and
+          b"requestAuthCode" in r.body and b'"corpId": "dingcorp0001"' in r.body, r)
+    codes = re.findall(r'"code": "([0-9a-f]{32})"', r.text)
+    equal("JSAPI stand-in: without a setting, one code per person (the picker)",
+          len(codes), len(fake.corp()["users"]) + len(fake.corp()["external"]))
+    equal("JSAPI stand-in: control set", fake.jsapi(userid="u006"), {"userid": "u006"})
+    codes = re.findall(r'"code": "([0-9a-f]{32})"', fake.get("/dingtalk.open.js").text)
+    equal("JSAPI stand-in: the set person's code, which getuserinfo takes",
+          [ask(c).get("result", {}).get("userid") for c in codes], ["u006"])
+    fake.jsapi(missing=True)
+    equal("JSAPI stand-in: missing -> 404", fake.get("/dingtalk.open.js").status, 404)
+    bad = fake.request("POST", "/_fake/jsapi", json_body={"userid": "nobody"})
+    equal("JSAPI control: unknown userid -> 400", bad.status, 400)
+    bad = fake.request("POST", "/_fake/jsapi", json_body={"fail": "x"})
+    equal("JSAPI control: fail must be an object -> 400", bad.status, 400)
+    equal("JSAPI control: {} resets", (fake.jsapi(), fake.control("GET", "jsapi")), ({}, {}))
+
+
 SECTIONS = [
     ("crypto", test_crypto_vectors, False),
     ("process", test_process, False),
@@ -1213,6 +1275,7 @@ SECTIONS = [
     ("sns", test_sns_flow, True),
     ("bycode", test_bycode, True),
     ("oauth2", test_oauth2, True),
+    ("inapp", test_inapp, True),
     ("directory", test_directory, True),
     ("callback", test_callback_management, True),
     ("failed", test_failed_list, True),
