@@ -13,6 +13,7 @@
  *
  * The database is BENCH_INSERT_DB (bin-environment).
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,9 @@ main(void)
 	unsigned long	 n = 0;
 	int		 ok;
 
+	/* As src/prog.c's keep_heap: freed heap stays (no brk per request). */
+	mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
+	mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
 	if ((path = getenv("BENCH_INSERT_DB")) == NULL) {
 		fprintf(stderr, "insert_responder: BENCH_INSERT_DB not set\n");
 		return 1;
