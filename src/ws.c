@@ -347,6 +347,78 @@ list_has(const char *list, const char *token)
 }
 
 /*
+ * Read the upgrade answer's head (up to the blank line) into head, NUL
+ * terminated; *have is every byte read, which may run past the head.
+ */
+static enum da_err
+read_head(struct ws *ws, char *head, size_t *have, long long deadline,
+    struct da_error *err)
+{
+	int	 r, e, w;
+
+	for (;;) {
+		head[*have] = '\0';
+		if (strstr(head, "\r\n\r\n") != NULL)
+			return DA_OK;
+		if (*have >= WS_HANDSHAKE_MAX)
+			return DA_ERROR(err, DA_EHTTP, "the WebSocket upgrade's "
+			    "answer is over %d bytes", WS_HANDSHAKE_MAX);
+		if ((r = SSL_read(ws->ssl, head + *have,
+		    (int)(WS_HANDSHAKE_MAX - *have))) > 0) {
+			if (memchr(head + *have, '\0', (size_t)r) != NULL)
+				return DA_ERROR(err, DA_EHTTP, "a NUL byte in "
+				    "the WebSocket upgrade's answer");
+			*have += (size_t)r;
+			continue;
+		}
+		e = SSL_get_error(ws->ssl, r);
+		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+			return DA_ERROR(err, DA_EHTTP, "the Stream endpoint "
+			    "closed the link during the WebSocket upgrade");
+		if ((w = wait_fd(ws->fd, e == SSL_ERROR_WANT_READ ? POLLIN :
+		    POLLOUT, deadline)) <= 0)
+			return DA_ERROR(err, w == 0 ? DA_ETIMEOUT : DA_EHTTP,
+			    "the WebSocket upgrade %s", w == 0 ? "timed out" :
+			    "failed");
+	}
+}
+
+/*
+ * The answer's head (each line ending in CRLF) is a 101 with Upgrade:
+ * websocket, Connection: upgrade and the Sec-WebSocket-Accept of key.
+ */
+static enum da_err
+check_answer(char *head, const char *key, struct da_error *err)
+{
+	unsigned char	 md[20];
+	char		 value[128], *want = NULL, *accept_in = NULL;
+	enum da_err	 rc;
+
+	if (strncmp(head, "HTTP/1.1 101", 12) != 0) {
+		head[strcspn(head, "\r\n")] = '\0';
+		return DA_ERROR(err, DA_EHTTP, "the Stream endpoint refused "
+		    "the WebSocket upgrade: %.80s", head);
+	}
+	want = xasprintf("%s" WS_GUID, key);
+	crypto_sha1(want, strlen(want), md);
+	accept_in = crypto_base64_encode(md, sizeof(md));
+	if (header_value(head, "Upgrade", value, sizeof(value)) == NULL ||
+	    strcasecmp(value, "websocket") != 0 ||
+	    header_value(head, "Connection", value, sizeof(value)) == NULL ||
+	    !list_has(value, "upgrade") ||
+	    header_value(head, "Sec-WebSocket-Accept", value,
+	    sizeof(value)) == NULL || strcmp(value, accept_in) != 0)
+		rc = DA_ERROR(err, DA_EHTTP, "the Stream endpoint's WebSocket "
+		    "upgrade answer is not valid (Upgrade, Connection or "
+		    "Sec-WebSocket-Accept)");
+	else
+		rc = DA_OK;
+	free(want);
+	free(accept_in);
+	return rc;
+}
+
+/*
  * The RFC 6455 upgrade: our key, the server's 101 with the matching
  * Sec-WebSocket-Accept. Bytes read past the answer's head are kept for
  * the framing.
@@ -355,13 +427,12 @@ static enum da_err
 upgrade(struct ws *ws, const struct ws_url *u, long long deadline,
     struct da_error *err)
 {
-	unsigned char	 nonce[16], md[20];
-	char		 head[WS_HANDSHAKE_MAX + 1], value[128], *key = NULL;
-	char		*req = NULL, *want = NULL, *accept_in = NULL, *end;
+	unsigned char	 nonce[16];
+	char		 head[WS_HANDSHAKE_MAX + 1], *key = NULL;
+	char		*req = NULL, *end;
 	const char	*hostport;
 	size_t		 have = 0, n;
 	enum da_err	 rc;
-	int		 r, e, w;
 
 	crypto_random(nonce, sizeof(nonce));
 	key = crypto_base64_encode(nonce, sizeof(nonce));
@@ -373,41 +444,10 @@ upgrade(struct ws *ws, const struct ws_url *u, long long deadline,
 	    strchr(u->host, ':') ? "[" : "", u->host,
 	    strchr(u->host, ':') ? "]" : "", *hostport ? ":" : "", hostport,
 	    key, version_string());
-	if ((rc = tls_write_all(ws, req, strlen(req), deadline, err)) != DA_OK)
+	if ((rc = tls_write_all(ws, req, strlen(req), deadline, err)) != DA_OK ||
+	    (rc = read_head(ws, head, &have, deadline, err)) != DA_OK)
 		goto out;
-	for (;;) {
-		head[have] = '\0';
-		if ((end = strstr(head, "\r\n\r\n")) != NULL)
-			break;
-		if (have >= WS_HANDSHAKE_MAX) {
-			rc = DA_ERROR(err, DA_EHTTP, "the WebSocket upgrade's "
-			    "answer is over %d bytes", WS_HANDSHAKE_MAX);
-			goto out;
-		}
-		if ((r = SSL_read(ws->ssl, head + have,
-		    (int)(WS_HANDSHAKE_MAX - have))) > 0) {
-			if (memchr(head + have, '\0', (size_t)r) != NULL) {
-				rc = DA_ERROR(err, DA_EHTTP, "a NUL byte in the "
-				    "WebSocket upgrade's answer");
-				goto out;
-			}
-			have += (size_t)r;
-			continue;
-		}
-		e = SSL_get_error(ws->ssl, r);
-		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-			rc = DA_ERROR(err, DA_EHTTP, "the Stream endpoint closed "
-			    "the link during the WebSocket upgrade");
-			goto out;
-		}
-		if ((w = wait_fd(ws->fd, e == SSL_ERROR_WANT_READ ? POLLIN :
-		    POLLOUT, deadline)) <= 0) {
-			rc = DA_ERROR(err, w == 0 ? DA_ETIMEOUT : DA_EHTTP,
-			    "the WebSocket upgrade %s", w == 0 ? "timed out" :
-			    "failed");
-			goto out;
-		}
-	}
+	end = strstr(head, "\r\n\r\n");
 	n = (size_t)(end + 4 - head);
 	if (have > n) {
 		ws->nearly = have - n;
@@ -415,32 +455,10 @@ upgrade(struct ws *ws, const struct ws_url *u, long long deadline,
 		memcpy(ws->early, head + n, ws->nearly);
 	}
 	end[2] = '\0';	/* the head, each line ending in CRLF */
-	if (strncmp(head, "HTTP/1.1 101", 12) != 0) {
-		head[strcspn(head, "\r\n")] = '\0';
-		rc = DA_ERROR(err, DA_EHTTP, "the Stream endpoint refused the "
-		    "WebSocket upgrade: %.80s", head);
-		goto out;
-	}
-	want = xasprintf("%s" WS_GUID, key);
-	crypto_sha1(want, strlen(want), md);
-	accept_in = crypto_base64_encode(md, sizeof(md));
-	if (header_value(head, "Upgrade", value, sizeof(value)) == NULL ||
-	    strcasecmp(value, "websocket") != 0 ||
-	    header_value(head, "Connection", value, sizeof(value)) == NULL ||
-	    !list_has(value, "upgrade") ||
-	    header_value(head, "Sec-WebSocket-Accept", value,
-	    sizeof(value)) == NULL || strcmp(value, accept_in) != 0) {
-		rc = DA_ERROR(err, DA_EHTTP, "the Stream endpoint's WebSocket "
-		    "upgrade answer is not valid (Upgrade, Connection or "
-		    "Sec-WebSocket-Accept)");
-		goto out;
-	}
-	rc = DA_OK;
+	rc = check_answer(head, key, err);
 out:
 	free(key);
 	free(req);
-	free(want);
-	free(accept_in);
 	return rc;
 }
 
