@@ -78,18 +78,29 @@ show_account(struct req *r, const struct session_user *u)
 
 /*
  * A notice above the login page ("" for none): the notice cookie that
- * logout left, said once (the cookie is cleared).
+ * logout left, said once (the cookie is cleared); or, ended non-NULL,
+ * why the browser's session ended (session_ended: once).
  */
 static char *
-login_notice(struct req *r)
+login_notice_why(struct req *r, const enum session_end_why *ended)
 {
 	const char	*n = req_cookie(r, NOTICE_COOKIE);
 	struct buf	 b;
+	char		 key[64];
 
 	buf_init(&b, 4096);
+	if (ended != NULL) {
+		/* The name is ours (session_end_name), never the request's. */
+		snprintf(key, sizeof(key), "login.notice.%s",
+		    session_end_name(*ended));
+		buf_printf(&b, "<p class=\"notice ended\" id=\"notice\" "
+		    "data-notice=\"%s\">", session_end_name(*ended));
+		html_escape_text(&b, page_text(key));
+		buf_puts(&b, "</p>");
+	}
 	if (n != NULL) {
 		resp_cookie(r, NOTICE_COOKIE, "", 0);
-		if (strcmp(n, "signed_out") == 0) {
+		if (strcmp(n, "signed_out") == 0 && ended == NULL) {
 			buf_puts(&b, "<p class=\"notice\" id=\"notice\" "
 			    "data-notice=\"signed_out\">");
 			html_escape_text(&b, page_text("login.notice.signed_out"));
@@ -97,6 +108,12 @@ login_notice(struct req *r)
 		}
 	}
 	return req_own(r, buf_take(&b));
+}
+
+static char *
+login_notice(struct req *r)
+{
+	return login_notice_why(r, NULL);
 }
 
 /*
@@ -149,7 +166,8 @@ serve_login(struct req *r, void *arg)
 	char			 origin[ORIGIN_MAX], *url = NULL, *csp = NULL;
 	char			*redirect_uri = NULL;
 	enum da_err		 rc;
-	int			 pruned, budget, inapp;
+	enum session_end_why	 why;
+	int			 pruned, budget, inapp, ended = 0;
 
 	memset(&u, 0, sizeof(u));
 	inapp = login_is_inapp(r->user_agent, req_query(r, "inapp"));
@@ -170,6 +188,8 @@ serve_login(struct req *r, void *arg)
 		}
 		/* A dead session: forget the cookie too. */
 		resp_cookie(r, SESSION_COOKIE, "", 0);
+		/* Ended by a leave or users disable: say so, once. */
+		ended = session_ended(db, cookie, &why, &err) == DA_OK;
 	}
 
 	/*
@@ -222,7 +242,8 @@ serve_login(struct req *r, void *arg)
 			    cfg()->str[CFG_APP_KEY] : "", 0 },
 			{ "state", state, 0 },
 			{ "ddlogin_js", cfg()->str[CFG_DDLOGIN_JS], 0 },
-			{ "notice", login_notice(r), 1 },
+			{ "notice", login_notice_why(r, ended ? &why :
+			    NULL), 1 },
 		};
 
 		page_render(r, 200, "login.html", page_text("login.title"),

@@ -71,6 +71,33 @@ enum da_err	session_end_user(struct db *db, const char *userid, int *n,
 		    struct da_error *err);
 
 /*
+ * Why a user's sessions ended, when the login page tells the browser
+ * (once, and only the holder of the session's cookie): they left the
+ * company, or an operator disabled them.
+ */
+enum session_end_why {
+	SESSION_END_LEFT,	/* "left" */
+	SESSION_END_DISABLED,	/* "disabled" */
+	SESSION_END__MAX
+};
+
+/*
+ * session_end_user, remembering why for each session ended (until it
+ * would have expired), in the caller's transaction.
+ */
+enum da_err	session_end_user_why(struct db *db, const char *userid,
+		    enum session_end_why why, int *n, struct da_error *err);
+/*
+ * The cookie id of a session that is no more: was it ended for a
+ * reason to tell? DA_OK with *why set, the reason forgotten (said
+ * once); DA_ENOTFOUND if not.
+ */
+enum da_err	session_ended(struct db *db, const char *id,
+		    enum session_end_why *why, struct da_error *err);
+/* Its name as stored and shown in data-notice: "left", "disabled". */
+const char	*session_end_name(enum session_end_why why);
+
+/*
  * End the session whose reference (struct session_row's ref, 12
  * lowercase hex digits) is ref; its user copied into userid[size].
  * DA_ENOTFOUND when none has it, DA_EINPUT when several do. In the
@@ -118,7 +145,10 @@ enum da_err	state_create(struct db *db, const char *rd,
 enum da_err	state_take(struct db *db, const char *state, char *rd,
 		    size_t rdsize, struct da_error *err);
 
-/* Delete expired sessions and states; *n rows removed. */
+/*
+ * Delete expired sessions and states (*n rows removed), and the notes
+ * of ended sessions past their end (not counted).
+ */
 enum da_err	session_prune(struct db *db, int *n, struct da_error *err);
 
 #endif

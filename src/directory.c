@@ -573,7 +573,8 @@ directory_deactivate_user(struct db *db, const char *userid, int *sessions,
 		return rc;
 	if ((rc = db_run(db, &stmts[STMT_DEACTIVATE], DB_ARGS(DB_TEXT(userid),
 	    DB_INT(db_now())), err)) == DA_OK)
-		rc = session_end_user(db, userid, sessions, err);
+		rc = session_end_user_why(db, userid, SESSION_END_LEFT,
+		    sessions, err);
 	return end_own(db, own, rc, err);
 }
 
@@ -595,7 +596,8 @@ directory_offboard_user(struct db *db, const char *userid,
 	    DB_INT(db_now())), err)) != DA_OK)
 		goto out;
 	left = db_changes(db);
-	if ((rc = session_end_user(db, userid, &n, err)) != DA_OK || !left)
+	if ((rc = session_end_user_why(db, userid, SESSION_END_LEFT, &n,
+	    err)) != DA_OK || !left)
 		goto out;
 	snprintf(ended, sizeof(ended), "%d session(s) ended", n);
 	a.event = AUDIT_OFFBOARD;
@@ -631,7 +633,8 @@ directory_set_disabled(struct db *db, const char *userid, int disabled,
 		rc = DA_ERROR(err, DA_ENOTFOUND, "no user %s in the directory",
 		    userid);
 	else if (disabled)
-		rc = session_end_user(db, userid, NULL, err);
+		rc = session_end_user_why(db, userid, SESSION_END_DISABLED,
+		    NULL, err);
 out:
 	return end_own(db, own, rc, err);
 }

@@ -26,6 +26,9 @@ enum stmt {
 	STMT_REF_FIND,
 	STMT_REF_DELETE,
 	STMT_COUNT_LIVE,
+	STMT_ENDS_NOTE,
+	STMT_ENDS_TAKE,
+	STMT_PRUNE_ENDS,
 	STMT__MAX
 };
 
@@ -99,6 +102,22 @@ static const struct db_sql stmts[STMT__MAX] = {
 	    "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen <= ?2" },
 	[STMT_PRUNE_STATES] = { "prune states",
 	    "DELETE FROM login_states WHERE expires_at <= ?1" },
+	/* Before a user's sessions go: why, for the login page to say. */
+	[STMT_ENDS_NOTE] = { "session end note",
+	    "INSERT INTO session_ends (id_hash, why, expires_at)"
+	    " SELECT id_hash, ?2, expires_at FROM sessions"
+	    " WHERE userid = ?1 AND expires_at > ?3"
+	    " ON CONFLICT (id_hash) DO NOTHING" },
+	[STMT_ENDS_TAKE] = { "session end take",
+	    "DELETE FROM session_ends WHERE id_hash = ?1"
+	    " RETURNING why, expires_at" },
+	[STMT_PRUNE_ENDS] = { "prune session ends",
+	    "DELETE FROM session_ends WHERE expires_at <= ?1" },
+};
+
+static const char *const end_names[SESSION_END__MAX] = {
+	[SESSION_END_LEFT] = "left",
+	[SESSION_END_DISABLED] = "disabled",
 };
 
 /* Cookie values are hex (sessions) or base64url (states), fixed length. */
@@ -268,6 +287,57 @@ session_end_user(struct db *db, const char *userid, int *n,
 	    err);
 	if (n != NULL)
 		*n = rc == DA_OK ? (int)db_changes(db) : 0;
+	return rc;
+}
+
+const char *
+session_end_name(enum session_end_why why)
+{
+	return (unsigned)why < SESSION_END__MAX ? end_names[why] : "?";
+}
+
+enum da_err
+session_end_user_why(struct db *db, const char *userid,
+    enum session_end_why why, int *n, struct da_error *err)
+{
+	enum da_err	 rc;
+
+	if (n != NULL)
+		*n = 0;
+	if ((rc = db_run(db, &stmts[STMT_ENDS_NOTE], DB_ARGS(DB_TEXT(userid),
+	    DB_TEXT(session_end_name(why)), DB_INT(db_now())), err)) != DA_OK)
+		return rc;
+	return session_end_user(db, userid, n, err);
+}
+
+enum da_err
+session_ended(struct db *db, const char *id, enum session_end_why *why,
+    struct da_error *err)
+{
+	unsigned char	 hash[CRYPTO_SHA256_LEN];
+	struct db_rows	 r;
+	enum da_err	 rc = DA_ENOTFOUND;
+	int		 i;
+
+	if (!well_formed(id, SESSION_ID_LEN, 1))
+		return DA_ERROR(err, DA_ENOTFOUND, "malformed session id");
+	crypto_sha256(id, SESSION_ID_LEN, hash);
+	db_query(db, &r, &stmts[STMT_ENDS_TAKE],
+	    DB_ARGS(DB_BLOB(hash, sizeof(hash))), err);
+	if (db_next(&r) == 1) {
+		for (i = 0; i < SESSION_END__MAX; i++)
+			if (strcmp(db_text(&r, 0), end_names[i]) == 0 &&
+			    db_int(&r, 1) > db_now()) {
+				*why = (enum session_end_why)i;
+				rc = DA_OK;
+			}
+		/* Run the DELETE to its end. */
+		db_next(&r);
+	}
+	if (db_done(&r) != DA_OK)
+		rc = DA_EDB;
+	else if (rc == DA_ENOTFOUND)
+		DA_ERROR(err, DA_ENOTFOUND, "no ended session");
 	return rc;
 }
 
@@ -446,7 +516,9 @@ session_prune(struct db *db, int *n, struct da_error *err)
 		return rc;
 	*n += (int)db_changes(db);
 	if ((rc = db_run(db, &stmts[STMT_PRUNE_STATES], DB_ARGS(DB_INT(now)),
-	    err)) == DA_OK)
-		*n += (int)db_changes(db);
-	return rc;
+	    err)) != DA_OK)
+		return rc;
+	*n += (int)db_changes(db);
+	/* Notes of ended sessions go uncounted, with their sessions' end. */
+	return db_run(db, &stmts[STMT_PRUNE_ENDS], DB_ARGS(DB_INT(now)), err);
 }
