@@ -124,6 +124,28 @@ http_timeout_ms(const struct http_request *req)
 	return timeout > 0 ? timeout : 10000;
 }
 
+/*
+ * The CA bundle (docs/contract.md, TLS): DINGAUTH_CA_FILE when set; else
+ * OpenSSL's own SSL_CERT_FILE / SSL_CERT_DIR when set, as the Stream link
+ * reads them through SSL_CTX_set_default_verify_paths (libcurl itself
+ * reads neither); else the system's store. Verification stays on.
+ */
+static void
+set_ca(CURL *h)
+{
+	const char	*file = getenv("SSL_CERT_FILE");
+	const char	*dir = getenv("SSL_CERT_DIR");
+
+	if (config_is_set(CFG_CA_FILE)) {
+		curl_easy_setopt(h, CURLOPT_CAINFO, cfg()->str[CFG_CA_FILE]);
+		return;
+	}
+	if (file != NULL && *file != '\0')
+		curl_easy_setopt(h, CURLOPT_CAINFO, file);
+	if (dir != NULL && *dir != '\0')
+		curl_easy_setopt(h, CURLOPT_CAPATH, dir);
+}
+
 struct curl_slist *
 http_setup(CURL *h, const struct http_request *req, long timeout_ms,
     char errbuf[CURL_ERROR_SIZE], struct buf *answer)
@@ -139,8 +161,7 @@ http_setup(CURL *h, const struct http_request *req, long timeout_ms,
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (config_is_set(CFG_CA_FILE))
-		curl_easy_setopt(h, CURLOPT_CAINFO, cfg()->str[CFG_CA_FILE]);
+	set_ca(h);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
 	    cfg()->num[CFG_HTTP_CONNECT_TIMEOUT] > 0 ?
