@@ -63,13 +63,10 @@ enum da_err	 ws_close(struct ws *ws, int code, struct da_error *err);
 
 /* 1 once a close has been sent and received (or the link is dead). */
 int		 ws_closed(const struct ws *ws);
-/* Monotonic ms of the last frame received (any kind), or of the upgrade. */
+/* mono_ms() of the last frame received (any kind), or of the upgrade. */
 long long	 ws_last_frame(const struct ws *ws);
 
 /* Close the socket and free (no close frame: see ws_close). NULL ok. */
 void		 ws_free(struct ws *ws);
-
-/* Monotonic clock in ms (the clock of ws_last_frame). */
-long long	 ws_now_ms(void);
 
 #endif

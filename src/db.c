@@ -15,6 +15,7 @@
 #include "embedded.h"
 #include "log.h"
 #include "mem.h"
+#include "mono.h"
 
 #define DB_STMT_CACHE		128
 
@@ -73,15 +74,6 @@ int
 db_busy(struct db *db)
 {
 	return db != NULL && db->busy;
-}
-
-static long long
-mono_us(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /*

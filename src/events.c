@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mem.h"
+#include "mono.h"
 
 /* What each kind carries and how it is applied. */
 enum event_ids { IDS_NONE, IDS_USERS, IDS_DEPTS };
@@ -783,15 +784,6 @@ retry_delay(int n)
 	return d < EVENT_RETRY_LONGEST ? d : EVENT_RETRY_LONGEST;
 }
 
-static long long
-monotonic_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Apply the stored event id, tried attempts times before and held by
  * us, and record the outcome on its row (which lets go of it): applied;
@@ -935,7 +927,7 @@ events_apply_pending(struct db *db, long long own, long budget_ms, int all,
 	int		 found, attempts = 0, stop = 0;
 
 	memset(run, 0, sizeof(*run));
-	deadline = monotonic_ms() + budget_ms;
+	deadline = mono_ms() + budget_ms;
 	if (own > 0) {
 		/* Our own event first, whatever the budget. */
 		if ((found = held_row(db, own, &payload, &attempts, err)) < 0)
@@ -947,7 +939,7 @@ events_apply_pending(struct db *db, long long own, long budget_ms, int all,
 		payload = NULL;
 	}
 	while (rc == DA_OK && !stop &&
-	    (budget_ms <= 0 || monotonic_ms() < deadline)) {
+	    (budget_ms <= 0 || mono_ms() < deadline)) {
 		if ((found = claim_next(db, &last, all, &id, &payload,
 		    &attempts, err)) <= 0) {
 			if (found < 0)

@@ -10,6 +10,7 @@
 #include "http_multi.h"
 #include "log.h"
 #include "mem.h"
+#include "mono.h"
 
 #define SAFE_URL_MAX	512
 
@@ -38,15 +39,6 @@ struct http_multi {
 	long		 connections;
 	int		 global_ready;
 };
-
-static long long
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 enum da_err
 http_multi_new(int max_parallel, struct http_multi **out,
@@ -172,7 +164,7 @@ http_multi_add(struct http_multi *m, const struct http_request *req,
 		    curl_multi_strerror(mc));
 	}
 	x->busy = 1;
-	x->started_ms = now_ms();
+	x->started_ms = mono_ms();
 	m->in_flight++;
 	return DA_OK;
 }
@@ -198,7 +190,7 @@ finish(struct http_multi *m, struct xfer *x, CURLcode cc,
 
 	memset(res, 0, sizeof(*res));
 	res->tag = x->tag;
-	res->elapsed_ms = (long)(now_ms() - x->started_ms);
+	res->elapsed_ms = (long)(mono_ms() - x->started_ms);
 	curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &nconn);
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	http_count(x->url, cc, status, (double)res->elapsed_ms / 1000);
@@ -232,7 +224,7 @@ http_multi_next(struct http_multi *m, long timeout_ms,
 	int		 running, left, numfds;
 	long		 wait;
 
-	deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	for (;;) {
 		if ((mc = curl_multi_perform(m->multi, &running)) !=
 		    CURLM_OK) {
@@ -253,7 +245,7 @@ http_multi_next(struct http_multi *m, long timeout_ms,
 		}
 		if (m->in_flight == 0)
 			return 0;
-		if ((wait = (long)(deadline - now_ms())) <= 0)
+		if ((wait = (long)(deadline - mono_ms())) <= 0)
 			return 0;
 		if ((mc = curl_multi_poll(m->multi, NULL, 0, (int)wait,
 		    &numfds)) != CURLM_OK) {

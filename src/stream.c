@@ -16,6 +16,7 @@
 #include "json.h"
 #include "log.h"
 #include "mem.h"
+#include "mono.h"
 #include "stream.h"
 #include "ws.h"
 
@@ -390,7 +391,7 @@ lost(struct stream *s, const char *why)
 	link_free(s->cur);
 	s->cur = NULL;
 	wait = stream_backoff_ms(++s->failures);
-	s->next_try = ws_now_ms() + wait;
+	s->next_try = mono_ms() + wait;
 	log_msg(LOG_WARN, "stream: %s; next try in %ld.%01ld s", why,
 	    wait / 1000, wait % 1000 / 100);
 }
@@ -472,7 +473,7 @@ relink(struct stream *s)
 		return;		/* lost meanwhile: the backoff path has it */
 	link_free(s->old);
 	s->old = s->cur;
-	s->old->drain_until = ws_now_ms() + STREAM_DRAIN_MS;
+	s->old->drain_until = mono_ms() + STREAM_DRAIN_MS;
 	s->cur = NULL;
 	s->next_try = 0;
 }
@@ -565,14 +566,14 @@ poll_links(struct stream *s, long wait)
 void
 stream_run(struct stream *s, long ms)
 {
-	long long	 now, end = ws_now_ms() + ms;
+	long long	 now, end = mono_ms() + ms;
 	long		 wait;
 
 	while (!s->stopping()) {
-		now = ws_now_ms();
+		now = mono_ms();
 		if (s->cur == NULL && now >= s->next_try)
 			open_link(s);
-		now = ws_now_ms();
+		now = mono_ms();
 		if (s->cur != NULL && keepalive(s, s->cur, now) != 0)
 			lost(s, "no answer to a ping: the link is half-open");
 		drain(s, now);
@@ -608,7 +609,7 @@ stream_free(struct stream *s)
 		l[n++] = s->old;
 	for (i = 0; i < n; i++)
 		ws_close(l[i]->ws, 1000, &err);
-	end = ws_now_ms() + STREAM_CLOSE_MS;
+	end = mono_ms() + STREAM_CLOSE_MS;
 	/* Frames now are not answered: DingTalk pushes them again. */
 	do {
 		open = 0;
@@ -624,7 +625,7 @@ stream_free(struct stream *s)
 		for (i = 0; i < n; i++)
 			if (p[i].revents != 0)
 				(void)ws_service(l[i]->ws, NULL, NULL, &err);
-	} while (ws_now_ms() < end);
+	} while (mono_ms() < end);
 	if (n > 0)
 		log_msg(LOG_INFO, "stream: closed");
 	link_free(s->cur);

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
+#include "mono.h"
 #include "sync.h"
 #include "token.h"
 
@@ -181,15 +182,6 @@ sync_outcome_name(enum sync_outcome outcome)
 	if (outcome < 0 || outcome >= SYNC__MAX)
 		return "unknown";
 	return outcome_names[outcome];
-}
-
-static long long
-now_us(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void
@@ -524,7 +516,7 @@ out:
 static void
 retry_later(struct sync_ctx *c, struct job *j, long long delay)
 {
-	j->not_before = now_us() + delay;
+	j->not_before = mono_us() + delay;
 	c->st->retries++;
 	queue_push(&c->q[j->api], j, 0);
 }
@@ -563,7 +555,7 @@ retry(struct sync_ctx *c, struct job *j, const struct dt_verdict *v)
 		c->st->rate_limited++;
 		log_msg(LOG_INFO, "%s for department %lld: %s; slowing down",
 		    apis[j->api].what, j->dept_id, v->why.msg);
-		pacer_slow(&c->pace[j->api], now_us(), pause);
+		pacer_slow(&c->pace[j->api], mono_us(), pause);
 	} else
 		log_msg(LOG_INFO, "%s for department %lld: %s; retrying",
 		    apis[j->api].what, j->dept_id, v->why.msg);
@@ -663,7 +655,7 @@ format_eta(char *buf, size_t size, double seconds)
 static void
 progress(struct sync_ctx *c, int last)
 {
-	long long	 now = now_us();
+	long long	 now = mono_us();
 	double		 elapsed, rate, pages, left;
 	char		 eta[32];
 	FILE		*to = c->opt->progress;
@@ -711,7 +703,7 @@ fetch(struct sync_ctx *c, struct da_error *err)
 	enqueue(c, API_USER_LIST, ROOT_DEPT, 0, 0);
 	for (;;) {
 		/* Start what the pacers and the pool allow. */
-		now = now_us();
+		now = mono_us();
 		wake = now + (long long)POLL_MAX_MS * 1000;
 		do {
 			started = 0;
@@ -1041,7 +1033,7 @@ run(struct db *db, const struct sync_options *opt, struct sync_stats *st,
 	c.db = db;
 	c.opt = opt;
 	c.st = st;
-	c.t0 = now_us();
+	c.t0 = mono_us();
 	c.calls0 = dt_calls_made();
 	st->outcome = SYNC_FAILED;
 	c.concurrency = (int)cfg()->num[CFG_SYNC_CONCURRENCY];
@@ -1063,7 +1055,7 @@ run(struct db *db, const struct sync_options *opt, struct sync_stats *st,
 	if ((rc = http_multi_new(c.concurrency, &c.multi, err)) != DA_OK)
 		goto out;
 	rc = fetch(&c, err);
-	st->fetch_seconds = (double)(now_us() - c.t0) / 1e6;
+	st->fetch_seconds = (double)(mono_us() - c.t0) / 1e6;
 	if (rc != DA_OK)
 		goto out;
 	http_multi_free(c.multi);
@@ -1076,7 +1068,7 @@ out:
 		queue_free(&c.q[a]);
 	crypto_cleanse(c.token, sizeof(c.token));
 	count_requests(&c);
-	st->seconds = (double)(now_us() - c.t0) / 1e6;
+	st->seconds = (double)(mono_us() - c.t0) / 1e6;
 	if (rc != DA_OK) {
 		db_rollback(db);
 		st->outcome = SYNC_FAILED;

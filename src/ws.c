@@ -28,6 +28,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "mem.h"
+#include "mono.h"
 #include "version.h"
 #include "ws.h"
 
@@ -48,15 +49,6 @@ struct ws {
 	int			 stop;		/* fn asked to stop reading */
 	char			 why[160];	/* how the link ended */
 };
-
-long long
-ws_now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The parts of a wss:// URL: host, port, and path with query. */
 struct ws_url {
@@ -123,7 +115,7 @@ wait_fd(int fd, short events, long long deadline)
 	int		 n;
 
 	for (;;) {
-		if ((left = deadline - ws_now_ms()) <= 0)
+		if ((left = deadline - mono_ms()) <= 0)
 			return 0;
 		p.fd = fd;
 		p.events = events;
@@ -174,7 +166,7 @@ tcp_connect(const struct ws_url *u, long long deadline, int *out,
 			rc = DA_OK;
 			goto out;
 		}
-		if (ws_now_ms() >= deadline) {
+		if (mono_ms() >= deadline) {
 			rc = DA_ERROR(err, DA_ETIMEOUT, "Stream endpoint %s:%s: "
 			    "connect timed out", u->host, u->port);
 			close(fd);
@@ -541,7 +533,7 @@ msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg
 	struct ws	*ws = user;
 
 	(void)ctx;
-	ws->last_frame = ws_now_ms();
+	ws->last_frame = mono_ms();
 	if (m->opcode != WSLAY_TEXT_FRAME || ws->fn == NULL || ws->stop)
 		return;		/* pings, pongs, close: wslay's; binary: none */
 	if (ws->fn((const char *)m->msg, m->msg_length, ws->arg) != 0)
@@ -560,7 +552,7 @@ ws_connect(const char *url, long timeout_ms, struct ws **out,
 	};
 	struct ws_url	 u;
 	struct ws	*ws;
-	long long	 deadline = ws_now_ms() + timeout_ms;
+	long long	 deadline = mono_ms() + timeout_ms;
 	enum da_err	 rc;
 
 	*out = NULL;
@@ -574,7 +566,7 @@ ws_connect(const char *url, long timeout_ms, struct ws **out,
 	if (wslay_event_context_client_init(&ws->ctx, &cbs, ws) != 0)
 		abort();	/* out of memory */
 	wslay_event_config_set_max_recv_msg_length(ws->ctx, WS_MESSAGE_MAX);
-	ws->last_frame = ws_now_ms();
+	ws->last_frame = mono_ms();
 	*out = ws;
 out:
 	free(u.target);
