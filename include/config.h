@@ -60,6 +60,7 @@ enum cfg_key {
 	CFG_STREAM_IDLE,	/* DINGAUTH_STREAM_IDLE (s): ping after */
 	CFG_LANG,		/* DINGAUTH_LANG: the pages' language */
 	CFG_JSAPI_JS,		/* DINGTALK_JSAPI_JS: the in-app page's JSAPI */
+	CFG_TEMPLATE_DIR,	/* DINGAUTH_TEMPLATE_DIR: branding (page.h) */
 	CFG__MAX
 };
 

@@ -84,5 +84,15 @@ enum da_err	 html_render_with(struct buf *out, const char *name,
 enum da_err	 html_render_text(struct buf *out, const char *text,
 		    const struct html_var *vars, size_t nvars,
 		    struct da_error *err);
+/*
+ * html_render_with over template text given directly (a template that
+ * replaces a built-in one: page.c's branding).
+ */
+enum da_err	 html_render_text_with(struct buf *out, const char *text,
+		    const struct html_var *vars, size_t nvars,
+		    html_text_fn lookup, struct da_error *err);
+
+/* Is s valid UTF-8 (no overlong form, surrogate or NUL)? */
+int		 html_utf8_valid(const char *s);
 
 #endif

@@ -19,6 +19,14 @@
  * exchange.fcgi), and deny-layout.html for the authorizer's deny pages,
  * which are pure ASCII (Apache relabels them iso-8859-1) and carry no
  * header a grant would not (Apache copies them into the final answer).
+ *
+ * Branding: DINGAUTH_TEMPLATE_DIR's files replace the built-in templates,
+ * catalogs and login.css of the same name (only those names are read),
+ * once per process. Their slots are escaped as the built-in ones' are (a
+ * raw slot only takes markup this code built); one that cannot be read
+ * or used is logged once and the built-in one serves. A branding
+ * login.css goes inline (the layouts' {{stylesheet|raw}}), admitted by
+ * its hash in the page's Content-Security-Policy.
  */
 struct req;
 struct html_var;

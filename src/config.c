@@ -152,6 +152,9 @@ static const struct cfg_def defs[CFG__MAX] = {
 	[CFG_JSAPI_JS] = { "DINGTALK_JSAPI_JS", CFG_T_URL, 0, 0, NULL,
 	    "https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/"
 	    "dingtalk.open.js", 0 },
+	/* Branding: files replacing built-in templates (page.h). */
+	[CFG_TEMPLATE_DIR] = { "DINGAUTH_TEMPLATE_DIR", CFG_T_PATH, 0, 0,
+	    NULL, NULL, 0 },
 };
 
 enum cfg_src { SRC_UNSET, SRC_DEFAULT, SRC_FILE, SRC_ENV };

@@ -303,6 +303,29 @@ html_render_text(struct buf *out, const char *text,
 }
 
 enum da_err
+html_render_text_with(struct buf *out, const char *text,
+    const struct html_var *vars, size_t nvars, html_text_fn lookup,
+    struct da_error *err)
+{
+	return render(out, text, vars, nvars, lookup, err);
+}
+
+int
+html_utf8_valid(const char *s)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	unsigned long		 cp;
+	int			 n;
+
+	for (; *p != '\0'; p += n) {
+		n = 1;
+		if (*p >= 0x80 && (n = utf8_decode(p, &cp)) == 0)
+			return 0;
+	}
+	return 1;
+}
+
+enum da_err
 html_render(struct buf *out, const char *name, const struct html_var *vars,
     size_t nvars, struct da_error *err)
 {

@@ -1,9 +1,15 @@
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "config.h"
+#include "crypto.h"
 #include "embedded.h"
 #include "html.h"
 #include "json.h"
@@ -14,6 +20,38 @@
 #include "req.h"
 
 #define ORIGIN_MAX	512
+
+/*
+ * Branding (DINGAUTH_TEMPLATE_DIR): a file there named like a built-in
+ * template or catalog (embedded_templates) or STYLE_FILE replaces it.
+ * Only those names are ever looked up, never a name from a request. Each
+ * is read once per process, on first use: a regular file of at most
+ * OVERRIDE_MAX bytes of UTF-8 without NUL; STYLE_FILE also ASCII
+ * without "</", as it goes inline into a <style> element, on the ASCII
+ * deny pages too; the deny templates ASCII. A file that cannot be read
+ * or used (a template that does not render, a catalog that is malformed
+ * or lacks a key) is set aside with one log line, and the built-in one
+ * serves.
+ */
+#define OVERRIDE_MAX	(256 * 1024)
+#define STYLE_FILE	"login.css"
+
+enum override_state {
+	OVERRIDE_UNREAD,
+	OVERRIDE_NONE,		/* no such file: the built-in one */
+	OVERRIDE_OK,
+	OVERRIDE_BROKEN		/* logged once: the built-in one */
+};
+
+struct override {
+	const char		*name;
+	enum override_state	 state;
+	char			*text;
+};
+
+/* One per built-in template and catalog, then STYLE_FILE. */
+static struct override	*overrides;
+static size_t		 noverrides;
 
 /*
  * The catalogs, one per language (static/messages.<tag>), each parsed
@@ -47,28 +85,47 @@ text_cmp(const void *a, const void *b)
 	    ((const struct text *)b)->key);
 }
 
-/*
- * "key = text" lines of the catalog's file; "#" comments and blank
- * lines skipped, spaces around key and text dropped.
- */
-static void
-catalog_load(struct catalog *c)
-{
-	const char	*file;
-	char		*line, *next, *eq, *k, *v, *e;
-	size_t		 cap = 0;
+static const char	*override_text(const char *name);
+static void		 override_reject(const char *name, const char *why);
 
-	if (c->loaded)
-		return;
-	c->loaded = 1;
-	if ((file = embedded_template(c->file)) == NULL)
-		return;
-	c->data = xstrdup(file);
+/* A catalog key's characters, as a template's {{@key}} has them. */
+static int
+catalog_key_ok(const char *k)
+{
+	return *k != '\0' && strspn(k, "abcdefghijklmnopqrstuvwxyz"
+	    "0123456789._") == strlen(k);
+}
+
+/*
+ * "key = text" lines of text into c; "#" comments and blank lines
+ * skipped, spaces around key and text (and a CR ending the line)
+ * dropped. strict (a branding catalog): a line that is neither is an
+ * error, described in why[size]; 0 then, else 1.
+ */
+static int
+catalog_parse(struct catalog *c, const char *text, int strict, char *why,
+    size_t size)
+{
+	char		*line, *next, *eq, *k, *v, *e;
+	size_t		 cap = 0, lineno = 0;
+
+	c->data = xstrdup(text);
 	for (line = c->data; line != NULL && *line != '\0'; line = next) {
+		lineno++;
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
-		if (*line == '#' || (eq = strchr(line, '=')) == NULL)
+		for (e = line + strlen(line); e > line && (e[-1] == '\r' ||
+		    e[-1] == ' '); e--)
+			*--e = '\0';
+		if (*line == '#' || *line == '\0')
 			continue;
+		if ((eq = strchr(line, '=')) == NULL) {
+			if (!strict)
+				continue;
+			snprintf(why, size, "line %zu: no \"key = text\"",
+			    lineno);
+			return 0;
+		}
 		*eq = '\0';
 		for (k = line; *k == ' '; k++)
 			;
@@ -76,6 +133,11 @@ catalog_load(struct catalog *c)
 			*--e = '\0';
 		for (v = eq + 1; *v == ' '; v++)
 			;
+		if (strict && !catalog_key_ok(k)) {
+			snprintf(why, size, "line %zu: a key of a-z, 0-9, "
+			    "'.' and '_' expected", lineno);
+			return 0;
+		}
 		if (c->n == cap) {
 			cap = cap ? cap * 2 : 128;
 			c->v = xrealloc(c->v, cap * sizeof(*c->v));
@@ -84,6 +146,59 @@ catalog_load(struct catalog *c)
 		c->v[c->n++].text = v;
 	}
 	qsort(c->v, c->n, sizeof(*c->v), text_cmp);
+	return 1;
+}
+
+/* Has mine every key of builtin? If not, why[size] names one. */
+static int
+catalog_covers(const struct catalog *mine, const struct catalog *builtin,
+    char *why, size_t size)
+{
+	size_t	 i;
+
+	for (i = 0; i < builtin->n; i++)
+		if (mine->n == 0 || bsearch(&builtin->v[i], mine->v, mine->n,
+		    sizeof(*mine->v), text_cmp) == NULL) {
+			snprintf(why, size, "lacks the key %s",
+			    builtin->v[i].key);
+			return 0;
+		}
+	return 1;
+}
+
+/*
+ * The catalog's built-in file, or its branding file when that parses
+ * and has every key of the built-in one.
+ */
+static void
+catalog_load(struct catalog *c)
+{
+	struct catalog	 mine;
+	const char	*file, *text;
+	char		 why[160];
+
+	if (c->loaded)
+		return;
+	c->loaded = 1;
+	if ((file = embedded_template(c->file)) == NULL)
+		return;
+	catalog_parse(c, file, 0, why, sizeof(why));
+	if ((text = override_text(c->file)) == NULL)
+		return;
+	memset(&mine, 0, sizeof(mine));
+	mine.tag = c->tag;
+	mine.file = c->file;
+	mine.loaded = 1;
+	if (catalog_parse(&mine, text, 1, why, sizeof(why)) &&
+	    catalog_covers(&mine, c, why, sizeof(why))) {
+		free(c->data);
+		free(c->v);
+		*c = mine;
+		return;
+	}
+	free(mine.data);
+	free(mine.v);
+	override_reject(c->file, why);
 }
 
 /* The text of key in language l, falling back to English, or NULL. */
@@ -110,6 +225,136 @@ static const char *
 catalog_text(const char *key)
 {
 	return catalog_text_in(lang, key);
+}
+
+/*
+ * The override slot of name (a built-in template or catalog, or
+ * STYLE_FILE), or NULL: no other name is ever read. The first call
+ * also says once if DINGAUTH_TEMPLATE_DIR is not a directory.
+ */
+static struct override *
+override_slot(const char *name)
+{
+	struct stat	 st;
+	size_t		 i;
+
+	if (overrides == NULL) {
+		for (i = 0; embedded_templates[i].name != NULL; i++)
+			;
+		noverrides = i + 1;
+		overrides = xcalloc(noverrides, sizeof(*overrides));
+		for (i = 0; embedded_templates[i].name != NULL; i++)
+			overrides[i].name = embedded_templates[i].name;
+		overrides[i].name = STYLE_FILE;
+		if (stat(config_str(CFG_TEMPLATE_DIR), &st) == -1 ||
+		    !S_ISDIR(st.st_mode))
+			log_msg(LOG_WARN, "page: DINGAUTH_TEMPLATE_DIR %s: "
+			    "not a directory; the built-in pages are used",
+			    config_str(CFG_TEMPLATE_DIR));
+	}
+	for (i = 0; i < noverrides; i++)
+		if (strcmp(overrides[i].name, name) == 0)
+			return &overrides[i];
+	return NULL;
+}
+
+/* Set name's override aside for this process, with one log line. */
+static void
+override_reject(const char *name, const char *why)
+{
+	struct override	*o = override_slot(name);
+
+	if (o == NULL || o->state == OVERRIDE_BROKEN)
+		return;
+	log_msg(LOG_WARN, "page: %s/%s: %s; the built-in one is used",
+	    config_str(CFG_TEMPLATE_DIR), name, why);
+	free(o->text);
+	o->text = NULL;
+	o->state = OVERRIDE_BROKEN;
+}
+
+/*
+ * Is s ASCII (for the deny pages: page_deny), and with no_close, free
+ * of "</" (to go inline into a <style> element)?
+ */
+static int
+ascii_ok(const char *s, int no_close)
+{
+	const unsigned char	*p;
+
+	for (p = (const unsigned char *)s; *p != '\0'; p++)
+		if (*p >= 0x80 || (no_close && p[0] == '<' && p[1] == '/'))
+			return 0;
+	return 1;
+}
+
+/* Read o's file (see OVERRIDE_MAX): OVERRIDE_OK, _NONE or _BROKEN. */
+static void
+override_read(struct override *o)
+{
+	struct stat	 st;
+	const char	*why = NULL;
+	char		*path, buf[160];
+	size_t		 len = 0;
+	ssize_t		 n;
+	int		 fd;
+
+	o->state = OVERRIDE_NONE;
+	path = xasprintf("%s/%s", config_str(CFG_TEMPLATE_DIR), o->name);
+	/* O_NONBLOCK: a FIFO in its place never stalls a request. */
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1) {
+		if (errno != ENOENT && errno != ENOTDIR) {
+			snprintf(buf, sizeof(buf), "cannot be read: %s",
+			    strerror(errno));
+			why = buf;
+		}
+		goto out;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (st.st_size > OVERRIDE_MAX)
+		why = "larger than 256 KiB";
+	else {
+		o->text = xmalloc((size_t)st.st_size + 1);
+		while (len < (size_t)st.st_size && (n = read(fd, o->text +
+		    len, (size_t)st.st_size - len)) > 0)
+			len += (size_t)n;
+		o->text[len] = '\0';
+		if (len != (size_t)st.st_size)
+			why = "cannot be read";
+		else if (strlen(o->text) != len || !html_utf8_valid(o->text))
+			why = "not UTF-8 text";
+		else if (strcmp(o->name, STYLE_FILE) == 0 &&
+		    !ascii_ok(o->text, 1))
+			why = "not ASCII, or holds \"</\" (write other "
+			    "characters as CSS escapes)";
+		else if (strncmp(o->name, "deny-", 5) == 0 &&
+		    !ascii_ok(o->text, 0))
+			why = "not ASCII, as a deny page must be (write "
+			    "other characters as &#x...; references)";
+		else
+			o->state = OVERRIDE_OK;
+	}
+	close(fd);
+out:
+	if (why != NULL)
+		override_reject(o->name, why);
+	free(path);
+}
+
+/* The branding text of name, or NULL (none, or set aside). */
+static const char *
+override_text(const char *name)
+{
+	struct override	*o;
+
+	/* Absolute, as the configuration checks (not when it failed). */
+	if (config_str(CFG_TEMPLATE_DIR)[0] != '/' ||
+	    (o = override_slot(name)) == NULL)
+		return NULL;
+	if (o->state == OVERRIDE_UNREAD)
+		override_read(o);
+	return o->state == OVERRIDE_OK ? o->text : NULL;
 }
 
 /* Does the language range at p (up to its end) name tag's language? */
@@ -245,9 +490,43 @@ static const char *const csp_strict =
     "default-src 'self'; script-src 'self'; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/*
+ * policy, also admitting a branding login.css (inline: see STYLE_FILE)
+ * by its hash, unless its style-src admits inline styles already (a
+ * hash would turn 'unsafe-inline' off). Caller frees.
+ */
+static char *
+csp_styled(const char *policy)
+{
+	const char	*css = override_text(STYLE_FILE), *s;
+	unsigned char	 h[CRYPTO_SHA256_LEN];
+	char		*b64, *dir, *out;
+
+	if (css == NULL)
+		return xstrdup(policy);
+	crypto_sha256(css, strlen(css), h);
+	b64 = crypto_base64_encode(h, sizeof(h));
+	if ((s = strstr(policy, "style-src ")) == NULL)
+		out = xasprintf("%s; style-src 'self' 'sha256-%s'", policy,
+		    b64);
+	else {
+		dir = xstrndup(s, strcspn(s, ";"));
+		if (strstr(dir, "'unsafe-inline'") != NULL)
+			out = xstrdup(policy);
+		else
+			out = xasprintf("%.*s 'sha256-%s'%s",
+			    (int)(s + 9 - policy), policy, b64, s + 9);
+		free(dir);
+	}
+	free(b64);
+	return out;
+}
+
 static void
 page_headers(struct req *r, const char *ctype, const char *csp)
 {
+	char	*policy = csp_styled(csp != NULL ? csp : csp_strict);
+
 	resp_header(r, "Content-Type", ctype);
 	resp_header(r, "Cache-Control", "no-store");
 	resp_header(r, "X-Content-Type-Options", "nosniff");
@@ -259,8 +538,8 @@ page_headers(struct req *r, const char *ctype, const char *csp)
 	 */
 	resp_header(r, "Referrer-Policy", csp != NULL ? "strict-origin" :
 	    "no-referrer");
-	resp_header(r, "Content-Security-Policy",
-	    csp != NULL ? csp : csp_strict);
+	resp_header(r, "Content-Security-Policy", policy);
+	free(policy);
 }
 
 /* Last resort when a template fails: plain text, nothing from input. */
@@ -275,6 +554,49 @@ plain_500(struct req *r, const char *what)
 }
 
 /*
+ * Template name with vars into out: its branding override when there
+ * is one and it renders, else (the override set aside) the built-in one.
+ */
+static enum da_err
+render_one(struct buf *out, const char *name, const struct html_var *vars,
+    size_t nvars, struct da_error *err)
+{
+	const char	*mine = override_text(name);
+
+	if (mine != NULL) {
+		if (html_render_text_with(out, mine, vars, nvars,
+		    catalog_text, err) == DA_OK)
+			return DA_OK;
+		override_reject(name, err->msg);
+		da_error_clear(err);
+	}
+	return html_render_with(out, name, vars, nvars, catalog_text, err);
+}
+
+/*
+ * The layouts' {{stylesheet|raw}}: a link to the built-in login.css, or
+ * a branding one inline (ASCII, no "</": ascii_ok). Caller frees.
+ */
+static char *
+stylesheet(const char *stat)
+{
+	const char	*css = override_text(STYLE_FILE);
+	struct buf	 b;
+
+	buf_init(&b, 0);
+	if (css != NULL) {
+		buf_puts(&b, "<style>");
+		buf_puts(&b, css);
+		buf_puts(&b, "</style>");
+	} else {
+		buf_puts(&b, "<link rel=\"stylesheet\" href=\"");
+		html_escape_ascii(&b, stat);
+		buf_puts(&b, "/login.css\">");
+	}
+	return buf_take(&b);
+}
+
+/*
  * Render tmpl with vars (plus {{static}}), then layout with title and
  * the result as {{content}}, into page. DA_OK or the template's error.
  */
@@ -285,7 +607,7 @@ render(struct buf *page, const char *layout, const char *tmpl,
 {
 	struct buf	 content;
 	struct html_var	*all;
-	char		*stat;
+	char		*stat, *sheet;
 	enum da_err	 rc;
 
 	buf_init(&content, 256 * 1024);
@@ -295,20 +617,22 @@ render(struct buf *page, const char *layout, const char *tmpl,
 		memcpy(all, vars, nvars * sizeof(*all));
 	all[nvars].name = "static";
 	all[nvars].value = stat;
-	if ((rc = html_render_with(&content, tmpl, all, nvars + 1,
-	    catalog_text, err)) == DA_OK) {
+	sheet = stylesheet(stat);
+	if ((rc = render_one(&content, tmpl, all, nvars + 1, err)) == DA_OK) {
 		const struct html_var	 outer[] = {
 			{ "lang", page_lang_tag(), 0 },
 			{ "title", title, 0 },
 			{ "static", stat, 0 },
+			{ "stylesheet", sheet, 1 },
 			{ "page", tmpl, 0 },
 			{ "content", content.data, 1 },
 		};
 
-		rc = html_render_with(page, layout, outer,
-		    sizeof(outer) / sizeof(outer[0]), catalog_text, err);
+		rc = render_one(page, layout, outer,
+		    sizeof(outer) / sizeof(outer[0]), err);
 	}
 	free(all);
+	free(sheet);
 	free(stat);
 	buf_free(&content);
 	return rc;

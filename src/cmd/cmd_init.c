@@ -177,6 +177,11 @@ static const struct key_doc {
 	[CFG_LANG] = { SEC_SITE, NULL,
 	    "The pages' language: auto (from the browser's Accept-Language;\n"
 	    "Chinese when it names neither), zh-CN or en.", NULL },
+	[CFG_TEMPLATE_DIR] = { SEC_SITE, NULL,
+	    "Branding: a directory whose files replace the built-in page\n"
+	    "templates, message catalogs and login.css of the same name\n"
+	    "(a broken one is logged and the built-in one used).",
+	    "none: the built-in pages" },
 	[CFG_LOG_LEVEL] = { SEC_LOG, NULL,
 	    "error, warn, info or debug (to stderr).", NULL },
 	[CFG_AGENT_ID] = { SEC_APP, NULL,

@@ -156,6 +156,38 @@ test_render(void)
 	}
 }
 
+/* Texts from elsewhere (branding): UTF-8, and rendered like the rest. */
+static const char *
+one_text(const char *key)
+{
+	return strcmp(key, "k.x") == 0 ? "<i>T</i>" : NULL;
+}
+
+static void
+test_other_text(void)
+{
+	const struct html_var	 v = { "name", "<b>", 0 };
+	struct da_error		 err = { 0 };
+	struct buf		 b;
+
+	CHECK(html_utf8_valid("plain, 中文, é"), "UTF-8 accepted");
+	CHECK(!html_utf8_valid("\xff\xfe"), "bytes that are not UTF-8");
+	CHECK(!html_utf8_valid("\xc0\xaf"), "an overlong form");
+	CHECK(!html_utf8_valid("\xed\xa0\x80"), "a surrogate");
+	CHECK(!html_utf8_valid("\xe4\xb8"), "cut short");
+	buf_init(&b, 0);
+	CHECK(html_render_text_with(&b, "{{name}} {{@k.x}}", &v, 1, one_text,
+	    &err) == DA_OK, "text with catalog");
+	CHECK_STR(b.data, "&lt;b&gt; &lt;i&gt;T&lt;/i&gt;",
+	    "both escaped");
+	buf_reset(&b);
+	CHECK(html_render_text_with(&b, "{{@k.x|raw}}", &v, 1, one_text,
+	    &err) == DA_EINPUT && b.len == 0, "a catalog text is never raw");
+	CHECK(html_render_text_with(&b, "{{@k.y}}", &v, 1, one_text,
+	    &err) == DA_EINPUT, "an unknown key");
+	buf_free(&b);
+}
+
 static void
 test_templates(void)
 {
@@ -320,6 +352,7 @@ main(void)
 	}
 	test_escapers();
 	test_render();
+	test_other_text();
 	test_templates();
 	test_catalog();
 	test_rd();
