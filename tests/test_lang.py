@@ -7,9 +7,11 @@ golden checks of every page in both languages.
   problem's title and text, is in every catalog.
 - DINGAUTH_LANG: auto picks from Accept-Language (Chinese when it names
   neither), zh-CN and en force one; <html lang> matches.
-- Each page (login, signed-out notice, account, the problems of the
-  exchange, the configuration error, the authorizer's 302, 403 and 500
-  pages, its 401 JSON) in both languages: its lang, its key strings, and
+- Each page (login with its phone part, signed-out notice, the notice of
+  a session ended by a leave or users disable, account, the sign-out page
+  and its refusal, the in-app page, the problems of the exchange, the
+  configuration error, the authorizer's 302, 403 and 500 pages, its 401
+  JSON) in both languages: its lang, its key strings, and
   on a Chinese page no English word outside names and codes. Error pages
   carry an error reference that the log line carries too, and no
   filesystem path.
@@ -358,12 +360,66 @@ def test_authorizer_pages(fk):
              "department below it.")
 
 
+def test_more_pages(fk):
+    """The pages test_login_pages does not reach: a session ended by a
+    leave or users disable, the phone's lead on the login page, the
+    sign-out page (and its refusal), the in-app page."""
+    with Env(fake=fk, DINGAUTH_LANG="auto") as env:
+        dk.seed(env)
+        for tag in LANGS:
+            r, _ = start(env, tag)
+            check_page("login page, phone part", r, tag,
+                       ["login.phone.lead", "login.phone.open",
+                        "login.phone.other"], 200)
+            for why, end in (("disabled", ("users", "disable", "u006")),
+                             ("left", None)):
+                env.sql("UPDATE users SET active = 1, disabled = 0"
+                        " WHERE userid = 'u006'")
+                sid = dk.session(env, "u006")
+                if end:
+                    env.cmd(*end)
+                else:
+                    ok = env.cgi("callback.fcgi", "/dingauth/callback",
+                                 method="POST", **callback_push(fk, "u006"))
+                    t.eq("leave pushed [%s]" % tag, ok.status, 200)
+                r, _ = start(env, tag, cookie="dingauth_session=" + sid)
+                check_page("session ended (%s)" % why, r, tag,
+                           ["login.notice." + why, "login.heading"], 200)
+                t.check("session ended (%s) [%s]: says which" % (why, tag),
+                        'data-notice="%s"' % why in r.body)
+            r = env.cgi("login.fcgi", path="/dingauth/logout",
+                        headers={"Accept-Language": tag})
+            check_page("sign-out page", r, tag,
+                       ["logout.heading", "logout.text", "logout.button"], 200)
+            r = env.cgi("login.fcgi", path="/dingauth/logout", method="POST",
+                        headers={"Accept-Language": tag,
+                                 "Sec-Fetch-Site": "cross-site"})
+            check_page("sign-out refused", r, tag,
+                       ["logout.heading", "logout.refused"], 403)
+            if os.path.exists(os.path.join(ROOT, "static", "inapp.html")):
+                r, _ = start(env, tag, extra={
+                    "User-Agent": "Mozilla/5.0 (iPhone) DingTalk/7.0.0"})
+                check_page("in-app page", r, tag,
+                           ["inapp.heading", "inapp.lead"], 200)
+
+
+def callback_push(fk, userid):
+    """callback.fcgi's CGI arguments for a user_leave_org push."""
+    import time
+    enc = fk.encrypt({"EventType": "user_leave_org", "UserId": [userid],
+                      "CorpId": fk.corp()["corp_id"],
+                      "TimeStamp": str(int(time.time() * 1000))})
+    return {"query": enc["query"], "body": enc["body"],
+            "content_type": "application/json"}
+
+
 def main():
     fk = FakeDingTalk(qps=10000).start()
     try:
         test_catalogs()
         for test in (test_choice, test_login_pages, test_problem_pages,
-                     test_config_error, test_authorizer_pages):
+                     test_config_error, test_authorizer_pages,
+                     test_more_pages):
             try:
                 test(fk)
             except Exception:
