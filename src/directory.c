@@ -181,10 +181,14 @@ static const struct db_sql stmts[STMT__MAX] = {
 	    " ORDER BY dept_id LIMIT ?1" },
 
 	[STMT_STAGE_HOLD_USER] = { "held user",
-	    "INSERT OR IGNORE INTO temp.sync_held_users (userid) VALUES (?1)" },
+	    "INSERT OR IGNORE INTO temp.sync_held_users (userid) VALUES (?1)",
+	    .pg = "INSERT INTO temp.sync_held_users (userid) VALUES (?1)"
+	    " ON CONFLICT DO NOTHING" },
 	[STMT_STAGE_HOLD_DEPT] = { "held department",
 	    "INSERT OR IGNORE INTO temp.sync_held_depts (dept_id)"
-	    " VALUES (?1)" },
+	    " VALUES (?1)",
+	    .pg = "INSERT INTO temp.sync_held_depts (dept_id) VALUES (?1)"
+	    " ON CONFLICT DO NOTHING" },
 
 	/*
 	 * The plan: ?1.. are enum dir_action values. Held users and

@@ -68,12 +68,16 @@ static const struct db_sql stmts[STMT__MAX] = {
 	/* A reference as sessions list shows it (a full scan: rare). */
 	[STMT_REF_FIND] = { "session by reference",
 	    "SELECT count(*), coalesce(min(userid), '') FROM sessions"
-	    " WHERE lower(hex(substr(id_hash, 1, 6))) = ?1" },
+	    " WHERE lower(hex(substr(id_hash, 1, 6))) = ?1",
+	    .pg = "SELECT count(*), coalesce(min(userid), '') FROM sessions"
+	    " WHERE encode(substr(id_hash, 1, 6), 'hex') = lower(?1)" },
 	[STMT_COUNT_LIVE] = { "sessions",
 	    "SELECT count(*) FROM sessions WHERE expires_at > ?1"
 	    " AND last_seen > ?2" },
 	[STMT_REF_DELETE] = { "session end",
-	    "DELETE FROM sessions WHERE lower(hex(substr(id_hash, 1, 6))) = ?1" },
+	    "DELETE FROM sessions WHERE lower(hex(substr(id_hash, 1, 6))) = ?1",
+	    .pg = "DELETE FROM sessions"
+	    " WHERE encode(substr(id_hash, 1, 6), 'hex') = lower(?1)" },
 	[STMT_LIST] = { "sessions",
 	    LIST_COLUMNS " ORDER BY s.created_at, s.userid",
 	    .pg = LIST_COLUMNS_PG " ORDER BY s.created_at, s.userid" },

@@ -322,8 +322,16 @@ def pg_sql(query):
         n[0] += 1
         return "$%d" % n[0]
     q = re.sub(r"\?", param, query)
-    q = re.sub(r"\bhex\(", "upper(encode(", q)
-    q = re.sub(r"upper\(encode\(([^()]*)\)", r"upper(encode(\1, 'hex'))", q)
+    while True:
+        m = re.search(r"\bhex\(", q)
+        if not m:
+            break
+        depth, i = 1, m.end()
+        while depth:
+            depth += {"(": 1, ")": -1}.get(q[i], 0)
+            i += 1
+        q = (q[:m.start()] + "upper(encode(" + q[m.end():i - 1] +
+             ", 'hex'))" + q[i:])
     q = re.sub(r"strftime\('%s',\s*'now'\)",
                "extract(epoch from now())::bigint", q)
     q = re.sub(r"[xX]'([0-9A-Fa-f]*)'", r"'\\x\1'::bytea", q)

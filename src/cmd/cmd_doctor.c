@@ -125,6 +125,8 @@ check_database_files(const char *path)
 	char		 dir[1024], file[1100], owner[64], me[64], *slash;
 	size_t		 i;
 
+	if (db_is_server(path))		/* PostgreSQL: no files of ours */
+		return;
 	snprintf(dir, sizeof(dir), "%s", path);
 	if ((slash = strrchr(dir, '/')) != NULL)
 		*(slash == dir ? slash + 1 : slash) = '\0';
@@ -240,9 +242,11 @@ check_database(struct db *db)
 	struct sync_history	 h;
 	struct da_error		 err = { 0 };
 	long long		 users = 0, active = 0, depts = 0, age;
+	char			 engine[64];
 
-	report("ok", "database", "%s, schema version %d (latest %d)",
-	    cfg()->str[CFG_DB], db_schema_version(db), db_schema_latest());
+	report("ok", "database", "%s, schema version %d (latest %d), %s",
+	    cfg()->str[CFG_DB], db_schema_version(db), db_schema_target(db),
+	    db_engine(db, engine, sizeof(engine)));
 	if (directory_counts(db, &users, &active, &depts, &err) != DA_OK) {
 		report("FAIL", "database", "%s", err.msg);
 		return;
