@@ -56,6 +56,7 @@ enum cfg_key {
 	CFG_LOG_FORMAT,		/* DINGAUTH_LOG_FORMAT: text or json */
 	CFG_AUDIT_DAYS,		/* DINGAUTH_AUDIT_DAYS: audit rows kept */
 	CFG_METRICS_ALLOW,	/* DINGAUTH_METRICS_ALLOW: CIDR list */
+	CFG_METRICS_FILE,	/* DINGAUTH_METRICS_FILE: this host's counters */
 	CFG_EVENT_MODE,		/* DINGAUTH_EVENT_MODE: http or stream */
 	CFG_STREAM_IDLE,	/* DINGAUTH_STREAM_IDLE (s): ping after */
 	CFG_LANG,		/* DINGAUTH_LANG: the pages' language */

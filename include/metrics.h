@@ -1,15 +1,19 @@
 #ifndef DINGAUTH_METRICS_H
 #define DINGAUTH_METRICS_H
 
+#include <stddef.h>
+
 #include "err.h"
 
 /*
  * Counters and histograms shared by every process of an installation
  * (docs/contract.md: GET /dingauth/metrics). The FastCGI programs are
  * separate processes, so the numbers live in a small file mapped into
- * each of them (DINGAUTH_DB + ".metrics", mode 0640, created by the
- * first process that counts): a fixed table of series, each found by
- * hashing its family and labels and claimed with one compare-and-swap;
+ * each of them (DINGAUTH_METRICS_FILE; unset, DINGAUTH_DB + ".metrics",
+ * or with PostgreSQL METRICS_SERVER_FILE: each web node counts its own;
+ * mode 0640, created by the first process that counts): a fixed table
+ * of series, each found by hashing its family and labels and claimed
+ * with one compare-and-swap;
  * counting is one atomic add, no lock, no system call, no database
  * write, so the authorizer's request stays as cheap as it was. A
  * process that cannot map the file counts nothing (it says so once).
@@ -32,6 +36,10 @@ enum metrics_family {
 
 #define METRICS_LABELS_MAX	120	/* 'name="value",...' */
 #define METRICS_SUFFIX		".metrics"	/* DINGAUTH_DB + this */
+#define METRICS_SERVER_FILE	"/var/lib/dingauth/dingauth.metrics"
+
+/* The counters' file ("" when there is none to use), into buf. */
+const char	*metrics_path(char *buf, size_t size);
 
 /*
  * Create (if need be) and map the file now: 0, or -1 when this process

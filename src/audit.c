@@ -23,11 +23,18 @@ static const struct db_sql stmts[STMT__MAX] = {
 	    "INSERT INTO audit (at, event, userid, unionid, flow, outcome,"
 	    " reason, source, remote_addr, user_agent, detail)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)" },
-	/* The newest ?3 (-1: all) since ?1 about ?2 (NULL: anyone). */
+	/*
+	 * The newest ?3 (-1: all) since ?1 about ?2 (NULL: anyone);
+	 * PostgreSQL's LIMIT takes NULL for all, never a negative number.
+	 */
 	[STMT_LIST] = { "audit",
 	    "SELECT " COLUMNS " FROM (SELECT " COLUMNS " FROM audit"
 	    " WHERE at >= ?1 AND (?2 IS NULL OR userid = ?2)"
-	    " ORDER BY id DESC LIMIT ?3) ORDER BY id" },
+	    " ORDER BY id DESC LIMIT ?3) AS newest ORDER BY id",
+	    .pg = "SELECT " COLUMNS " FROM (SELECT " COLUMNS " FROM audit"
+	    " WHERE at >= ?1 AND (?2::text IS NULL OR userid = ?2)"
+	    " ORDER BY id DESC LIMIT CASE WHEN ?3 >= 0 THEN ?3 END) AS newest"
+	    " ORDER BY id" },
 	[STMT_PRUNE] = { "prune audit",
 	    "DELETE FROM audit WHERE at < ?1" },
 };

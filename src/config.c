@@ -142,6 +142,9 @@ static const struct cfg_def defs[CFG__MAX] = {
 	    "365", 0 },
 	[CFG_METRICS_ALLOW] = { "DINGAUTH_METRICS_ALLOW", CFG_T_CIDRLIST, 0, 0,
 	    NULL, "127.0.0.1/32,::1/128", 0 },
+	/* Unset: DINGAUTH_DB's file + ".metrics", or METRICS_SERVER_FILE. */
+	[CFG_METRICS_FILE] = { "DINGAUTH_METRICS_FILE", CFG_T_PATH, 0, 0,
+	    NULL, NULL, 0 },
 	[CFG_EVENT_MODE] = { "DINGAUTH_EVENT_MODE", CFG_T_ENUM, 0,
 	    CFG_EVENT__MAX, event_mode_names, "http", 0 },
 	[CFG_STREAM_IDLE] = { "DINGAUTH_STREAM_IDLE", CFG_T_INT, 1, 600, NULL,

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "db.h"
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
@@ -77,7 +78,6 @@ static struct {
 static struct table *
 table(void)
 {
-	const char	*db = cfg()->str[CFG_DB];
 	struct stat	 st;
 	uint64_t	 magic = 0;
 	char		 path[1100];
@@ -87,9 +87,8 @@ table(void)
 	if (M.tried)
 		return M.t;
 	M.tried = 1;
-	if (db[0] != '/')
+	if (metrics_path(path, sizeof(path))[0] != '/')
 		goto out;
-	snprintf(path, sizeof(path), "%s%s", db, METRICS_SUFFIX);
 	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 	    0640)) == -1 || fstat(fd, &st) == -1 ||
 	    ((size_t)st.st_size < sizeof(struct table) &&
@@ -113,6 +112,22 @@ out:
 	if (fd != -1)
 		close(fd);
 	return M.t;
+}
+
+const char *
+metrics_path(char *buf, size_t size)
+{
+	const char	*db = cfg()->str[CFG_DB];
+
+	if (config_is_set(CFG_METRICS_FILE))
+		snprintf(buf, size, "%s", cfg()->str[CFG_METRICS_FILE]);
+	else if (db_is_server(db))
+		snprintf(buf, size, "%s", METRICS_SERVER_FILE);
+	else if (db[0] == '/')
+		snprintf(buf, size, "%s%s", db, METRICS_SUFFIX);
+	else
+		buf[0] = '\0';
+	return buf;
 }
 
 int

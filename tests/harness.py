@@ -175,6 +175,10 @@ class Env:
             })
         else:
             cfg["DINGTALK_CORP_ID"] = "dingcorp0001"
+        if self.pg is not None:
+            # No database file to count beside: this "node's" own file.
+            cfg["DINGAUTH_METRICS_FILE"] = os.path.join(self.dir,
+                                                        "dingauth.metrics")
         cfg.update({k: str(v) for k, v in extra.items()})
         self.config = cfg
         self.write_config()
@@ -190,6 +194,11 @@ class Env:
         return subprocess.run([DINGAUTH, "init", "--config", self.conf],
                               env=self.environ(), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, timeout=60)
+
+    def metrics_file(self):
+        """Where this environment's programs count (metrics.h)."""
+        return self.config.get("DINGAUTH_METRICS_FILE") or (
+            self.db + ".metrics")
 
     def write_config(self):
         with open(self.conf, "w") as f:

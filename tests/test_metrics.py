@@ -124,9 +124,13 @@ with FakeDingTalk() as fk, Env(fake=fk, DINGAUTH_LOGIN_FLOW="sns") as env:
                                                                  values.items()
                                                                  if "_total" in k})
 
-    mode = os.stat(env.db + ".metrics").st_mode
+    mode = os.stat(env.metrics_file()).st_mode
     t.check("the shared file is private (no bits for others)",
             stat.S_IMODE(mode) & 0o007 == 0, oct(mode))
+    other = os.path.join(env.dir, "node-b.metrics")
+    r = cgi_metrics(env, "127.0.0.1", DINGAUTH_METRICS_FILE=other)
+    t.check("DINGAUTH_METRICS_FILE names the file counted in (one per node)",
+            r.status == 200 and os.path.isfile(other), (r.status, other))
 
     # -- who may read them ----------------------------------------------------
     r = cgi_metrics(env, "192.0.2.9")

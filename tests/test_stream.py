@@ -253,8 +253,15 @@ def section_db_cannot_store():
     with Stream() as s:
         s.start()
         before = s.env.snapshot()
-        s.env.sql("CREATE TRIGGER no_store BEFORE INSERT ON events"
-                  " BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END")
+        if s.env.pg is not None:
+            s.env.sql("CREATE FUNCTION no_store() RETURNS trigger"
+                      " LANGUAGE plpgsql AS $$ BEGIN"
+                      " RAISE EXCEPTION 'disk full (test)'; END $$")
+            s.env.sql("CREATE TRIGGER no_store BEFORE INSERT ON events"
+                      " FOR EACH ROW EXECUTE FUNCTION no_store()")
+        else:
+            s.env.sql("CREATE TRIGGER no_store BEFORE INSERT ON events"
+                      " BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END")
         snap = s.env.snapshot()
         r = s.fk.stream_event({"eventType": "user_leave_org", "eventId": "ev-later",
                                "data": {"userId": ["u003"]}})
@@ -267,7 +274,8 @@ def section_db_cannot_store():
                 after.get("events") == snap.get("events") and
                 after.get("users") == snap.get("users") and
                 after.get("sessions") == before.get("sessions"), (snap.get("events"), after.get("events")))
-        s.env.sql("DROP TRIGGER no_store")
+        s.env.sql("DROP TRIGGER no_store" +
+                  (" ON events" if s.env.pg is not None else ""))
         t.check("db back: the redelivered event is stored once",
                 wait_for(lambda: s.rows() == [("event:ev-later", "user_leave_org", "applied",
                                                "stream")], 10), s.rows())

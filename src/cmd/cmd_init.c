@@ -201,6 +201,10 @@ static const struct key_doc {
 	[CFG_METRICS_ALLOW] = { SEC_LOG, NULL,
 	    "Client networks (CIDR list) allowed to read GET "
 	    "/dingauth/metrics; others\nget 403.", NULL },
+	[CFG_METRICS_FILE] = { SEC_LOG, NULL,
+	    "The file this host's programs count in (GET /dingauth/metrics):"
+	    "\neach web node has its own.", "DINGAUTH_DB's file + .metrics; "
+	    "with PostgreSQL\n# /var/lib/dingauth/dingauth.metrics" },
 	[CFG_HEALTH_SYNC_AGE] = { SEC_LOG, NULL,
 	    "GET /dingauth/healthz fails when the last complete directory "
 	    "sync is older\nthan this, seconds.", NULL },
@@ -606,8 +610,8 @@ init_database(const struct cmd_args *a)
 		return cmd_fail("database %s: %s", path, err.msg);
 	/* The counters' file too, so the programs' user owns it. */
 	if (metrics_ready() == -1)
-		printf("warning: %s%s could not be made: no metrics\n", path,
-		    METRICS_SUFFIX);
+		printf("warning: %s could not be made: no metrics\n",
+		    metrics_path(dir, sizeof(dir)));
 	rc = fix_db_files(path, &o);
 	printf("database %s: %s, schema version %d\n", path,
 	    existed ? "exists" : "created", db_schema_version(db));
