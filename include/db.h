@@ -168,6 +168,23 @@ enum da_err	 db_lock(struct db *db, const char *name, int *fd,
 		    struct da_error *err);
 void		 db_unlock(struct db *db, const char *name, int fd);
 
+/*
+ * doctor: whether some process holds the lock called name (*held), and
+ * which (*holder: PostgreSQL names the session, "dingauth HOST PID"
+ * from its address; SQLite only that one on this host does). A process
+ * whose PostgreSQL connection dropped takes its locks again on the new
+ * one; db_check fails from then on if another process took one in
+ * between (the worker stops: the other one is the worker now).
+ */
+enum da_err	 db_lock_holder(struct db *db, const char *name, int *held,
+		    char *holder, size_t size, struct da_error *err);
+
+/* The database, for doctor: the file's path, or user@host:port/dbname. */
+const char	*db_where(struct db *db, char *buf, size_t size);
+
+/* Milliseconds of one trivial statement's round trip; -1 on failure. */
+long long	 db_ping(struct db *db);
+
 /* "SQLite 3.40.1" or "PostgreSQL 15.4", for doctor. */
 const char	*db_engine(struct db *db, char *buf, size_t size);
 

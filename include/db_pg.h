@@ -82,6 +82,26 @@ enum da_err	 db_pg_lock(struct db_pg *pg, long long key,
 		    struct da_error *err);
 void		 db_pg_unlock(struct db_pg *pg, long long key);
 
+/*
+ * 1 when a lock held by db_pg_lock was lost: the connection dropped and
+ * another session took the lock before we connected again.
+ */
+int		 db_pg_lost(struct db_pg *pg);
+
+/*
+ * Whether any session holds the advisory lock key in this database, and
+ * which (*holder: its application name, "dingauth HOST PID", address
+ * and server pid).
+ */
+enum da_err	 db_pg_lock_holder(struct db_pg *pg, long long key, int *held,
+		    char *holder, size_t size, struct da_error *err);
+
+/* "user@host:port/dbname" (and " (TLS)"): the URI without a password. */
+const char	*db_pg_where(struct db_pg *pg, char *buf, size_t size);
+
+/* One round trip's milliseconds, -1 when it fails. */
+long long	 db_pg_ping(struct db_pg *pg);
+
 /* The server's version ("15.4"), "" when not connected. */
 const char	*db_pg_server_version(struct db_pg *pg, char *buf,
 		    size_t size);

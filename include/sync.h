@@ -76,6 +76,8 @@ struct sync_stats {
  * refused, dry run: see st->outcome); otherwise an error with err filled,
  * st->outcome SYNC_FAILED and the previous directory untouched. Either
  * way the run's sync_runs row records the outcome (a dry run too).
+ * One run at a time per database, on every node: while another holds
+ * the sync lock (db_lock), DA_EBUSY, nothing recorded.
  */
 enum da_err	 sync_run(struct db *db, const struct sync_options *opt,
 		    struct sync_stats *st, struct da_error *err);

@@ -434,6 +434,10 @@ db_check(struct db *db, struct da_error *err)
 	dev_t		 dev;
 	ino_t		 ino;
 
+	if (db->pg != NULL && db_pg_lost(db->pg))
+		return DA_ERROR(err, DA_EDB, "the connection to PostgreSQL "
+		    "dropped and another process took this one's lock "
+		    "meanwhile: stopping");
 	if (*path == '\0')
 		return DA_OK;
 	if (file_id(path, &dev, &ino, err) == -1)
@@ -687,6 +691,26 @@ lock_key(const char *name)
 	return (long long)(h >> 1);
 }
 
+/*
+ * A lock file root made (an operator's "sudo dingauth sync") goes to the
+ * database's owner, or the programs' user could never take it again.
+ */
+static enum da_err
+lock_file_owner(struct db *db, int fd, const char *path,
+    struct da_error *err)
+{
+	struct stat	 lk, st;
+
+	if (geteuid() != 0 || fstat(fd, &lk) == -1 ||
+	    stat(db_path(db), &st) == -1 ||
+	    (lk.st_uid == st.st_uid && lk.st_gid == st.st_gid))
+		return DA_OK;
+	if (fchown(fd, st.st_uid, st.st_gid) == -1)
+		return DA_ERROR(err, DA_EINPUT, "%s: %s", path,
+		    strerror(errno));
+	return DA_OK;
+}
+
 enum da_err
 db_lock(struct db *db, const char *name, int *fd, struct da_error *err)
 {
@@ -702,9 +726,14 @@ db_lock(struct db *db, const char *name, int *fd, struct da_error *err)
 		return rc;
 	}
 	path = xasprintf("%s.%s-lock", db_path(db), name);
-	if ((*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+	if ((*fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0600)) == -1)
 		rc = DA_ERROR(err, DA_EINPUT, "%s: %s", path, strerror(errno));
-	else if (flock(*fd, LOCK_EX | LOCK_NB) == -1) {
+	else if (lock_file_owner(db, *fd, path, err) != DA_OK) {
+		rc = DA_EINPUT;
+		close(*fd);
+		*fd = -1;
+	} else if (flock(*fd, LOCK_EX | LOCK_NB) == -1) {
 		rc = errno == EWOULDBLOCK ?
 		    DA_ERROR(err, DA_EBUSY, "another %s holds %s", name, path) :
 		    DA_ERROR(err, DA_EINPUT, "%s: %s", path, strerror(errno));
@@ -722,4 +751,66 @@ db_unlock(struct db *db, const char *name, int fd)
 		db_pg_unlock(db->pg, lock_key(name));
 	if (fd != -1)
 		close(fd);
+}
+
+enum da_err
+db_lock_holder(struct db *db, const char *name, int *held, char *holder,
+    size_t size, struct da_error *err)
+{
+	char		*path;
+	enum da_err	 rc = DA_OK;
+	int		 fd;
+
+	*held = 0;
+	holder[0] = '\0';
+	if (db->pg != NULL)
+		return db_pg_lock_holder(db->pg, lock_key(name), held, holder,
+		    size, err);
+	/*
+	 * A shared lock we get at once: nobody holds the exclusive one
+	 * (let go again straight away). No file: never taken.
+	 */
+	path = xasprintf("%s.%s-lock", db_path(db), name);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno != ENOENT)
+			rc = DA_ERROR(err, DA_EINPUT, "%s: %s", path,
+			    strerror(errno));
+	} else {
+		if (flock(fd, LOCK_SH | LOCK_NB) == -1) {
+			if (errno == EWOULDBLOCK) {
+				*held = 1;
+				snprintf(holder, size, "a process on this "
+				    "host (%s)", path);
+			} else
+				rc = DA_ERROR(err, DA_EINPUT, "%s: %s", path,
+				    strerror(errno));
+		}
+		close(fd);
+	}
+	free(path);
+	return rc;
+}
+
+const char *
+db_where(struct db *db, char *buf, size_t size)
+{
+	if (db->pg != NULL)
+		return db_pg_where(db->pg, buf, size);
+	snprintf(buf, size, "%s", db_path(db));
+	return buf;
+}
+
+long long
+db_ping(struct db *db)
+{
+	struct timespec	 a, b;
+
+	if (db->pg != NULL)
+		return db_pg_ping(db->pg);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	if (db_exec(db, "SELECT 1", NULL) != DA_OK)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (long long)(b.tv_sec - a.tv_sec) * 1000 +
+	    (b.tv_nsec - a.tv_nsec) / 1000000;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -15,6 +16,7 @@
 
 #define PG_STMT_CACHE	160
 #define PG_PARAMS_MAX	32
+#define PG_LOCKS_MAX	4
 
 /* Type oids of the parameters we declare (pg_type.h). */
 #define OID_BYTEA	17
@@ -43,6 +45,13 @@ struct db_pg {
 	long long	 changes;
 	struct pg_stmt	 cache[PG_STMT_CACHE];
 	size_t		 ncache;
+	/*
+	 * The session advisory locks we hold (db_pg_lock): a new connection
+	 * takes them again; one another session took in between is lost.
+	 */
+	long long	 held[PG_LOCKS_MAX];
+	size_t		 nheld;
+	int		 lost;
 };
 
 int
@@ -116,41 +125,103 @@ notice(void *arg, const char *message)
 
 /*
  * Connect. Our defaults come before the URI, so what the URI says wins
- * (libpq keeps the last value of a repeated keyword).
+ * (libpq keeps the last value of a repeated keyword). Keepalives both
+ * ways: the server drops the session of a node that died without a
+ * word within about a minute, and with it the node's advisory locks
+ * (the worker's, the sync's).
  */
 static PGconn *
 connect_uri(const char *uri)
 {
+	char		 app[64], host[48];
 	const char	*keys[] = { "connect_timeout", "application_name",
 	    "options", "keepalives_idle", "dbname", NULL };
-	const char	*values[] = { DB_PG_CONNECT_S, "dingauth",
+	const char	*values[] = { DB_PG_CONNECT_S, app,
 	    "-c statement_timeout=" DB_PG_STATEMENT_MS
 	    " -c idle_in_transaction_session_timeout=60000"
+	    " -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10"
+	    " -c tcp_keepalives_count=3"
 	    " -c client_min_messages=warning", "30", uri,
 	    NULL };
 
+	/* "dingauth HOST PID": doctor names a lock's holder by it. */
+	if (gethostname(host, sizeof(host)) == -1)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	snprintf(app, sizeof(app), "dingauth %s %ld", host, (long)getpid());
 	return PQconnectdbParams(keys, values, 1);
+}
+
+/* One integer from constant SQL; -1 on failure. */
+static long long
+one_int(struct db_pg *pg, const char *sql)
+{
+	PGresult	*res;
+	long long	 v = -1;
+
+	res = PQexec(pg->conn, sql);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	    !PQgetisnull(res, 0, 0))
+		v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return v;
+}
+
+/*
+ * On a new connection, the session locks of the old one are gone (the
+ * server ended that session): take them again. One that another session
+ * holds by now is lost for good (db_pg_lost): its holder must stop.
+ */
+static void
+retake_locks(struct db_pg *pg)
+{
+	char	 sql[64];
+	size_t	 i;
+
+	for (i = 0; i < pg->nheld; i++) {
+		snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%lld)"
+		    "::int", pg->held[i]);
+		if (one_int(pg, sql) != 1) {
+			pg->lost = 1;
+			log_msg(LOG_ERR, "lost advisory lock %lld: another "
+			    "session took it while the connection was down",
+			    pg->held[i]);
+		}
+	}
+}
+
+/* After a lost lock, nothing more: its holder must stop (db_check). */
+static enum da_err
+lost_lock(struct da_error *err)
+{
+	return DA_ERROR(err, DA_EDB, "the connection to PostgreSQL dropped "
+	    "and another process took this one's lock meanwhile");
 }
 
 /*
  * Before a statement: notice a connection the server has closed while we
- * were idle (a restart or failover sends a goodbye we have not read),
- * and connect again, at most every DB_PG_RETRY_MS so that requests fail
- * at once while the server is away.
+ * were idle (a restart or failover sends a goodbye we have not read:
+ * its message, then the end of the stream, each read on its own), and
+ * connect again, at most every DB_PG_RETRY_MS so that requests fail at
+ * once while the server is away.
  */
 static enum da_err
 ready(struct db_pg *pg, const char *name, struct da_error *err)
 {
 	struct pollfd	 p;
 	long long	 t;
+	int		 i;
 
-	if (PQstatus(pg->conn) == CONNECTION_OK &&
-	    PQtransactionStatus(pg->conn) == PQTRANS_IDLE) {
+	if (pg->lost)
+		return lost_lock(err);
+	for (i = 0; i < 4 && PQstatus(pg->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(pg->conn) == PQTRANS_IDLE; i++) {
 		p.fd = PQsocket(pg->conn);
 		p.events = POLLIN;
 		p.revents = 0;
-		if (p.fd >= 0 && poll(&p, 1, 0) == 1)
-			PQconsumeInput(pg->conn);
+		if (p.fd < 0 || poll(&p, 1, 0) != 1)
+			break;
+		PQconsumeInput(pg->conn);
 	}
 	if (PQstatus(pg->conn) == CONNECTION_OK)
 		return DA_OK;
@@ -164,7 +235,8 @@ ready(struct db_pg *pg, const char *name, struct da_error *err)
 	pg->gen++;
 	pg->tried_ms = 0;
 	log_msg(LOG_INFO, "connected to PostgreSQL again");
-	return DA_OK;
+	retake_locks(pg);
+	return pg->lost ? lost_lock(err) : DA_OK;
 }
 
 /*
@@ -460,21 +532,6 @@ db_pg_in_transaction(struct db_pg *pg)
 	    t == PQTRANS_ACTIVE;
 }
 
-/* One integer from constant SQL; -1 on failure. */
-static long long
-one_int(struct db_pg *pg, const char *sql)
-{
-	PGresult	*res;
-	long long	 v = -1;
-
-	res = PQexec(pg->conn, sql);
-	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-	    !PQgetisnull(res, 0, 0))
-		v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return v;
-}
-
 int
 db_pg_schema_version(struct db_pg *pg)
 {
@@ -603,17 +660,38 @@ db_pg_lock(struct db_pg *pg, long long key, struct da_error *err)
 	    key);
 	if ((got = one_int(pg, sql)) == -1)
 		return fail_conn(pg, "advisory lock", err);
-	return got == 1 ? DA_OK : DA_ERROR(err, DA_EBUSY, "another process "
-	    "holds the lock");
+	if (got != 1)
+		return DA_ERROR(err, DA_EBUSY, "another process holds the "
+		    "lock");
+	if (pg->nheld == PG_LOCKS_MAX) {
+		/* More locks than we keep: a programming error. */
+		db_pg_unlock(pg, key);
+		return DA_ERROR(err, DA_EDB, "advisory lock: more than %d "
+		    "held", PG_LOCKS_MAX);
+	}
+	pg->held[pg->nheld++] = key;
+	return DA_OK;
 }
 
 void
 db_pg_unlock(struct db_pg *pg, long long key)
 {
 	char	 sql[64];
+	size_t	 i;
 
+	for (i = 0; i < pg->nheld; i++)
+		if (pg->held[i] == key) {
+			pg->held[i] = pg->held[--pg->nheld];
+			break;
+		}
 	snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%lld)", key);
 	one_int(pg, sql);
+}
+
+int
+db_pg_lost(struct db_pg *pg)
+{
+	return pg->lost;
 }
 
 const char *
@@ -625,4 +703,69 @@ db_pg_server_version(struct db_pg *pg, char *buf, size_t size)
 		v = PQparameterStatus(pg->conn, "server_version");
 	snprintf(buf, size, "%s", v != NULL ? v : "");
 	return buf;
+}
+
+enum da_err
+db_pg_lock_holder(struct db_pg *pg, long long key, int *held, char *holder,
+    size_t size, struct da_error *err)
+{
+	const char	*sql = "SELECT coalesce(a.application_name, ''),"
+	    " coalesce(host(a.client_addr), 'local'), l.pid"
+	    " FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+	    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+	    " AND l.classid::bigint = $1::bigint"
+	    " AND l.objid::bigint = $2::bigint AND l.database ="
+	    " (SELECT oid FROM pg_database WHERE datname = current_database())";
+	char		 hi[24], lo[24];
+	const char	*values[2] = { hi, lo };
+	PGresult	*res;
+	enum da_err	 rc = DA_OK;
+
+	*held = 0;
+	holder[0] = '\0';
+	if ((rc = ready(pg, "advisory lock", err)) != DA_OK)
+		return rc;
+	/* A bigint key is classid (its high half) and objid (its low). */
+	snprintf(hi, sizeof(hi), "%lld", (long long)((unsigned long long)key
+	    >> 32));
+	snprintf(lo, sizeof(lo), "%lld", (long long)((unsigned long long)key &
+	    0xffffffffULL));
+	res = PQexecParams(pg->conn, sql, 2, NULL, values, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		rc = fail_result(pg, "advisory lock", res, err);
+	else if (PQntuples(res) > 0) {
+		*held = 1;
+		snprintf(holder, size, "%s from %s (server pid %s)",
+		    PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+		    PQgetvalue(res, 0, 2));
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* host:port/dbname of the connection: the URI without its secrets. */
+const char *
+db_pg_where(struct db_pg *pg, char *buf, size_t size)
+{
+	const char	*host = PQhost(pg->conn), *port = PQport(pg->conn);
+	const char	*name = PQdb(pg->conn), *user = PQuser(pg->conn);
+
+	snprintf(buf, size, "%s@%s:%s/%s%s", user != NULL ? user : "",
+	    host != NULL ? host : "", port != NULL ? port : "",
+	    name != NULL ? name : "", PQsslInUse(pg->conn) ? " (TLS)" : "");
+	return buf;
+}
+
+/* Milliseconds of one round trip (SELECT 1); -1 when it fails. */
+long long
+db_pg_ping(struct db_pg *pg)
+{
+	long long	 t0;
+
+	if (ready(pg, "database", NULL) != DA_OK)
+		return -1;
+	t0 = now_ms();
+	if (one_int(pg, "SELECT 1") != 1)
+		return -1;
+	return now_ms() - t0;
 }

@@ -1084,9 +1084,26 @@ sync_run(struct db *db, const struct sync_options *opt,
 {
 	struct da_error	 e;
 	enum da_err	 rc;
+	int		 fd = -1;
 
 	da_error_clear(&e);
-	if ((rc = run(db, opt, st, &e)) != DA_OK && err != NULL)
+	/*
+	 * One sync at a time per database, on every node (db_lock: an
+	 * advisory lock on PostgreSQL, let go when a node dies). A second
+	 * one changes nothing, records no run and says why.
+	 */
+	if ((rc = db_lock(db, "sync", &fd, &e)) != DA_OK) {
+		memset(st, 0, sizeof(*st));
+		st->outcome = SYNC_FAILED;
+		if (rc == DA_EBUSY)
+			DA_ERROR(&e, DA_EBUSY, "another sync is running on "
+			    "this database (one at a time, on every node)");
+		goto out;
+	}
+	rc = run(db, opt, st, &e);
+	db_unlock(db, "sync", fd);
+out:
+	if (rc != DA_OK && err != NULL)
 		*err = e;
 	return rc;
 }

@@ -129,8 +129,11 @@ with FakeDingTalk() as fk, Env(fake=fk) as env:
     t.eq("healthz: POST is 405", r.status, 405)
 
     # -- doctor --json -----------------------------------------------------------
+    # PostgreSQL (make test DB=pg): no database file of ours to check.
+    dbfile = env.pg is None
     os.chmod(env.conf, 0o640)
-    os.chmod(env.db, 0o600)
+    if dbfile:
+        os.chmod(env.db, 0o600)
     r = env.cmd("doctor", "--json")
     doc = js(r.stdout) or {}
     t.check("doctor --json: one JSON document, exit 0", r.returncode == 0
@@ -145,6 +148,16 @@ with FakeDingTalk() as fk, Env(fake=fk) as env:
             {"dingtalk", "config", "database"} <= {c["area"] for c in doc["checks"]},
             doc.get("checks"))
     t.check("doctor --json prints no secret", not any(s in r.stdout for s in secrets))
+    be = doc.get("backend") or {}
+    t.check("doctor --json: the backend: engine, version, reachable, schema",
+            be.get("engine") == ("sqlite" if dbfile else "postgresql")
+            and be.get("version") and be.get("reachable") is True
+            and isinstance(be.get("round_trip_ms"), int)
+            and be.get("schema_version") == be.get("schema_latest") > 0, be)
+    t.eq("doctor --json: the backend's locks, none held (no worker)",
+         [(x.get("name"), x.get("held"), x.get("holder"))
+          for x in be.get("locks", [])],
+         [("worker", False, None), ("sync", False, None)])
     t.check("doctor: private files owned by the runner give no mode warning",
             "others can read" not in r.stdout and "belongs to" not in r.stdout, r.stdout)
 
@@ -154,17 +167,29 @@ with FakeDingTalk() as fk, Env(fake=fk) as env:
     t.check("doctor: a configuration readable by others is a warning",
             r.returncode == 0 and "others can read its secrets" in r.stdout, r.stdout)
     os.chmod(env.conf, 0o640)
-    os.chmod(env.db, 0o644)
-    r = env.cmd("doctor")
-    t.check("doctor: a database readable by others is a warning",
-            r.returncode == 0 and "others can read sessions" in r.stdout, r.stdout)
-    os.chmod(env.db, 0o600)
-    if os.geteuid() == 0:
-        os.chown(env.db, 65534, 65534)
+    if dbfile:
+        os.chmod(env.db, 0o644)
         r = env.cmd("doctor")
-        t.check("doctor: a database owned by someone else is a warning naming them",
-                "belongs to" in r.stdout and "programs' user" in r.stdout, r.stdout)
-        os.chown(env.db, 0, 0)
+        t.check("doctor: a database readable by others is a warning",
+                r.returncode == 0 and "others can read sessions" in r.stdout,
+                r.stdout)
+        os.chmod(env.db, 0o600)
+    else:
+        r = env.cmd("doctor")
+        t.check("doctor: PostgreSQL: no file checks, no warning about modes",
+                r.returncode == 0 and "others can read sessions" not in
+                r.stdout and "-wal" not in r.stdout, r.stdout)
+    if os.geteuid() == 0:
+        if dbfile:
+            os.chown(env.db, 65534, 65534)
+            r = env.cmd("doctor")
+            t.check("doctor: a database owned by someone else is a warning "
+                    "naming them", "belongs to" in r.stdout and
+                    "programs' user" in r.stdout, r.stdout)
+            os.chown(env.db, 0, 0)
+        else:
+            t.check("doctor: PostgreSQL: no database owner to check",
+                    "belongs to" not in r.stdout, r.stdout)
         os.chown(env.conf, 65534, 65534)
         r = env.cmd("doctor")
         t.check("doctor: a configuration owned by another user is a warning",

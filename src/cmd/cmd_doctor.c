@@ -1,9 +1,10 @@
 /*
  * dingauth doctor: configuration, its file and the database's modes and
- * owners, the database, the health checks of GET /dingauth/healthz,
- * DingTalk reachability and permissions, clock. Prints one line per
- * check (--json: one document with every check and the health object);
- * exit 1 if any failed.
+ * owners, the database (the backend: engine, reachability, schema,
+ * locks), the health checks of GET /dingauth/healthz, DingTalk
+ * reachability and permissions, clock. Prints one line per check
+ * (--json: one document with every check, the health and the backend
+ * objects); exit 1 if any failed.
  */
 #include <sys/stat.h>
 
@@ -37,6 +38,7 @@
 static int	failures;
 static int	warnings;
 static json	*checks;	/* --json: the checks, else NULL */
+static json	*backend;	/* --json: the backend's object, else NULL */
 
 static void
 report(const char *level, const char *area, const char *fmt, ...)
@@ -236,17 +238,88 @@ check_worker(struct db *db)
 	    "heartbeat %lld s ago (pid %lld): %s", age, b.pid, b.step);
 }
 
+/* The locks one process per database holds, on every node (db_lock). */
+static const char *const lock_names[] = { "worker", "sync" };
+
+/*
+ * The backend: its engine and version, where it is (a URI without its
+ * password), one round trip, the schema version against this release's,
+ * and who holds the cluster-wide locks. --json: the object "backend".
+ */
+static void
+check_backend(struct db *db)
+{
+	struct da_error	 err = { 0 };
+	char		 engine[64], where[256], holder[160];
+	long long	 ms;
+	size_t		 i;
+	int		 have, want, held;
+	json		*o = NULL, *locks = NULL, *l;
+
+	if (checks != NULL) {
+		o = json_new_object();
+		locks = json_new_array();
+	}
+	db_engine(db, engine, sizeof(engine));
+	db_where(db, where, sizeof(where));
+	ms = db_ping(db);
+	have = db_schema_version(db);
+	want = db_schema_target(db);
+	if (ms < 0)
+		report("FAIL", "database", "%s at %s: not reachable", engine,
+		    where);
+	else
+		report("ok", "database", "%s at %s: reachable (%lld ms)",
+		    engine, where, ms);
+	report(have == want ? "ok" : "FAIL", "database", "schema version %d "
+	    "(this release's: %d)", have, want);
+	for (i = 0; i < sizeof(lock_names) / sizeof(lock_names[0]); i++) {
+		memset(&err, 0, sizeof(err));
+		if (db_lock_holder(db, lock_names[i], &held, holder,
+		    sizeof(holder), &err) != DA_OK) {
+			report("warn", "database", "%s lock: %s", lock_names[i],
+			    err.msg);
+			continue;
+		}
+		report("ok", "database", "%s lock: %s%s", lock_names[i],
+		    held ? "held by " : "free", held ? holder : "");
+		if (locks == NULL)
+			continue;
+		l = json_new_object();
+		json_add_str(l, "name", lock_names[i]);
+		json_add_bool(l, "held", held);
+		if (held)
+			json_add_str(l, "holder", holder);
+		else
+			json_add_null(l, "holder");
+		json_append(locks, l);
+	}
+	if (o == NULL)
+		return;
+	json_add_str(o, "engine", db_is_server(cfg()->str[CFG_DB]) ?
+	    "postgresql" : "sqlite");
+	json_add_str(o, "version", strchr(engine, ' ') != NULL ?
+	    strchr(engine, ' ') + 1 : engine);
+	json_add_str(o, "where", where);
+	json_add_bool(o, "reachable", ms >= 0);
+	if (ms >= 0)
+		json_add_int(o, "round_trip_ms", ms);
+	else
+		json_add_null(o, "round_trip_ms");
+	json_add_int(o, "schema_version", have);
+	json_add_int(o, "schema_latest", want);
+	json_add(o, "locks", locks);
+	backend = o;
+}
+
 static void
 check_database(struct db *db)
 {
 	struct sync_history	 h;
 	struct da_error		 err = { 0 };
 	long long		 users = 0, active = 0, depts = 0, age;
-	char			 engine[64];
 
-	report("ok", "database", "%s, schema version %d (latest %d), %s",
-	    cfg()->str[CFG_DB], db_schema_version(db), db_schema_target(db),
-	    db_engine(db, engine, sizeof(engine)));
+	check_backend(db);
 	if (directory_counts(db, &users, &active, &depts, &err) != DA_OK) {
 		report("FAIL", "database", "%s", err.msg);
 		return;
@@ -394,6 +467,7 @@ doctor(const struct cmd_sub *sub, const struct cmd_args *a)
 		check_database_files(cfg()->str[CFG_DB]);
 		if (db_open(cfg()->str[CFG_DB], &db, &err) != DA_OK)
 			report("FAIL", "database", "%s: %s",
+			    db_is_server(cfg()->str[CFG_DB]) ? "PostgreSQL" :
 			    cfg()->str[CFG_DB], err.msg);
 		else {
 			check_database(db);
@@ -413,6 +487,11 @@ doctor(const struct cmd_sub *sub, const struct cmd_args *a)
 	json_add_int(doc, "failed", failures);
 	json_add_int(doc, "warnings", warnings);
 	json_add(doc, "checks", checks);
+	if (backend != NULL)
+		json_add(doc, "backend", backend);
+	else
+		json_add_null(doc, "backend");
+	backend = NULL;
 	if (h.check[HEALTH_DATABASE].text[0] != '\0')
 		json_add(doc, "health", health_json(&h));
 	else
@@ -431,13 +510,16 @@ static const struct cmd_sub doctor_sub = {
 static const struct cmd_group group = {
 	.name = "doctor",
 	.usage = "usage: dingauth doctor [--json]\n\nChecks the "
-	    "configuration and its file, the database and its files' modes "
-	    "and\nowners, the health checks of GET /dingauth/healthz, "
-	    "DingTalk reachability and\npermissions, the clock, and in stream "
-	    "mode the Stream open call. Run it "
-	    "as the user the programs run as. --json:\none document "
-	    "{status, failed, warnings, checks: [{status, area, message}],\n"
-	    "health}. Exit 1 if any check failed.\n",
+	    "configuration and its file, the database (its engine and\n"
+	    "version, reachability, schema version, who holds the worker and "
+	    "sync locks;\nSQLite: its files' modes and owners), the health "
+	    "checks of GET /dingauth/healthz,\nDingTalk reachability and "
+	    "permissions, the clock, and in stream mode the Stream\nopen "
+	    "call. Run it as the user the programs run as. --json: one "
+	    "document\n{status, failed, warnings, checks: [{status, area, "
+	    "message}], health,\nbackend: {engine, version, where, reachable, "
+	    "round_trip_ms, schema_version,\nschema_latest, locks: [{name, "
+	    "held, holder}]}}. Exit 1 if any check failed.\n",
 	.subs = &doctor_sub,
 	.nsubs = 1,
 };
