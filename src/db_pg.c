@@ -1,3 +1,5 @@
+#include <sys/utsname.h>
+
 #include <ctype.h>
 #include <poll.h>
 #include <stdio.h>
@@ -133,7 +135,8 @@ notice(void *arg, const char *message)
 static PGconn *
 connect_uri(const char *uri)
 {
-	char		 app[64], host[48];
+	struct utsname	 u;
+	char		 app[64];
 	const char	*keys[] = { "connect_timeout", "application_name",
 	    "options", "keepalives_idle", "dbname", NULL };
 	const char	*values[] = { DB_PG_CONNECT_S, app,
@@ -145,10 +148,10 @@ connect_uri(const char *uri)
 	    NULL };
 
 	/* "dingauth HOST PID": doctor names a lock's holder by it. */
-	if (gethostname(host, sizeof(host)) == -1)
-		host[0] = '\0';
-	host[sizeof(host) - 1] = '\0';
-	snprintf(app, sizeof(app), "dingauth %s %ld", host, (long)getpid());
+	if (uname(&u) == -1)
+		u.nodename[0] = '\0';
+	snprintf(app, sizeof(app), "dingauth %.39s %ld", u.nodename,
+	    (long)getpid());
 	return PQconnectdbParams(keys, values, 1);
 }
 

@@ -212,7 +212,7 @@ def section_worker(env):
             doctor(env))
     holder = lock_of(doctor(env), "worker").get("holder") or ""
     t.check("...doctor names the holder: its host and process id",
-            ("dingauth %s %d" % (os.uname().nodename[:47], w.pid)) in holder,
+            ("dingauth %s %d" % (os.uname().nodename[:39], w.pid)) in holder,
             holder)
     r = env.cmd("worker", "--once", timeout=60)
     t.check("a second worker (node B) is refused: one per database",
