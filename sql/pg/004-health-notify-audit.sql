@@ -1,4 +1,4 @@
--- Version 3: what SQLite's 007-009 added (see those files): the health
+-- Version 4: what SQLite's 007-009 added (see those files): the health
 -- check's probe row, review notifications, the audit trail.
 CREATE TABLE health_probe (
 	id		integer PRIMARY KEY CHECK (id = 1),	-- one row
