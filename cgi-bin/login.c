@@ -153,6 +153,65 @@ show_inapp(struct req *r, const char *rd, const char *state)
 	free(exchange);
 }
 
+/*
+ * Old states and sessions go, at most once a minute per process: not a
+ * write transaction on every page. Housekeeping never waits for another
+ * process's lock.
+ */
+static void
+prune_now(struct ctx *c, struct db *db)
+{
+	struct da_error	 err = { 0 };
+	int		 pruned, budget;
+
+	if (db_now() - c->pruned_at < PRUNE_EVERY)
+		return;
+	c->pruned_at = db_now();
+	budget = db_busy_budget(db, 0);
+	if (session_prune(db, &pruned, &err) != DA_OK && !db_busy(db))
+		log_msg(LOG_WARN, "login: prune: %s", err.msg);
+	db_busy_budget(db, budget);
+}
+
+/* The QR (or authorization page) login with this attempt's state. */
+static void
+show_qr(struct req *r, const char *state, const char *notice)
+{
+	struct da_error	 err = { 0 };
+	char		 origin[ORIGIN_MAX], *url = NULL, *csp = NULL;
+	char		*redirect_uri = NULL;
+
+	if (login_authorize_url(state, &url, &err) != DA_OK) {
+		page_config_error(r, &err);
+		goto out;
+	}
+	redirect_uri = login_redirect_uri();
+	login_frame_origin(origin, sizeof(origin));
+	csp = page_login_csp(origin, cfg()->str[CFG_DDLOGIN_JS]);
+	resp_cookie(r, STATE_COOKIE, state, STATE_TTL);
+	{
+		const struct html_var	 vars[] = {
+			{ "flow", config_choice(CFG_LOGIN_FLOW,
+			    cfg()->login_flow), 0 },
+			{ "authorize_url", url, 0 },
+			{ "frame_origin", origin, 0 },
+			{ "redirect_uri", redirect_uri, 0 },
+			{ "client_id", cfg()->login_flow == CFG_FLOW_OAUTH2 ?
+			    cfg()->str[CFG_APP_KEY] : "", 0 },
+			{ "state", state, 0 },
+			{ "ddlogin_js", cfg()->str[CFG_DDLOGIN_JS], 0 },
+			{ "notice", notice, 1 },
+		};
+
+		page_render(r, 200, "login.html", page_text("login.title"),
+		    vars, sizeof(vars) / sizeof(vars[0]), csp);
+	}
+out:
+	free(url);
+	free(csp);
+	free(redirect_uri);
+}
+
 static void
 serve_login(struct req *r, void *arg)
 {
@@ -163,11 +222,9 @@ serve_login(struct req *r, void *arg)
 	struct session_user	 u;
 	struct da_error		 err = { 0 };
 	char			 rd[LOGIN_RD_MAX], state[STATE_LEN + 1];
-	char			 origin[ORIGIN_MAX], *url = NULL, *csp = NULL;
-	char			*redirect_uri = NULL;
 	enum da_err		 rc;
 	enum session_end_why	 why;
-	int			 pruned, budget, inapp, ended = 0;
+	int			 inapp, ended = 0;
 
 	memset(&u, 0, sizeof(u));
 	inapp = login_is_inapp(r->user_agent, req_query(r, "inapp"));
@@ -192,18 +249,7 @@ serve_login(struct req *r, void *arg)
 		ended = session_ended(db, cookie, &why, &err) == DA_OK;
 	}
 
-	/*
-	 * Old states and sessions go, at most once a minute per process:
-	 * not a write transaction on every page.
-	 */
-	if (db_now() - c->pruned_at >= PRUNE_EVERY) {
-		c->pruned_at = db_now();
-		/* Housekeeping never waits for another process's lock. */
-		budget = db_busy_budget(db, 0);
-		if (session_prune(db, &pruned, &err) != DA_OK && !db_busy(db))
-			log_msg(LOG_WARN, "login: prune: %s", err.msg);
-		db_busy_budget(db, budget);
-	}
+	prune_now(c, db);
 	/* The in-app page asks DingTalk for a code of this company. */
 	if (inapp && !config_is_set(CFG_CORP_ID)) {
 		DA_ERROR(&err, DA_ECONFIG, "%s: required for the in-app page",
@@ -223,37 +269,9 @@ serve_login(struct req *r, void *arg)
 		show_inapp(r, rd, state);
 		goto out;
 	}
-	if (login_authorize_url(state, &url, &err) != DA_OK) {
-		page_config_error(r, &err);
-		goto out;
-	}
-	redirect_uri = login_redirect_uri();
-	login_frame_origin(origin, sizeof(origin));
-	csp = page_login_csp(origin, cfg()->str[CFG_DDLOGIN_JS]);
-	resp_cookie(r, STATE_COOKIE, state, STATE_TTL);
-	{
-		const struct html_var	 vars[] = {
-			{ "flow", config_choice(CFG_LOGIN_FLOW,
-			    cfg()->login_flow), 0 },
-			{ "authorize_url", url, 0 },
-			{ "frame_origin", origin, 0 },
-			{ "redirect_uri", redirect_uri, 0 },
-			{ "client_id", cfg()->login_flow == CFG_FLOW_OAUTH2 ?
-			    cfg()->str[CFG_APP_KEY] : "", 0 },
-			{ "state", state, 0 },
-			{ "ddlogin_js", cfg()->str[CFG_DDLOGIN_JS], 0 },
-			{ "notice", login_notice_why(r, ended ? &why :
-			    NULL), 1 },
-		};
-
-		page_render(r, 200, "login.html", page_text("login.title"),
-		    vars, sizeof(vars) / sizeof(vars[0]), csp);
-	}
+	show_qr(r, state, login_notice_why(r, ended ? &why : NULL));
 out:
 	session_user_clear(&u);
-	free(url);
-	free(csp);
-	free(redirect_uri);
 }
 
 /* The sign-out page: a button that POSTs to logout, keeping rd. */

@@ -15,6 +15,7 @@
 #include "embedded.h"
 #include "log.h"
 #include "mem.h"
+#include "mono.h"
 
 #define PG_STMT_CACHE	160
 #define PG_PARAMS_MAX	32
@@ -61,15 +62,6 @@ db_pg_is_uri(const char *s)
 {
 	return s != NULL && (strncmp(s, "postgresql://", 13) == 0 ||
 	    strncmp(s, "postgres://", 11) == 0);
-}
-
-static long long
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* libpq's message without its trailing newline. */
@@ -228,7 +220,7 @@ ready(struct db_pg *pg, const char *name, struct da_error *err)
 	}
 	if (PQstatus(pg->conn) == CONNECTION_OK)
 		return DA_OK;
-	t = now_ms();
+	t = mono_ms();
 	if (pg->tried_ms != 0 && t - pg->tried_ms < DB_PG_RETRY_MS)
 		return fail_conn(pg, name, err);
 	pg->tried_ms = t;
@@ -767,8 +759,8 @@ db_pg_ping(struct db_pg *pg)
 
 	if (ready(pg, "database", NULL) != DA_OK)
 		return -1;
-	t0 = now_ms();
+	t0 = mono_ms();
 	if (one_int(pg, "SELECT 1") != 1)
 		return -1;
-	return now_ms() - t0;
+	return mono_ms() - t0;
 }

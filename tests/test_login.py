@@ -610,6 +610,10 @@ def test_directory_decides(fk):
             before, n0 = kept(env), states(env)
             r = exchange(env, mint(fk, env, unionid="unext1"), state)
             check_problem(n + "not a member", r, 403, "not_member", "not a member")
+            m = re.search(r"not a member of the company \(DingTalk: ([^)\n]*)\)", r.stderr)
+            t.check(n + "not a member: the log line carries DingTalk's own words once",
+                    m is not None and m.group(1).strip() != "" and
+                    "not a member" not in m.group(1), r.stderr[-800:])
             no_rows(n + "not a member", env, before, n0)
             # Left the company.
             r, state = start(env)
