@@ -927,12 +927,8 @@ dt_userid_by_unionid(struct db *db, const char *unionid, char *userid,
 	json_add_str(body, "unionid", unionid);
 	rc = call(db, DT_API_USERID_BY_UNIONID, body, &doc, err);
 	if (rc == DA_ENOTFOUND) {
-		char	 why[sizeof(err->msg)];
-
-		/* err->msg cannot be both the format's source and its target. */
-		snprintf(why, sizeof(why), "%s", err != NULL ? err->msg : "");
 		rc = DA_ERROR(err, DA_ENOTMEMBER, "unionid is not a member of "
-		    "the company (DingTalk: %s)", why);
+		    "the company (DingTalk: %s)", err != NULL ? err->msg : "");
 		goto out;
 	}
 	if (rc != DA_OK || (rc = topapi_result(doc, &result, err)) != DA_OK)

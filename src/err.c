@@ -57,15 +57,22 @@ da_error_set(struct da_error *err, enum da_err code, const char *file,
     int line, const char *fmt, ...)
 {
 	va_list	 ap;
+	char	 msg[sizeof(err->msg)];
 
 	if (err == NULL)
 		return code;
+	/*
+	 * Through a copy: a caller may wrap the error it was given
+	 * ("migration %s: %s", err->msg), and vsnprintf's source and
+	 * target must not overlap.
+	 */
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	err->code = code;
 	err->file = file;
 	err->line = line;
-	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-	va_end(ap);
+	memcpy(err->msg, msg, sizeof(err->msg));
 	return code;
 }
 

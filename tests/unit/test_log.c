@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "err.h"
 #include "log.h"
 #include "unit.h"
 
@@ -91,5 +92,16 @@ main(void)
 	s = captured(emit_msg, "plain name");
 	CHECK(s != NULL && strstr(s, "user plain name refused") != NULL,
 	    "json: an ordinary message is kept as written");
+	{
+		/* An error wrapped in its own words (err.c formats via a copy). */
+		struct da_error	 err;
+
+		DA_ERROR(&err, DA_ENOTFOUND, "errcode %d: %s", 60121,
+		    "找不到该用户");
+		DA_ERROR(&err, DA_ENOTMEMBER, "not a member (DingTalk: %s)",
+		    err.msg);
+		CHECK_STR(err.msg, "not a member (DingTalk: errcode 60121: "
+		    "找不到该用户)", "an error message can wrap itself");
+	}
 	return unit_failed ? 1 : 0;
 }
