@@ -254,6 +254,15 @@ class Env:
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, timeout=timeout)
 
+    def add_user(self, userid, unionid, name, active=1, disabled=0, depts=(1,)):
+        """A person in the directory as a sync would leave them."""
+        self.sql("INSERT INTO users (userid, unionid, name, active, disabled,"
+                 " source, created_at, updated_at) VALUES (?,?,?,?,?,'sync',1,1)",
+                 (userid, unionid, name, active, disabled))
+        for d in depts:
+            self.sql("INSERT INTO user_depts (userid, dept_id) VALUES (?,?)",
+                     (userid, d))
+
     def sql(self, query, params=()):
         """Run SQL against the test database and return all rows (written
         in SQLite's dialect; on PostgreSQL through pg_sql())."""

@@ -26,73 +26,20 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Env, Lighttpd, CGI_DIR, qs  # noqa: E402
 from fakedt import FakeDingTalk  # noqa: E402
+from browserkit import (require, chrome, wait, text_of, By, WHOAMI_CGI,  # noqa: E402
+                        shot as kit_shot)
+from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
 
 t = T()
 
-try:
-    from selenium import webdriver
-    from selenium.common.exceptions import (NoAlertPresentException,
-                                            TimeoutException)
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-except ImportError as e:  # pragma: no cover
-    t.check("python3-selenium is installed", False, str(e))
-    t.done()
+require(t)
 
-CHROMEDRIVER = "/usr/bin/chromedriver"
 HOSTILE = "<script>alert(\"x\")</script> O'Hara & \"Q\""
 SHOTS = os.path.join(tempfile.gettempdir(), "dingauth-browser")
 
-WHOAMI_CGI = """#!/usr/bin/python3
-import html, os
-print("Content-Type: text/html; charset=utf-8")
-print()
-print('<!DOCTYPE html><meta charset="utf-8"><title>app</title>'
-      '<h1>Hello <span id="who">%s</span></h1><p id="user">%s</p>'
-      % (html.escape(os.environ.get("DINGTALK_NAME", "")),
-         html.escape(os.environ.get("REMOTE_USER", ""))))
-"""
-
-
-def seed(env, userid, unionid, name, active=1, depts=(1,)):
-    env.sql("INSERT INTO users (userid, unionid, name, active, source,"
-            " created_at, updated_at) VALUES (?,?,?,?,'sync',1,1)",
-            (userid, unionid, name, active))
-    for d in depts:
-        env.sql("INSERT INTO user_depts (userid, dept_id) VALUES (?,?)",
-                (userid, d))
-
-
-def make_driver(profile):
-    opts = webdriver.ChromeOptions()
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
-              "--disable-background-networking", "--disable-component-update",
-              "--disable-sync", "--no-first-run", "--window-size=1100,900",
-              "--user-data-dir=" + profile):
-        opts.add_argument(a)
-    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER),
-                            options=opts)
-
-
-def wait(driver, cond, timeout=15):
-    try:
-        return WebDriverWait(driver, timeout).until(lambda d: cond(d))
-    except TimeoutException:
-        return None
-
-
-def text_of(driver, css):
-    els = driver.find_elements(By.CSS_SELECTOR, css)
-    return els[0].text if els else None
-
 
 def shot(driver, name):
-    os.makedirs(SHOTS, exist_ok=True)
-    path = os.path.join(SHOTS, name + ".png")
-    driver.save_screenshot(path)
-    print("# screenshot: %s" % path, flush=True)
-    return path
+    return kit_shot(driver, SHOTS, name)
 
 
 def no_alert(driver):
@@ -181,10 +128,10 @@ def main():
     site = Site(env, authorizer)
     driver = None
     try:
-        seed(env, "u001", "un001", "张三")
-        seed(env, "u004", "un004", HOSTILE, depts=(6,))
-        seed(env, "u006", "un006", "Alice Smith", depts=(2,))
-        driver = make_driver(profile)
+        env.add_user("u001", "un001", "张三")
+        env.add_user("u004", "un004", HOSTILE, depts=(6,))
+        env.add_user("u006", "un006", "Alice Smith", depts=(2,))
+        driver = chrome(profile)
 
         for flow in ("sns", "sns_bycode", "oauth2"):
             site.start(flow)

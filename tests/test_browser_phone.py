@@ -23,54 +23,18 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Env, Lighttpd, CGI_DIR, qs  # noqa: E402
 from fakedt import FakeDingTalk  # noqa: E402
+from browserkit import (require, chrome, wait, visible, By, WHOAMI_CGI,
+                        shot as kit_shot)  # noqa: E402
 
 t = T()
 
-try:
-    from selenium import webdriver
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-except ImportError as e:  # pragma: no cover
-    t.check("python3-selenium is installed", False, str(e))
-    t.done()
+require(t)
 
-CHROMEDRIVER = "/usr/bin/chromedriver"
 # A phone's own browser, not DingTalk's (whose user agent names DingTalk).
 PHONE_UA = ("Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 "
             "(KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36")
 PHONES = ((390, 844), (360, 740))
 SHOTS = tempfile.mkdtemp(prefix="dingauth-phone-")
-
-APP_CGI = """#!/usr/bin/python3
-import html, os
-print("Content-Type: text/html; charset=utf-8")
-print()
-print('<!DOCTYPE html><meta charset="utf-8"><title>app</title>'
-      '<h1>Hello <span id="who">%s</span></h1>'
-      % html.escape(os.environ.get("DINGTALK_NAME", "")))
-"""
-
-
-def seed(env, userid, unionid, name, depts=(1,)):
-    env.sql("INSERT INTO users (userid, unionid, name, active, source,"
-            " created_at, updated_at) VALUES (?,?,?,1,'sync',1,1)",
-            (userid, unionid, name))
-    for d in depts:
-        env.sql("INSERT INTO user_depts (userid, dept_id) VALUES (?,?)",
-                (userid, d))
-
-
-def make_driver(profile):
-    opts = webdriver.ChromeOptions()
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
-              "--disable-background-networking", "--disable-component-update",
-              "--disable-sync", "--no-first-run", "--window-size=1100,900",
-              "--hide-scrollbars", "--user-data-dir=" + profile):
-        opts.add_argument(a)
-    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER),
-                            options=opts)
 
 
 def phone(driver, width, height):
@@ -94,22 +58,8 @@ def desktop(driver):
                                    "Mobile ", "")})
 
 
-def wait(driver, cond, timeout=15):
-    try:
-        return WebDriverWait(driver, timeout).until(lambda d: cond(d))
-    except TimeoutException:
-        return None
-
-
-def visible(driver, css):
-    els = driver.find_elements(By.CSS_SELECTOR, css)
-    return bool(els) and els[0].is_displayed()
-
-
 def shot(driver, name):
-    path = os.path.join(SHOTS, name + ".png")
-    driver.save_screenshot(path)
-    return path
+    return kit_shot(driver, SHOTS, name, announce=False)
 
 
 def fits(driver, width, label):
@@ -134,7 +84,7 @@ def main():
         os.makedirs(os.path.join(lh.docroot, d), exist_ok=True)
         cgi = os.path.join(lh.docroot, d, "index.cgi")
         with open(cgi, "w") as f:
-            f.write(APP_CGI)
+            f.write(WHOAMI_CGI)
         os.chmod(cgi, os.stat(cgi).st_mode | stat.S_IXUSR | stat.S_IXGRP |
                  stat.S_IXOTH)
     env.set(DINGAUTH_PUBLIC_URL=lh.url)
@@ -142,10 +92,10 @@ def main():
     driver = None
     log = ""
     try:
-        seed(env, "u001", "un001", "张三", depts=(1,))
-        seed(env, "u006", "un006", "Alice Smith", depts=(2,))
+        env.add_user("u001", "un001", "张三", depts=(1,))
+        env.add_user("u006", "un006", "Alice Smith", depts=(2,))
         lh.start()
-        driver = make_driver(profile)
+        driver = chrome(profile, args=("--hide-scrollbars",))
         print("# screenshots: %s" % SHOTS, flush=True)
 
         for lang in ("en", "zh-CN"):

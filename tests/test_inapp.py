@@ -71,20 +71,11 @@ def catalog(name):
 CATS = {"en": catalog("messages.en"), "zh-CN": catalog("messages.zh-CN")}
 
 
-def seed(env, userid, unionid, name, active=1, disabled=0, depts=(1,)):
-    env.sql("INSERT INTO users (userid, unionid, name, active, disabled,"
-            " source, created_at, updated_at) VALUES (?,?,?,?,?,'sync',1,1)",
-            (userid, unionid, name, active, disabled))
-    for d in depts:
-        env.sql("INSERT INTO user_depts (userid, dept_id) VALUES (?,?)",
-                (userid, d))
-
-
 def seed_demo(env):
-    seed(env, "u001", "un001", "张三", depts=(1,))
-    seed(env, "u002", "un002", "李四", depts=(4, 6))
-    seed(env, "u005", "un005", "赵六", active=0, depts=(4,))
-    seed(env, "u006", "un006", "Alice Smith", depts=(2,))
+    env.add_user("u001", "un001", "张三", depts=(1,))
+    env.add_user("u002", "un002", "李四", depts=(4, 6))
+    env.add_user("u005", "un005", "赵六", active=0, depts=(4,))
+    env.add_user("u006", "un006", "Alice Smith", depts=(2,))
 
 
 def page(env, query="", ua=DINGTALK_UA, cookie=None, lang=None):

@@ -28,20 +28,13 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import T, Env, Lighttpd, CGI_DIR, qs  # noqa: E402
 from fakedt import FakeDingTalk  # noqa: E402
+from browserkit import (require, chrome, wait, text_of, visible, catalog, By,
+                        WHOAMI_CGI, shot as kit_shot)  # noqa: E402
 
 t = T()
 
-try:
-    from selenium import webdriver
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-except ImportError as e:  # pragma: no cover
-    t.check("python3-selenium is installed", False, str(e))
-    t.done()
+require(t)
 
-CHROMEDRIVER = "/usr/bin/chromedriver"
 WIDTH, HEIGHT = 390, 844
 DINGTALK_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) "
                "AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 "
@@ -49,79 +42,12 @@ DINGTALK_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) "
                "Channel/201200 language/zh-Hans-CN")
 SHOTS = tempfile.mkdtemp(prefix="dingauth-inapp-browser-")
 
-WHOAMI_CGI = """#!/usr/bin/python3
-import html, os
-print("Content-Type: text/html; charset=utf-8")
-print()
-print('<!DOCTYPE html><meta charset="utf-8"><title>app</title>'
-      '<meta name="viewport" content="width=device-width, initial-scale=1">'
-      '<h1>Hello <span id="who">%s</span></h1><p id="user">%s</p>'
-      % (html.escape(os.environ.get("DINGTALK_NAME", "")),
-         html.escape(os.environ.get("REMOTE_USER", ""))))
-"""
-
-
-def catalog(name):
-    out = {}
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "static", name)
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("#") or "=" not in line:
-                continue
-            k, _, v = line.rstrip("\n").partition("=")
-            out[k.strip()] = v.strip()
-    return out
-
 
 ZH = catalog("messages.zh-CN")
 
 
-def seed(env, userid, unionid, name, depts=(1,)):
-    env.sql("INSERT INTO users (userid, unionid, name, active, source,"
-            " created_at, updated_at) VALUES (?,?,?,1,'sync',1,1)",
-            (userid, unionid, name))
-    for d in depts:
-        env.sql("INSERT INTO user_depts (userid, dept_id) VALUES (?,?)",
-                (userid, d))
-
-
-def make_driver(profile):
-    opts = webdriver.ChromeOptions()
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
-              "--disable-background-networking", "--disable-component-update",
-              "--disable-sync", "--no-first-run", "--user-data-dir=" + profile):
-        opts.add_argument(a)
-    opts.add_experimental_option("mobileEmulation", {
-        "deviceMetrics": {"width": WIDTH, "height": HEIGHT, "pixelRatio": 3.0,
-                          "touch": True, "mobile": True},
-        "userAgent": DINGTALK_UA})
-    return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER),
-                            options=opts)
-
-
-def wait(driver, cond, timeout=15):
-    try:
-        return WebDriverWait(driver, timeout).until(lambda d: cond(d))
-    except TimeoutException:
-        return None
-
-
-def text_of(driver, css):
-    els = driver.find_elements(By.CSS_SELECTOR, css)
-    return els[0].text if els else None
-
-
-def visible(driver, css):
-    els = driver.find_elements(By.CSS_SELECTOR, css)
-    return bool(els) and els[0].is_displayed()
-
-
 def shot(driver, name):
-    path = os.path.join(SHOTS, name + ".png")
-    driver.save_screenshot(path)
-    print("# screenshot: %s" % path, flush=True)
-    return path
+    return kit_shot(driver, SHOTS, name)
 
 
 def no_sideways_scroll(driver):
@@ -147,14 +73,14 @@ def main():
     driver = None
     log = ""
     try:
-        seed(env, "u001", "un001", "张三")
-        seed(env, "u002", "un002", "李四", depts=(4, 6))
-        seed(env, "u006", "un006", "Alice Smith", depts=(2,))
+        env.add_user("u001", "un001", "张三")
+        env.add_user("u002", "un002", "李四", depts=(4, 6))
+        env.add_user("u006", "un006", "Alice Smith", depts=(2,))
         if not os.access(os.path.join(CGI_DIR, "authorize.fcgi"), os.X_OK):
             t.check("authorize.fcgi is built", False)
             return
         lh.start()
-        driver = make_driver(profile)
+        driver = chrome(profile, mobile=(WIDTH, HEIGHT, DINGTALK_UA))
         protected = lh.url + "/app/whoami.cgi"
 
         # 1. The client is signed in as 李四: no tap at all.

@@ -66,15 +66,6 @@ with FakeDingTalk() as fk, Env(fake=fk) as env:
 CALLBACK = "/dingauth/callback"
 
 
-def seed(env, userid, unionid, name, depts=(1,)):
-    env.sql("INSERT INTO users (userid, unionid, name, active, source,"
-            " created_at, updated_at) VALUES (?,?,?,1,'sync',1,1)",
-            (userid, unionid, name))
-    for d in depts:
-        env.sql("INSERT INTO user_depts (userid, dept_id) VALUES (?,?)",
-                (userid, d))
-
-
 def sign_in(env, fk, userid):
     """A session for userid through the sns flow; its cookie value."""
     r = login_page(env)
@@ -118,8 +109,8 @@ def esc(s):
 
 
 with FakeDingTalk() as fk, Env(fake=fk) as env:
-    seed(env, "u001", "un001", "张三")
-    seed(env, "u006", "un006", "Alice Smith", depts=(2,))
+    env.add_user("u001", "un001", "张三")
+    env.add_user("u006", "un006", "Alice Smith", depts=(2,))
     for tag, why, end in (("en", "disabled", "disable"),
                           ("zh-CN", "left", "leave"),
                           ("en", "left", "leave")):
@@ -234,8 +225,8 @@ MSG_ZH = builtin("messages.zh-CN").replace(
     "layout.footer = ", "layout.footer = ACME 集团 IT 服务台 · ")
 
 with FakeDingTalk() as fk, Env(fake=fk) as env:
-    seed(env, "u001", "un001", "张三")
-    seed(env, "u004", "un004", HOSTILE, depts=(6,))
+    env.add_user("u001", "un001", "张三")
+    env.add_user("u004", "un004", HOSTILE, depts=(6,))
 
     r = login_page(env)
     t.check("no template dir: the built-in stylesheet by link",
