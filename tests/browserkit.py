@@ -8,6 +8,8 @@ failed check and stops, rather than passing by doing nothing.
 """
 import os
 
+from harness import catalog  # noqa: F401 (the browser tests read the catalogs)
+
 try:
     from selenium import webdriver
     from selenium.common.exceptions import TimeoutException
@@ -20,7 +22,6 @@ except ImportError as e:  # pragma: no cover
     webdriver = TimeoutException = Service = By = WebDriverWait = None
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The protected application: a CGI that greets whoever the authorizer let in.
 WHOAMI_CGI = """#!/usr/bin/python3
@@ -89,14 +90,3 @@ def shot(driver, shots, name, announce=True):
         print("# screenshot: %s" % path, flush=True)
     return path
 
-
-def catalog(name):
-    """A message catalog of static/ as a dict."""
-    out = {}
-    with open(os.path.join(ROOT, "static", name), encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("#") or "=" not in line:
-                continue
-            k, _, v = line.rstrip("\n").partition("=")
-            out[k.strip()] = v.strip()
-    return out

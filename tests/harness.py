@@ -67,6 +67,51 @@ class T:
         sys.exit(1 if self.failed else 0)
 
 
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
+                   "UndefinedBehaviorSanitizer")
+
+
+def watch_cgi():
+    """From now on every Env.cgi run is watched for a crash or a sanitizer
+    report (make test SAN=1); returns the list the findings go to, for
+    the file's last check."""
+    findings = []
+    plain = Env.cgi
+
+    def watched(self, prog, path, **kw):
+        r = plain(self, prog, path, **kw)
+        if r.rc != 0 or any(m in r.stderr for m in SANITIZER_MARKS):
+            findings.append("%s %s %s rc=%d\n%s" % (
+                prog, kw.get("method", "GET"), path, r.rc, r.stderr[-3000:]))
+        return r
+
+    Env.cgi = watched
+    return findings
+
+
+def wait_for(cond, timeout=15.0, step=0.05):
+    """cond()'s first true value within timeout seconds, else its last."""
+    end = time.time() + timeout
+    while time.time() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(step)
+    return cond()
+
+
+def catalog(name):
+    """A message catalog of static/ (messages.en, messages.zh-CN) as a dict."""
+    out = {}
+    with open(os.path.join(ROOT, "static", name), encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#") or "=" not in line:
+                continue
+            k, _, v = line.rstrip("\n").partition("=")
+            out[k.strip()] = v.strip()
+    return out
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

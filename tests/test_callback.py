@@ -24,7 +24,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from harness import T, Env, Lighttpd  # noqa: E402
+from harness import T, Env, Lighttpd, wait_for  # noqa: E402
 from fakedt import FakeDingTalk  # noqa: E402
 
 CALLBACK = "/dingauth/callback"
@@ -92,15 +92,6 @@ def http_send(lt, fk, event, **opts):
     res = fk.push(lt.url + CALLBACK, event, **opts)
     return Sent(res["status"], res["body"], res["reply_ok"],
                 "%s\n%s" % (res.get("reply_error"), res["body"]), res["elapsed_ms"])
-
-
-def wait_for(cond, timeout=15.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 def have_events(env):

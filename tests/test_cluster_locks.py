@@ -14,7 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import T, Env, DINGAUTH, kill_tree  # noqa: E402
+from harness import T, Env, DINGAUTH, kill_tree, wait_for  # noqa: E402
 from fakedt import FakeDingTalk  # noqa: E402
 
 t = T()
@@ -33,16 +33,6 @@ def lock_of(doc, name):
         if lk.get("name") == name:
             return lk
     return {}
-
-
-def wait_for(fn, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    return fn()
 
 
 def spawn(env, *args):

@@ -22,7 +22,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from harness import T, Env, Lighttpd  # noqa: E402
+from harness import T, Env, Lighttpd, wait_for  # noqa: E402
 from fakedt import FakeDingTalk  # noqa: E402
 
 CALLBACK = "/dingauth/callback"
@@ -80,15 +80,6 @@ def push_answered(env, fk, event):
     out = p.stdout.read().decode()
     head, _, body = out.partition("\r\n\r\n")
     return p, head.startswith("Status: 200") and reply_ok(fk, 200, body)
-
-
-def wait_for(cond, timeout=15.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 def user(env, userid):

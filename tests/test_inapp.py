@@ -26,25 +26,12 @@ import sys
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import T, Env, qs  # noqa: E402
+from harness import T, Env, qs, watch_cgi, catalog  # noqa: E402
 from fakedt import FakeDingTalk  # noqa: E402
 
 t = T()
 
-SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
-                   "UndefinedBehaviorSanitizer")
-findings = []
-_cgi = Env.cgi
-
-
-def _watched_cgi(self, prog, path, **kw):
-    r = _cgi(self, prog, path, **kw)
-    if r.rc != 0 or any(m in r.stderr for m in SANITIZER_MARKS):
-        findings.append("%s %s rc=%d\n%s" % (prog, path, r.rc, r.stderr[-3000:]))
-    return r
-
-
-Env.cgi = _watched_cgi
+findings = watch_cgi()
 
 DINGTALK_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) "
                "AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 "
@@ -54,18 +41,6 @@ DESKTOP_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
               "(KHTML, like Gecko) Chrome/120.0 Safari/537.36")
 FLOWS = ("sns", "sns_bycode", "oauth2")
 KEPT = ("sessions", "users", "user_depts", "login_requests")
-
-
-def catalog(name):
-    out = {}
-    with open(os.path.join(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__))), "static", name), encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("#") or "=" not in line:
-                continue
-            k, _, v = line.rstrip("\n").partition("=")
-            out[k.strip()] = v.strip()
-    return out
 
 
 CATS = {"en": catalog("messages.en"), "zh-CN": catalog("messages.zh-CN")}

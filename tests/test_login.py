@@ -21,28 +21,14 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import T, Env, qs  # noqa: E402
+from harness import T, Env, qs, watch_cgi  # noqa: E402
 from fakedt import FakeDingTalk  # noqa: E402
 
 t = T()
 
 # Every CGI run is watched for sanitizer reports (make test SAN=1) and
 # crashes: a finding anywhere fails the file.
-SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
-                   "UndefinedBehaviorSanitizer")
-findings = []
-_cgi = Env.cgi
-
-
-def _watched_cgi(self, prog, path, **kw):
-    r = _cgi(self, prog, path, **kw)
-    if r.rc != 0 or any(m in r.stderr for m in SANITIZER_MARKS):
-        findings.append("%s %s %s rc=%d\n%s" % (prog, kw.get("method", "GET"),
-                                                path, r.rc, r.stderr[-3000:]))
-    return r
-
-
-Env.cgi = _watched_cgi
+findings = watch_cgi()
 
 HOSTILE = "<script>alert(\"x\")</script> O'Hara & \"Q\""
 FLOWS = ("sns", "sns_bycode", "oauth2")

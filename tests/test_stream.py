@@ -22,7 +22,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from harness import T, Env  # noqa: E402
+from harness import T, Env, wait_for  # noqa: E402
 from fakedt import FakeDingTalk  # noqa: E402
 
 USER_GET = "/topapi/v2/user/get"
@@ -37,14 +37,6 @@ TMP = tempfile.mkdtemp(prefix="dingauth-stream-")
 
 # --------------------------------------------------------------------------
 # helpers
-
-def wait_for(cond, timeout=15.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 class Stream:

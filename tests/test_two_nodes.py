@@ -28,7 +28,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import T, Env, Lighttpd, BUILD, DINGAUTH, http, kill_tree  # noqa: E402
+from harness import T, Env, Lighttpd, BUILD, DINGAUTH, http, kill_tree, wait_for  # noqa: E402
 import deploykit as dk  # noqa: E402
 import pgtest  # noqa: E402
 from fakedt import FakeDingTalk  # noqa: E402
@@ -107,16 +107,6 @@ def lock_of(doc, name):
         if lk.get("name") == name:
             return lk
     return {}
-
-
-def wait_for(fn, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    return fn()
 
 
 def section_login_and_leave(env, fake, a, b):
