@@ -156,6 +156,8 @@ enum da_err	 db_open_migrating(const char *path, struct db **out,
 
 /* Whether path names a database server (a URI) rather than a file. */
 int		 db_is_server(const char *path);
+/* DINGAUTH_DB as it may be shown: a URI's password as "***". */
+const char	*db_redact(const char *db, char *buf, size_t size);
 
 /*
  * One process at a time per database for what is called name ("worker"):

@@ -96,6 +96,9 @@ int		 db_pg_lost(struct db_pg *pg);
 enum da_err	 db_pg_lock_holder(struct db_pg *pg, long long key, int *held,
 		    char *holder, size_t size, struct da_error *err);
 
+/* Every copy of uri's password in msg (size bytes) becomes "***". */
+void		 db_pg_scrub(char *msg, size_t size, const char *uri);
+
 /* "user@host:port/dbname" (and " (TLS)"): the URI without a password. */
 const char	*db_pg_where(struct db_pg *pg, char *buf, size_t size);
 

@@ -150,6 +150,15 @@ db_handle(struct db *db)
 	return db->h;
 }
 
+const char *
+db_redact(const char *db, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s", db != NULL ? db : "");
+	if (db_is_server(db))
+		db_pg_scrub(buf, size, db);
+	return buf;
+}
+
 int
 db_is_server(const char *path)
 {

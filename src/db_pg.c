@@ -10,6 +10,7 @@
 
 #include <libpq-fe.h>
 
+#include "crypto.h"
 #include "db.h"
 #include "db_pg.h"
 #include "embedded.h"
@@ -78,6 +79,56 @@ conn_message(const PGconn *conn, char *buf, size_t size)
 	if (n == 0)
 		snprintf(buf, size, "no connection to PostgreSQL");
 	return buf;
+}
+
+/*
+ * libpq's complaint about a URI it cannot parse quotes the offending
+ * token ("invalid percent-encoded token: \"se%zzcret\""), which may be
+ * the password: every copy of the URI's password (user:password@, or
+ * password=) in msg becomes "***" before msg is logged or printed. Also
+ * how the URI itself is shown (db_redact).
+ */
+void
+db_pg_scrub(char *msg, size_t size, const char *uri)
+{
+	const char	*p, *end, *at, *host, *from, *hit;
+	char		 secret[256], out[1024];
+	size_t		 n, i, len;
+
+	if (size > sizeof(out))
+		size = sizeof(out);
+	for (i = 0; i < 2; i++) {
+		p = NULL;
+		if (i == 0 && (host = strstr(uri, "://")) != NULL) {
+			/* As libpq reads it: credentials end at '@' before '/'. */
+			host += 3;
+			at = host + strcspn(host, "@/");
+			if (*at == '@' && (p = memchr(host, ':',
+			    (size_t)(at - host))) != NULL)
+				end = at, p++;
+		} else if (i == 1 && (p = strstr(uri, "password=")) != NULL &&
+		    (p == uri || p[-1] == '?' || p[-1] == '&')) {
+			p += strlen("password=");
+			end = p + strcspn(p, "&");
+		} else
+			p = NULL;
+		if (p == NULL || (n = (size_t)(end - p)) == 0 ||
+		    n >= sizeof(secret))
+			continue;
+		memcpy(secret, p, n);
+		secret[n] = '\0';
+		out[0] = '\0';
+		for (from = msg; (hit = strstr(from, secret)) != NULL;
+		    from = hit + n) {
+			len = strlen(out);
+			snprintf(out + len, size - len, "%.*s***",
+			    (int)(hit - from), from);
+		}
+		len = strlen(out);
+		snprintf(out + len, size - len, "%s", from);
+		snprintf(msg, size, "%s", out);
+		crypto_cleanse(secret, sizeof(secret));
+	}
 }
 
 static enum da_err
@@ -607,6 +658,8 @@ db_pg_open(const char *uri, int migrate_it, struct db_pg **out,
 	pg->conn = connect_uri(uri);
 	if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK) {
 		rc = fail_conn(pg, "PostgreSQL", err);
+		if (err != NULL)
+			db_pg_scrub(err->msg, sizeof(err->msg), uri);
 		goto out;
 	}
 	PQsetNoticeProcessor(pg->conn, notice, NULL);

@@ -628,6 +628,7 @@ init_command(const struct cmd_sub *sub, const struct cmd_args *a)
 	const char	*path = a->opt[OPT_CONFIG];
 	gid_t		 gid;
 	int		 rc, created;
+	char		 shown[1024];
 
 	if (path == NULL && (path = getenv("DINGAUTH_CONFIG")) != NULL &&
 	    *path == '\0')
@@ -652,7 +653,7 @@ init_command(const struct cmd_sub *sub, const struct cmd_args *a)
 	if (!created && a->opt[OPT_DB] != NULL &&
 	    strcmp(a->opt[OPT_DB], cfg()->str[CFG_DB]) != 0)
 		printf("warning: --db ignored: %s names %s\n", path,
-		    cfg()->str[CFG_DB]);
+		    db_redact(cfg()->str[CFG_DB], shown, sizeof(shown)));
 	if ((rc = init_database(a)) != EXIT_OK)
 		return rc;
 	print_next_steps(path);

@@ -149,14 +149,15 @@ int
 cmd_open(unsigned needs, struct db **db)
 {
 	struct da_error	 err = { 0 };
+	char		 shown[1024];
 
 	if (config_start(needs, &err) != DA_OK)
 		return cmd_fail("configuration: %s", err.msg);
 	if (db == NULL)
 		return EXIT_OK;
 	if (db_open(cfg()->str[CFG_DB], db, &err) != DA_OK)
-		return cmd_fail("database %s: %s", cfg()->str[CFG_DB],
-		    err.msg);
+		return cmd_fail("database %s: %s", db_redact(cfg()->str[CFG_DB],
+		    shown, sizeof(shown)), err.msg);
 	return EXIT_OK;
 }
 
