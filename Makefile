@@ -4,7 +4,7 @@
 #   make test SAN=1 the same under AddressSanitizer + UBSan
 #   make test DB=pg the suite against a private PostgreSQL (tests/run)
 #   make run        the demo: lighttpd on 127.0.0.1:8080 with the simulator
-#   make bench      benchmarks (report only)
+#   make bench      benchmarks (report only); DB=pg on PostgreSQL
 #   make fuzz       libFuzzer targets for a bounded time (clang)
 #   make install    PREFIX=/usr/local, DESTDIR; make uninstall undoes it
 
@@ -177,7 +177,7 @@ run:
 	sh scripts/demo
 
 bench: all
-	BUILD=$(BUILD) CGI_DIR=$(CGI_DIR) BIN_DIR=$(BIN_DIR) sh tests/bench/run
+	BUILD=$(BUILD) CGI_DIR=$(CGI_DIR) BIN_DIR=$(BIN_DIR) DB=$(DB) sh tests/bench/run
 
 fuzz:
 	sh tests/fuzz/run

@@ -6,7 +6,9 @@
 PgServer runs Debian's initdb and postgres (/usr/lib/postgresql/*/bin)
 in a temporary directory as an unprivileged user (the tests run as root,
 which PostgreSQL refuses), listening only on 127.0.0.1 on a free port, no
-Unix socket; it is stopped (and its directory removed) at the end.
+Unix socket; it is stopped (and its directory removed) at the end. Tests
+run it without fsync; make bench DB=pg with durable=True (commits on
+disk, as SQLite's synchronous=FULL on the other side).
 
 Conn talks to it through libpq itself (ctypes over libpq.so.5: Debian's
 python3 has no PostgreSQL driver), so tests read and write the database
@@ -58,7 +60,8 @@ def _as_user(cmd):
 class PgServer:
     """initdb + postgres in dir (made if None), on a free loopback port."""
 
-    def __init__(self, dir=None, port=None):
+    def __init__(self, dir=None, port=None, durable=False):
+        self.durable = durable      # fsync and synchronous commits on
         self.own_dir = dir is None
         self.dir = dir or tempfile.mkdtemp(prefix="dingauth-pg-")
         self.data = os.path.join(self.dir, "data")
@@ -88,10 +91,11 @@ class PgServer:
             f.write("listen_addresses = '127.0.0.1'\n"
                     "port = %d\n"
                     "unix_socket_directories = ''\n"
-                    "fsync = off\nsynchronous_commit = off\n"
-                    "full_page_writes = off\n"
                     "max_connections = 200\n"
                     "shared_buffers = 32MB\n" % self.port)
+            if not self.durable:
+                f.write("fsync = off\nsynchronous_commit = off\n"
+                        "full_page_writes = off\n")
         return self
 
     def start(self, wait=20.0):

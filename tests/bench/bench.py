@@ -30,6 +30,13 @@ sync (tests/bench/sync.py, if present).
 
 Prints one table and writes it as JSON (BENCH_OUT). Benchmarks report: the
 exit status is 0 unless the bench itself could not run.
+
+make bench DB=pg (DB=pg here): the same rows with DINGAUTH_DB on a
+PostgreSQL of the bench's own (tests/pgtest.py, durable: fsync and
+synchronous commits on), against the same ceilings (the insert ceiling
+stays SQLite's durable insert); no sync or Stream run. JSON in
+build/bench-pg.json, and a table of the ratios beside those of the last
+SQLite run (build/bench.json) when there is one.
 """
 
 import base64
@@ -56,6 +63,7 @@ ROOT = os.environ.get("DINGAUTH_ROOT") or os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import harness  # noqa: E402
+import pgtest  # noqa: E402
 from harness import Env, Lighttpd  # noqa: E402
 from fakedt import FakeDingTalk  # noqa: E402
 import fake_dingtalk  # noqa: E402  (its CallbackCrypto signs and encrypts pushes)
@@ -77,7 +85,10 @@ SYNC_TIMEOUT = knob("BENCH_SYNC_TIMEOUT", 330)
 ONLY = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
 PROCS = 2
 TOOLS = os.environ.get("BENCH_TOOLS") or os.path.join(harness.BUILD, "bench")
-OUT = os.environ.get("BENCH_OUT") or os.path.join(harness.BUILD, "bench.json")
+PG_MODE = os.environ.get("DB") == "pg"
+SQLITE_OUT = os.path.join(harness.BUILD, "bench.json")
+OUT = os.environ.get("BENCH_OUT") or (os.path.join(harness.BUILD, "bench-pg.json")
+                                      if PG_MODE else SQLITE_OUT)
 POOL_LUA = os.path.join(HERE, "pool.lua")
 SYNC_PY = os.path.join(HERE, "sync.py")
 
@@ -308,6 +319,44 @@ def wrk(url, pool, seconds):
 
 
 # ---------------------------------------------------------------------------
+# The bench's own SQL on PostgreSQL (DB=pg)
+# ---------------------------------------------------------------------------
+
+def pg_bench_sql(query):
+    """The bench's SQL (SQLite's dialect) for PostgreSQL: harness.pg_sql,
+    and PRAGMA data_version (changes with every commit of another
+    connection) as the WAL's insert position (changes with every write)."""
+    if query.strip() == "PRAGMA data_version":
+        return "SELECT pg_current_wal_insert_lsn()::text"
+    if query.startswith("INSERT OR REPLACE INTO user_depts"):
+        return harness.pg_sql(query.replace("OR REPLACE ", "")) + " ON CONFLICT DO NOTHING"
+    return harness.pg_sql(query)
+
+
+class PgCon:
+    """What the bench uses of a sqlite3 connection, on PostgreSQL."""
+
+    def __init__(self, uri):
+        self.c = pgtest.Conn(uri)
+        self.rows = []
+
+    def execute(self, query, params=()):
+        self.rows = self.c.execute(pg_bench_sql(query), params)
+        return self
+
+    def executemany(self, query, seq):
+        q = pg_bench_sql(query)
+        for params in seq:
+            self.c.execute(q, params)
+
+    def fetchone(self):
+        return self.rows[0] if self.rows else None
+
+    def close(self):
+        self.c.close()
+
+
+# ---------------------------------------------------------------------------
 # The bench
 # ---------------------------------------------------------------------------
 
@@ -329,12 +378,21 @@ class Bench:
         self.sync = None
         self.tmp = None
         self.fake_conn = None
+        self.pg = None                                   # DB=pg: the server
         self.started = time.time()
 
     # -- setup -----------------------------------------------------------------
     def start(self):
         self.tmp = tempfile.mkdtemp(prefix="dingauth-bench-")
         self.fake = FakeDingTalk(qps=0, code_ttl=3600).start()
+        if PG_MODE:
+            self.pg = pgtest.PgServer(durable=True).init().start()
+            self.pg.make_template(lambda uri: subprocess.run(
+                [os.path.join(harness.BUILD, "tools", "db_migrate"), uri], check=True,
+                stdout=subprocess.DEVNULL))
+            harness.PG = self.pg.uri
+            say("PostgreSQL %s (durable) at %s" % (os.path.basename(os.path.dirname(
+                self.pg.bindir)), self.pg.uri))
         self.env = Env(fake=self.fake)
         self.pooldir = os.path.join(self.env.dir, "pools")
         os.makedirs(self.pooldir)
@@ -374,11 +432,13 @@ class Bench:
 
     def has_schema(self):
         try:
-            return bool(self.env.sql("SELECT 1 FROM sqlite_master WHERE name = 'sessions'"))
-        except sqlite3.Error:
+            return self.env.has_table("sessions")
+        except (sqlite3.Error, pgtest.PgError):
             return False
 
     def db(self):
+        if PG_MODE:
+            return PgCon(self.env.db)
         con = sqlite3.connect(self.env.db, timeout=60, isolation_level=None)
         return con
 
@@ -643,7 +703,7 @@ class Bench:
         # A connection held open across the run sees any other connection's commit.
         watch = None
         if name == "replay":
-            watch = sqlite3.connect(self.env.db, timeout=60, isolation_level=None)
+            watch = self.db()
             v0 = watch.execute("PRAGMA data_version").fetchone()[0]
             c0 = watch.execute("SELECT count(*) FROM events").fetchone()[0]
         before = self.counts() if name in ("callback", "exchange") else None
@@ -727,7 +787,7 @@ class Bench:
         """Wait until nothing commits to the database for 0.3 s: requests in
         flight when wrk closed its connections still finish (and write), and
         must not land in the next workload's run."""
-        con = sqlite3.connect(self.env.db, timeout=60, isolation_level=None)
+        con = self.db()
         try:
             last, stable_since, end = None, time.time(), time.time() + 5
             while time.time() < end:
@@ -850,6 +910,9 @@ class Bench:
         if ONLY and "sync" not in ONLY:
             self.sync = {"status": "skipped", "why": "not in BENCH_ONLY"}
             return
+        if PG_MODE:
+            self.sync = {"status": "skipped", "why": "SQLite only (make bench)"}
+            return
         if not os.path.exists(SYNC_PY):
             self.sync = {"status": "missing", "why": "tests/bench/sync.py does not exist yet"}
             return
@@ -902,6 +965,9 @@ class Bench:
                 say("kept %s" % self.env.dir)
             else:
                 self.env.close()
+        if self.pg is not None:
+            self.pg.close()
+            self.pg = None
 
     def cleanup(self):
         if self.tmp is not None:
@@ -1019,7 +1085,7 @@ def summarize(b):
 
 def print_table(b, rows, mem, meta):
     print()
-    print("dingauth bench: %s" % meta["setup"])
+    print("dingauth bench (%s): %s" % ("PostgreSQL" if PG_MODE else "SQLite", meta["setup"]))
     head = "%-26s %-22s %-9s %-20s %-7s %-8s" % ("workload", "req/s median (min-max)", "ceiling",
                                                   "ratio median (min-max)", "target", "p99 ms")
     print(head)
@@ -1151,6 +1217,32 @@ def sync_targets(b):
         s["checks"] = checks
 
 
+def beside_sqlite(rows):
+    """DB=pg: each compared row's ratio beside the last SQLite run's
+    (build/bench.json, same ceilings and targets): printed, and returned
+    for the JSON."""
+    try:
+        with open(SQLITE_OUT) as f:
+            sq = json.load(f).get("workloads", {})
+    except (OSError, ValueError):
+        sq = {}
+    out = {}
+    print()
+    print("PostgreSQL beside SQLite (%s): ratio to the same ceiling, median (min-max)"
+          % ("build/bench.json" if sq else "no SQLite run in build/bench.json: make bench"))
+    print("%-26s %-8s %-19s %-19s %s" % ("row", "ceiling", "SQLite", "PostgreSQL", "target"))
+    for name in ("authorizer", "callback", "replay", "login"):
+        pg, s = rows.get(name) or {}, sq.get(name) or {}
+        target = TARGET.get(name)
+        out[name] = {"ceiling": CEILING.get(name), "target": target,
+                     "sqlite": s.get("ratio"), "postgresql": pg.get("ratio"),
+                     "sqlite_rps": s.get("rps"), "postgresql_rps": pg.get("rps")}
+        print("%-26s %-8s %-19s %-19s %s" % (
+            LABEL[name], CEILING.get(name) or "-", fmt_ratio(s.get("ratio")),
+            fmt_ratio(pg.get("ratio")), "%.2f" % target if target else "-"))
+    return out
+
+
 def lighttpd_version():
     try:
         out = subprocess.run(["/usr/sbin/lighttpd", "-v"], stdout=subprocess.PIPE, text=True).stdout
@@ -1205,11 +1297,14 @@ def main():
         "mem_requests": MEM_REQUESTS,
     }
     meta["targets"] = targets(b, rows, mem)
+    meta["database"] = "postgresql" if PG_MODE else "sqlite"
     print_table(b, rows, mem, meta)
+    doc = {"meta": meta, "workloads": rows, "memory": mem, "sync": b.sync}
+    if PG_MODE:
+        doc["beside_sqlite"] = beside_sqlite(rows)
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
-        json.dump({"meta": meta, "workloads": rows, "memory": mem, "sync": b.sync}, f, indent=1,
-                  sort_keys=True)
+        json.dump(doc, f, indent=1, sort_keys=True)
     return rc
 
 
