@@ -8,7 +8,8 @@ FastCGI "max-procs" => 2 for every program:
 
   static       /static/index.html                      a static file (ceiling)
   min          /bench/min        min_responder          plain FastCGI responder (ceiling)
-  insert       /bench/insert     insert_responder       + one durable SQLite insert (ceiling)
+  insert       /bench/insert     insert_responder       + one durable SQLite insert (ceiling;
+                                 DB=pg: pg_insert_responder, one durable PostgreSQL insert)
   minauth      /minauth/...      min_responder as a lighttpd authorizer, then the
                                  static file (the authorizer-mode ceiling, for diagnosis)
   callback     /dingauth/callback   unique signed+encrypted user_leave_org pushes
@@ -29,12 +30,17 @@ and after a top-up towards BENCH_MEM_REQUESTS requests (time-capped), and
 sync (tests/bench/sync.py, if present).
 
 Prints one table and writes it as JSON (BENCH_OUT). Benchmarks report: the
-exit status is 0 unless the bench itself could not run.
+exit status is 0 unless the bench itself could not run (130 when stopped by
+Ctrl-C or SIGTERM, after stopping everything it started).
 
 make bench DB=pg (DB=pg here): the same rows with DINGAUTH_DB on a
-PostgreSQL of the bench's own (tests/pgtest.py, durable: fsync and
-synchronous commits on), against the same ceilings (the insert ceiling
-stays SQLite's durable insert); no sync or Stream run. JSON in
+PostgreSQL of the bench's own (tests/pgtest.py: initdb in a temporary
+directory, 127.0.0.1 only, durable: fsync, synchronous_commit and
+full_page_writes on), against the same ceilings measured in the same run:
+static and min are the same programs, and the insert ceiling becomes
+pg_insert_responder, one durable INSERT per request on that same server
+(its own database, bench_ceiling), so callback and login are compared with
+what one commit on PostgreSQL costs there. No sync or Stream run. JSON in
 build/bench-pg.json, and a table of the ratios beside those of the last
 SQLite run (build/bench.json) when there is one.
 """
@@ -120,6 +126,8 @@ ORDER = ["static", "min", "authorizer", "minauth", "insert", "callback", "login"
 # Extra ratios, for diagnosis (JSON and a note line; no target).
 ALSO = {"authorizer": "minauth", "replay": "callback"}
 LABEL = {w[0]: w[1] for w in WORKLOADS}
+if PG_MODE:
+    LABEL["insert"] = "insert responder (pg)"
 ENTRY = {w[0]: w[2] for w in WORKLOADS}
 CEILING = {w[0]: w[3] for w in WORKLOADS}
 TARGET = {w[0]: w[4] for w in WORKLOADS}
@@ -127,11 +135,19 @@ PROGRAM = {"callback": "callback.fcgi", "replay": "callback.fcgi", "authorizer":
            "login": "login.fcgi", "exchange": "exchange.fcgi"}
 
 
-class Stop(Exception):
-    pass
+class Stop(BaseException):
+    """Ctrl-C or SIGTERM: a BaseException, so that the per-workload
+    "except Exception" (a failed row is reported, the bench goes on) lets
+    it through to main(), which stops everything."""
+
+
+STOPPED = 130      # the exit status of a bench stopped by a signal (tests/bench/run stops too)
+STOPPING = []      # set while Bench.stop() runs: a second Ctrl-C must not cut it short
 
 
 def on_signal(signum, frame):
+    if STOPPING:
+        return
     raise Stop("signal %d" % signum)
 
 
@@ -160,8 +176,9 @@ class BenchLighttpd(Lighttpd):
     front of /protected/) plus the ceiling programs. Every FastCGI entry gets
     BENCH_ENTRY=<name> in its environment, so its processes can be found."""
 
-    def __init__(self, env, docroot, insert_db):
+    def __init__(self, env, docroot, insert_db, insert_pg=None):
         self.insert_db = insert_db
+        self.insert_pg = insert_pg          # DB=pg: the PostgreSQL ceiling's database
         super().__init__(env, protect={"/protected/": {}}, docroot=docroot, procs=PROCS)
 
     def _fcgi(self, name, prog, mode="responder", extra=None):
@@ -179,12 +196,17 @@ class BenchLighttpd(Lighttpd):
 
     def config_text(self):
         minr = os.path.join(TOOLS, "min_responder")
-        ins = os.path.join(TOOLS, "insert_responder")
+        if self.insert_pg:
+            ins = self._tool("insert", os.path.join(TOOLS, "pg_insert_responder"),
+                             extra={"BENCH_INSERT_PG": self.insert_pg})
+        else:
+            ins = self._tool("insert", os.path.join(TOOLS, "insert_responder"),
+                             extra={"BENCH_INSERT_DB": self.insert_db})
         self.extra_conf = "\n".join([
             '$HTTP["url"] =~ "^/bench/min$" { fastcgi.server = ( "/bench/min" => %s ) }'
             % self._tool("min", minr),
             '$HTTP["url"] =~ "^/bench/insert$" { fastcgi.server = ( "/bench/insert" => %s ) }'
-            % self._tool("insert", ins, extra={"BENCH_INSERT_DB": self.insert_db}),
+            % ins,
             '$HTTP["url"] =~ "^/minauth/" { fastcgi.server = ( "/minauth/" => %s ) }'
             % self._tool("minauth", minr, "authorizer"),
         ])
@@ -324,13 +346,29 @@ def wrk(url, pool, seconds):
 
 def pg_bench_sql(query):
     """The bench's SQL (SQLite's dialect) for PostgreSQL: harness.pg_sql,
-    and PRAGMA data_version (changes with every commit of another
-    connection) as the WAL's insert position (changes with every write)."""
+    and PRAGMA data_version (changes when another connection commits a
+    write) as the next transaction id (moves when any transaction starts
+    writing; reads take none). Not the WAL's position: the server writes WAL
+    on its own (pruning pages while reading them, autovacuum, checkpoints),
+    so it would show replays writing when they only read."""
     if query.strip() == "PRAGMA data_version":
-        return "SELECT pg_current_wal_insert_lsn()::text"
+        return "SELECT pg_snapshot_xmax(pg_current_snapshot())::text"
     if query.startswith("INSERT OR REPLACE INTO user_depts"):
         return harness.pg_sql(query.replace("OR REPLACE ", "")) + " ON CONFLICT DO NOTHING"
     return harness.pg_sql(query)
+
+
+# pg_insert_responder's table: insert_responder's row.
+PG_CEILING_TABLE = ("CREATE TABLE bench_rows (id bigserial PRIMARY KEY,"
+                    " dedupe_key text NOT NULL UNIQUE, payload text NOT NULL,"
+                    " received_at bigint NOT NULL)")
+
+
+def pg_settings(uri):
+    """What makes the server durable, as it reports it."""
+    with pgtest.Conn(uri + "postgres") as c:
+        return ", ".join("%s=%s" % (n, c.execute("SHOW " + n)[0][0])
+                         for n in ("fsync", "synchronous_commit", "full_page_writes"))
 
 
 class PgCon:
@@ -386,13 +424,20 @@ class Bench:
         self.tmp = tempfile.mkdtemp(prefix="dingauth-bench-")
         self.fake = FakeDingTalk(qps=0, code_ttl=3600).start()
         if PG_MODE:
-            self.pg = pgtest.PgServer(durable=True).init().start()
+            # Kept before it starts: stop() ends it whenever the bench stops.
+            self.pg = pgtest.PgServer(durable=True)
+            self.pg.init().start()
             self.pg.make_template(lambda uri: subprocess.run(
                 [os.path.join(harness.BUILD, "tools", "db_migrate"), uri], check=True,
                 stdout=subprocess.DEVNULL))
+            with pgtest.Conn(self.pg.db_uri("postgres")) as c:
+                c.execute("CREATE DATABASE bench_ceiling")
+            with pgtest.Conn(self.pg.db_uri("bench_ceiling")) as c:
+                c.execute(PG_CEILING_TABLE)
             harness.PG = self.pg.uri
-            say("PostgreSQL %s (durable) at %s" % (os.path.basename(os.path.dirname(
-                self.pg.bindir)), self.pg.uri))
+            say("PostgreSQL %s (durable: %s) at %s" % (
+                os.path.basename(os.path.dirname(self.pg.bindir)), pg_settings(self.pg.uri),
+                self.pg.uri))
         self.env = Env(fake=self.fake)
         self.pooldir = os.path.join(self.env.dir, "pools")
         os.makedirs(self.pooldir)
@@ -407,7 +452,8 @@ class Bench:
             os.makedirs(os.path.join(www, d), exist_ok=True)
             with open(os.path.join(www, d, "index.html"), "w") as f:
                 f.write(STATIC_BODY)
-        self.httpd = BenchLighttpd(self.env, www, self.insert_db).start()
+        self.httpd = BenchLighttpd(self.env, www, self.insert_db,
+                                   self.pg.db_uri("bench_ceiling") if self.pg else None).start()
         self.url = self.httpd.url
         # lighttpd spawns max-procs processes per entry; wait for all of them.
         want = PROCS * self.httpd.config_text().count('"bin-path"')
@@ -854,38 +900,58 @@ class Bench:
     # -- memory ----------------------------------------------------------------------
     def memory_phase(self):
         """Top up each dingauth program to MEM_REQUESTS requests since the
-        baseline (capped at MEM_SECONDS, all programs at once), then read
-        VmRSS again."""
+        baseline (capped at MEM_SECONDS), then read VmRSS again. The
+        replay, authorizer and login top-ups run at once, exchange's after
+        them: every login page stores a state and at most STATE_MAX (1024,
+        include/session.h) live ones are kept, the oldest evicted first, so
+        a login flood alongside would evict the exchange pool's states and
+        every exchange would fail."""
         topup = {"callback": "replay", "authz0": "authorizer", "login": "login",
                  "exchange": "exchange"}
-        procs = []
+        batches = ([], [])
         for entry, name in topup.items():
             if name in self.skipped or ENTRY[name] != entry:
                 continue
             if self.served.get(entry, 0) >= MEM_REQUESTS:
                 continue
-            if name == "exchange":
-                rate = self.max_rps("exchange") or 200
-                want = MEM_REQUESTS - self.served.get(entry, 0)
-                n = int(min(want, rate * MEM_SECONDS * 1.3, 10000))    # minting takes ~1 ms each
-                pool = write_pool(self.pool_path(name, "mem"), self.exchange_lines(max(n, 100)))
-            else:
-                pool = self.fixed_pools[name]
-            procs.append((entry, name, subprocess.Popen(
-                wrk_cmd(self.url, pool, MEM_SECONDS), stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, text=True)))
-        deadline = time.time() + MEM_SECONDS + 60
-        for entry, name, p in procs:
-            try:
-                out, _ = p.communicate(timeout=max(1, deadline - time.time()))
-                res = wrk_parse(out)
-                self.served[entry] = self.served.get(entry, 0) + res["requests"]
-                say("memory top-up %-10s %8d requests (%d errors)" % (name, res["requests"],
-                                                                     res["errors"]["status"]))
-            except Exception as e:      # noqa: BLE001
-                p.kill()
-                p.wait()
-                say("memory top-up %s failed: %s" % (name, e))
+            batches[name == "exchange"].append((entry, name))
+        for batch in batches:
+            self.topup(batch)
+
+    def topup(self, batch):
+        """The wrk runs of one batch of top-ups, at once (MEM_SECONDS)."""
+        procs = []
+        try:
+            for entry, name in batch:
+                if name == "exchange":
+                    rate = self.max_rps("exchange") or 200
+                    want = MEM_REQUESTS - self.served.get(entry, 0)
+                    n = int(min(want, rate * MEM_SECONDS * 1.3, 10000))    # minting: ~1 ms each
+                    pool = write_pool(self.pool_path(name, "mem"),
+                                      self.exchange_lines(max(n, 100)))
+                else:
+                    pool = self.fixed_pools[name]
+                procs.append((entry, name, subprocess.Popen(
+                    wrk_cmd(self.url, pool, MEM_SECONDS), stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT, text=True)))
+            deadline = time.time() + MEM_SECONDS + 60
+            for entry, name, p in procs:
+                try:
+                    out, _ = p.communicate(timeout=max(1, deadline - time.time()))
+                    res = wrk_parse(out)
+                    self.served[entry] = self.served.get(entry, 0) + res["requests"]
+                    say("memory top-up %-10s %8d requests (%d errors)" % (
+                        name, res["requests"], res["errors"]["status"]))
+                except Exception as e:      # noqa: BLE001
+                    say("memory top-up %s failed: %s" % (name, e))
+        finally:
+            for _, _, p in procs:       # none outlives the bench, even on Ctrl-C
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+
+    def memory_read(self):
+        """VmRSS of every FastCGI process after the top-ups."""
         time.sleep(0.5)
         now = fcgi_processes(self.httpd.proc.pid)
         for pid, entry in sorted(self.pids.items(), key=lambda kv: (kv[1], kv[0])):
@@ -922,6 +988,9 @@ class Bench:
                              stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
             out, err = p.communicate(timeout=SYNC_TIMEOUT)
+        except Stop:
+            harness.kill_tree(p)        # its own session: Ctrl-C did not reach it
+            raise
         except subprocess.TimeoutExpired:
             harness.kill_tree(p)
             out, err = p.communicate()
@@ -938,36 +1007,43 @@ class Bench:
 
     # -- stop ------------------------------------------------------------------------
     def stop(self):
-        if self.httpd is not None:
-            kids = fcgi_processes(self.httpd.proc.pid) if self.httpd.proc else {}
-            self.httpd.stop()
-            # lighttpd ends its backends; any it left behind are ended by pid.
-            for pid in set(kids) | set(self.pids):
-                try:
-                    os.kill(pid, 0)
-                except OSError:
-                    continue
-                try:
-                    with open("/proc/%d/environ" % pid, "rb") as f:
-                        if b"BENCH_ENTRY=" not in f.read():
-                            continue
-                    os.kill(pid, signal.SIGTERM)
-                except OSError:
-                    pass
+        """Ends everything the bench started (lighttpd and its programs, the
+        fake, the run's directory, the PostgreSQL server), whatever state
+        start() reached; a signal meanwhile is ignored."""
+        STOPPING.append(True)
         try:
-            self.fake_conn.close()
-        except Exception:       # noqa: BLE001
-            pass
-        if self.fake is not None:
-            self.fake.stop()
-        if self.env is not None:
-            if os.environ.get("BENCH_KEEP") == "1":
-                say("kept %s" % self.env.dir)
-            else:
-                self.env.close()
-        if self.pg is not None:
-            self.pg.close()
-            self.pg = None
+            if self.httpd is not None:
+                kids = fcgi_processes(self.httpd.proc.pid) if self.httpd.proc else {}
+                self.httpd.stop()
+                # lighttpd ends its backends; any it left behind are ended by pid.
+                for pid in set(kids) | set(self.pids):
+                    try:
+                        os.kill(pid, 0)
+                    except OSError:
+                        continue
+                    try:
+                        with open("/proc/%d/environ" % pid, "rb") as f:
+                            if b"BENCH_ENTRY=" not in f.read():
+                                continue
+                        os.kill(pid, signal.SIGTERM)
+                    except OSError:
+                        pass
+            try:
+                self.fake_conn.close()
+            except Exception:       # noqa: BLE001
+                pass
+            if self.fake is not None:
+                self.fake.stop()
+            if self.env is not None:
+                if os.environ.get("BENCH_KEEP") == "1":
+                    say("kept %s" % self.env.dir)
+                else:
+                    self.env.close()
+        finally:
+            if self.pg is not None:
+                self.pg.close()
+                self.pg = None
+            STOPPING.clear()
 
     def cleanup(self):
         if self.tmp is not None:
@@ -1150,8 +1226,6 @@ def print_table(b, rows, mem, meta):
     for t in meta["targets"]:
         print("  %-4s %s" % (("ok*" if t.get("partial") else "ok") if t["met"] else
                              ("MISS" if t["met"] is False else "n/a"), t["text"]))
-    print()
-    print("JSON: %s  (%.0f s)" % (OUT, time.time() - b.started))
 
 
 def targets(b, rows, mem):
@@ -1218,28 +1292,39 @@ def sync_targets(b):
 
 
 def beside_sqlite(rows):
-    """DB=pg: each compared row's ratio beside the last SQLite run's
-    (build/bench.json, same ceilings and targets): printed, and returned
-    for the JSON."""
+    """DB=pg: each compared row beside the last SQLite run's (build/bench.json,
+    same rows, same targets): the ratio to its ceiling measured in its own
+    run (min: the same program on both; insert: each engine's own durable
+    insert), and req/s for reference (absolute rates of two runs are not
+    comparable). Printed, and returned for the JSON."""
     try:
         with open(SQLITE_OUT) as f:
-            sq = json.load(f).get("workloads", {})
+            doc = json.load(f)
+        sq, sq_date = doc.get("workloads", {}), doc.get("meta", {}).get("date", "?")
     except (OSError, ValueError):
-        sq = {}
+        sq, sq_date = {}, None
     out = {}
     print()
-    print("PostgreSQL beside SQLite (%s): ratio to the same ceiling, median (min-max)"
-          % ("build/bench.json" if sq else "no SQLite run in build/bench.json: make bench"))
-    print("%-26s %-8s %-19s %-19s %s" % ("row", "ceiling", "SQLite", "PostgreSQL", "target"))
-    for name in ("authorizer", "callback", "replay", "login"):
+    print("PostgreSQL beside SQLite (%s): ratio to the ceiling measured in the same run, "
+          "median (min-max)" % ("build/bench.json of %s" % sq_date if sq else
+                                "no SQLite run in build/bench.json: make bench first"))
+    print("ceilings: min = the plain FastCGI responder on both; insert = one durable insert "
+          "on the same engine (SQLite WAL synchronous=FULL / PostgreSQL fsync + synchronous_commit)")
+    head = "%-26s %-8s %-19s %-19s %-6s %-20s %s" % (
+        "row", "ceiling", "SQLite ratio", "PostgreSQL ratio", "target", "SQLite req/s",
+        "PostgreSQL req/s")
+    print(head)
+    print("-" * len(head))
+    for name in ("authorizer", "callback", "replay", "login", "exchange", "min", "insert"):
         pg, s = rows.get(name) or {}, sq.get(name) or {}
         target = TARGET.get(name)
         out[name] = {"ceiling": CEILING.get(name), "target": target,
                      "sqlite": s.get("ratio"), "postgresql": pg.get("ratio"),
                      "sqlite_rps": s.get("rps"), "postgresql_rps": pg.get("rps")}
-        print("%-26s %-8s %-19s %-19s %s" % (
-            LABEL[name], CEILING.get(name) or "-", fmt_ratio(s.get("ratio")),
-            fmt_ratio(pg.get("ratio")), "%.2f" % target if target else "-"))
+        print("%-26s %-8s %-19s %-19s %-6s %-20s %s" % (
+            LABEL[name] if name != "insert" else "insert responder", CEILING.get(name) or "-",
+            fmt_ratio(s.get("ratio")), fmt_ratio(pg.get("ratio")),
+            "%.2f" % target if target else "-", fmt_rps(s.get("rps")), fmt_rps(pg.get("rps"))))
     return out
 
 
@@ -1266,9 +1351,10 @@ def main():
         b.warmup()
         b.rounds()
         b.memory_phase()
+        b.memory_read()
     except Stop as e:
         say("stopped: %s" % e)
-        rc = 1
+        rc = STOPPED
     except Exception as e:      # noqa: BLE001  report what we have
         import traceback
         traceback.print_exc()
@@ -1281,7 +1367,7 @@ def main():
             b.sync_phase()
             sync_targets(b)
     except Stop:
-        rc = 1
+        rc = STOPPED
     finally:
         b.cleanup()
     rows, mem = summarize(b)
@@ -1305,6 +1391,8 @@ def main():
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True)
+    print()
+    print("JSON: %s  (%.0f s)" % (OUT, time.time() - b.started))
     return rc
 
 
