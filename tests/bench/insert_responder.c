@@ -13,20 +13,17 @@
  *
  * The database is BENCH_INSERT_DB (bin-environment).
  */
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-#include <fcgiapp.h>
 #include <sqlite3.h>
+
+#include "insert_ceiling.h"
 
 #define BUSY_TIMEOUT_MS	30000	/* as DB_BUSY_TIMEOUT_MS in src/db.c */
 #define BUSY_STEP_US	50	/* as src/db.c's busy_wait */
 #define BUSY_STEP_MAX_US 2000
-#define PAYLOAD_LEN	320	/* about a decrypted user_leave_org push */
 
 static const char *const sql_setup =
     "PRAGMA journal_mode = WAL;"
@@ -94,51 +91,45 @@ fail:
 	return NULL;
 }
 
+struct sqlite_ceiling {
+	sqlite3		*h;
+	sqlite3_stmt	*st;
+};
+
+static int
+insert_row(void *arg, const char *key, const char *payload, long long now)
+{
+	struct sqlite_ceiling	*c = arg;
+	int			 ok;
+
+	sqlite3_bind_text(c->st, 1, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(c->st, 2, payload, PAYLOAD_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(c->st, 3, (sqlite3_int64)now);
+	ok = sqlite3_step(c->st) == SQLITE_DONE;
+	if (!ok)
+		fprintf(stderr, "insert_responder: %s\n", sqlite3_errmsg(c->h));
+	sqlite3_reset(c->st);
+	return ok ? 0 : -1;
+}
+
 int
 main(void)
 {
-	FCGX_Request	 r;
-	sqlite3		*h = NULL;
-	sqlite3_stmt	*st = NULL;
-	const char	*path;
-	char		 key[64], payload[PAYLOAD_LEN + 1];
-	unsigned long	 n = 0;
-	int		 ok;
+	struct sqlite_ceiling	 c = { NULL, NULL };
+	const char		*path;
+	int			 rc;
 
-	/* As src/prog.c's keep_heap: freed heap stays (no brk per request). */
-	mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
-	mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+	ceiling_keep_heap();
 	if ((path = getenv("BENCH_INSERT_DB")) == NULL) {
 		fprintf(stderr, "insert_responder: BENCH_INSERT_DB not set\n");
 		return 1;
 	}
-	if ((h = open_db(path)) == NULL ||
-	    sqlite3_prepare_v3(h, sql_insert, -1, SQLITE_PREPARE_PERSISTENT,
-	    &st, NULL) != SQLITE_OK)
+	if ((c.h = open_db(path)) == NULL ||
+	    sqlite3_prepare_v3(c.h, sql_insert, -1, SQLITE_PREPARE_PERSISTENT,
+	    &c.st, NULL) != SQLITE_OK)
 		return 1;
-	memset(payload, 'x', PAYLOAD_LEN);
-	payload[PAYLOAD_LEN] = '\0';
-	if (FCGX_Init() != 0 || FCGX_InitRequest(&r, 0, 0) != 0)
-		return 1;
-	while (FCGX_Accept_r(&r) >= 0) {
-		snprintf(key, sizeof(key), "bench:%ld:%lu", (long)getpid(),
-		    ++n);
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 2, payload, PAYLOAD_LEN, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL));
-		ok = sqlite3_step(st) == SQLITE_DONE;
-		if (!ok)
-			fprintf(stderr, "insert_responder: %s\n",
-			    sqlite3_errmsg(h));
-		sqlite3_reset(st);
-		FCGX_PutS(ok ? "Status: 200 OK\r\n"
-		    "Content-Type: text/plain\r\n\r\nok\n" :
-		    "Status: 500 Internal Server Error\r\n"
-		    "Content-Type: text/plain\r\n\r\nfailed\n", r.out);
-		FCGX_Finish_r(&r);
-	}
-	FCGX_Free(&r, 1);
-	sqlite3_finalize(st);
-	sqlite3_close(h);
-	return 0;
+	rc = ceiling_serve(insert_row, &c);
+	sqlite3_finalize(c.st);
+	sqlite3_close(c.h);
+	return rc;
 }

@@ -14,17 +14,12 @@
  * table bench_rows made by tests/bench/bench.py before lighttpd starts
  * (two processes creating it at once could collide).
  */
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <fcgiapp.h>
 #include <libpq-fe.h>
 
-#define PAYLOAD_LEN	320	/* about a decrypted user_leave_org push */
+#include "insert_ceiling.h"
 
 static const char *const sql_insert =
     "INSERT INTO bench_rows (dedupe_key, payload, received_at)"
@@ -64,46 +59,36 @@ fail:
 	return NULL;
 }
 
+static int
+insert_row(void *arg, const char *key, const char *payload, long long now)
+{
+	PGconn		*c = arg;
+	const char	*values[3];
+	char		 at[24];
+
+	snprintf(at, sizeof(at), "%lld", now);
+	values[0] = key;
+	values[1] = payload;
+	values[2] = at;
+	return command(c, PQexecPrepared(c, "ins", 3, values, NULL, NULL, 0),
+	    "insert");
+}
+
 int
 main(void)
 {
-	FCGX_Request	 r;
 	PGconn		*c;
-	PGresult	*res;
-	const char	*uri, *values[3];
-	char		 key[64], now[24], payload[PAYLOAD_LEN + 1];
-	unsigned long	 n = 0;
-	int		 ok;
+	const char	*uri;
+	int		 rc;
 
-	/* As src/prog.c's keep_heap: freed heap stays (no brk per request). */
-	mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
-	mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+	ceiling_keep_heap();
 	if ((uri = getenv("BENCH_INSERT_PG")) == NULL) {
 		fprintf(stderr, "pg_insert_responder: BENCH_INSERT_PG not set\n");
 		return 1;
 	}
 	if ((c = open_db(uri)) == NULL)
 		return 1;
-	memset(payload, 'x', PAYLOAD_LEN);
-	payload[PAYLOAD_LEN] = '\0';
-	if (FCGX_Init() != 0 || FCGX_InitRequest(&r, 0, 0) != 0)
-		return 1;
-	while (FCGX_Accept_r(&r) >= 0) {
-		snprintf(key, sizeof(key), "bench:%ld:%lu", (long)getpid(),
-		    ++n);
-		snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-		values[0] = key;
-		values[1] = payload;
-		values[2] = now;
-		res = PQexecPrepared(c, "ins", 3, values, NULL, NULL, 0);
-		ok = command(c, res, "insert") == 0;
-		FCGX_PutS(ok ? "Status: 200 OK\r\n"
-		    "Content-Type: text/plain\r\n\r\nok\n" :
-		    "Status: 500 Internal Server Error\r\n"
-		    "Content-Type: text/plain\r\n\r\nfailed\n", r.out);
-		FCGX_Finish_r(&r);
-	}
-	FCGX_Free(&r, 1);
+	rc = ceiling_serve(insert_row, c);
 	PQfinish(c);
-	return 0;
+	return rc;
 }
