@@ -88,44 +88,53 @@ conn_message(const PGconn *conn, char *buf, size_t size)
  * password=) in msg becomes "***" before msg is logged or printed. Also
  * how the URI itself is shown (db_redact).
  */
+/* The URI's password, as written: after user: up to '@', or password=. */
+static const char *
+uri_password(const char *uri, int which, size_t *len)
+{
+	const char	*p = NULL, *host, *at;
+
+	if (which == 0 && (host = strstr(uri, "://")) != NULL) {
+		/* As libpq reads it: credentials end at '@' before '/'. */
+		host += 3;
+		at = host + strcspn(host, "@/");
+		if (*at == '@' && (p = memchr(host, ':',
+		    (size_t)(at - host))) != NULL) {
+			p++;
+			*len = (size_t)(at - p);
+		}
+	} else if (which == 1 && (p = strstr(uri, "password=")) != NULL &&
+	    (p == uri || p[-1] == '?' || p[-1] == '&')) {
+		p += strlen("password=");
+		*len = strcspn(p, "&");
+	} else
+		p = NULL;
+	return p;
+}
+
 void
 db_pg_scrub(char *msg, size_t size, const char *uri)
 {
-	const char	*p, *end, *at, *host, *from, *hit;
+	const char	*p, *from, *hit;
 	char		 secret[256], out[1024];
-	size_t		 n, i, len;
+	size_t		 n, len;
+	int		 which;
 
 	if (size > sizeof(out))
 		size = sizeof(out);
-	for (i = 0; i < 2; i++) {
-		p = NULL;
-		if (i == 0 && (host = strstr(uri, "://")) != NULL) {
-			/* As libpq reads it: credentials end at '@' before '/'. */
-			host += 3;
-			at = host + strcspn(host, "@/");
-			if (*at == '@' && (p = memchr(host, ':',
-			    (size_t)(at - host))) != NULL)
-				end = at, p++;
-		} else if (i == 1 && (p = strstr(uri, "password=")) != NULL &&
-		    (p == uri || p[-1] == '?' || p[-1] == '&')) {
-			p += strlen("password=");
-			end = p + strcspn(p, "&");
-		} else
-			p = NULL;
-		if (p == NULL || (n = (size_t)(end - p)) == 0 ||
+	for (which = 0; which < 2; which++) {
+		if ((p = uri_password(uri, which, &n)) == NULL || n == 0 ||
 		    n >= sizeof(secret))
 			continue;
 		memcpy(secret, p, n);
 		secret[n] = '\0';
-		out[0] = '\0';
-		for (from = msg; (hit = strstr(from, secret)) != NULL;
-		    from = hit + n) {
-			len = strlen(out);
-			snprintf(out + len, size - len, "%.*s***",
-			    (int)(hit - from), from);
-		}
-		len = strlen(out);
-		snprintf(out + len, size - len, "%s", from);
+		len = 0;
+		for (from = msg; (hit = strstr(from, secret)) != NULL &&
+		    len < size; from = hit + n)
+			len += (size_t)snprintf(out + len, size - len,
+			    "%.*s***", (int)(hit - from), from);
+		if (len < size)
+			snprintf(out + len, size - len, "%s", from);
 		snprintf(msg, size, "%s", out);
 		crypto_cleanse(secret, sizeof(secret));
 	}
