@@ -53,6 +53,9 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+# LD_PRELOAD shims for tests and benchmarks (plain C, no sanitizers).
+PRELOAD_SRC := $(sort $(wildcard tests/preload/*.c))
+PRELOAD  := $(PRELOAD_SRC:tests/preload/%.c=$(BUILD)/preload/%.so)
 
 SQL      := $(sort $(wildcard sql/*.sql))
 SQL_PG   := $(sort $(wildcard sql/pg/*.sql))
@@ -61,7 +64,7 @@ TEMPLATES:= $(sort $(wildcard static/*.html static/messages.*))
 
 .PHONY: all test check run bench fuzz clean install-deps install uninstall
 
-all: $(LIB) $(CGI) $(CMD) $(TEST_BIN) $(TOOL_BIN)
+all: $(LIB) $(CGI) $(CMD) $(TEST_BIN) $(TOOL_BIN) $(PRELOAD)
 
 $(BUILD)/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
@@ -101,6 +104,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB) $(wildcard in
 $(BUILD)/tools/%: tests/tools/%.c $(LIB) $(wildcard include/*.h)
 	@mkdir -p $(BUILD)/tools
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/preload/%.so: tests/preload/%.c
+	@mkdir -p $(BUILD)/preload
+	$(CC) -O2 -g -fPIC -shared $(WARN) -o $@ $<
 
 $(BUILD):
 	mkdir -p $(BUILD)
