@@ -19,7 +19,7 @@ WARN     := -std=c11 -Wall -Wextra -Wformat=2 -Wshadow -Wmissing-prototypes \
             -Wstrict-prototypes -Wno-unused-parameter -Werror
 CPPFLAGS += -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -Ibuild \
             $(shell pkg-config --cflags $(PKGS))
-LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lwslay -lm
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lwslay -lm -pthread
 BUILD    := build
 
 ifeq ($(SAN),1)

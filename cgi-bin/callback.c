@@ -16,6 +16,12 @@
  * stored before (a retry, a replay) writes nothing, takes no write lock
  * and does nothing after its answer.
  *
+ * Under FastCGI a process serves CALLBACK_THREADS pushes at once and
+ * stores them with group commit (group.h): the pushes waiting at one
+ * moment share one transaction and one fsync, each is answered only
+ * after that commit, and the slow part runs in the process's applier
+ * thread. Under CGI the one push is stored and applied by itself.
+ *
  * check_url (sent by register_call_back and the developer console) is
  * answered and not stored.
  */
@@ -29,6 +35,7 @@
 #include "db.h"
 #include "envelope.h"
 #include "events.h"
+#include "group.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
@@ -37,6 +44,12 @@
 
 #define CALLBACK_BODY_MAX	(64u * 1024)	/* DingTalk's pushes are small */
 #define CALLBACK_ENCRYPT_MAX	(CALLBACK_BODY_MAX)
+/*
+ * Pushes served at once by one FastCGI process: while one commit's fsync
+ * runs, the next batch gathers (group.h). DingTalk pushes a mass
+ * reorganisation a few dozen at a time.
+ */
+#define CALLBACK_THREADS	16
 
 struct callback {
 	struct envelope_key	 key;
@@ -240,6 +253,47 @@ envelope_refusal(enum da_err code)
 }
 
 /*
+ * Store the push: under FastCGI with the pushes of the other threads
+ * that wait for the same commit (group.h), after a look on this
+ * thread's own connection for a push stored before (a replay is
+ * answered from that read, without waiting for anyone's commit); under
+ * CGI, alone on the program's connection. st tells what became of it.
+ */
+static void
+store_push(struct db *db, struct event_store *st)
+{
+	if (!group_running())
+		(void)events_store_batch(db, &st, 1);
+	else if (!events_store_seen(db, st))
+		group_store(st);
+}
+
+/*
+ * The event stored as id needs DingTalk: applied now, after the answer,
+ * with other due events for at most EVENT_APPLY_BUDGET_MS; under
+ * FastCGI by the process's applier thread, so this thread is free for
+ * the next push at once.
+ */
+static void
+apply_after(struct db *db, long long id)
+{
+	struct events_run	 run;
+	struct da_error		 err;
+
+	if (group_running()) {
+		group_apply_later(id);
+		return;
+	}
+	da_error_clear(&err);
+	if (events_apply_pending(db, id, EVENT_APPLY_BUDGET_MS, 0, &run,
+	    &err) != DA_OK)
+		log_msg(LOG_ERR, "applying events: %s", err.msg);
+	else if (run.failed > 0)
+		log_msg(LOG_WARN, "%d event(s) failed, %lld pending: %s",
+		    run.failed, run.pending, run.first_error.msg);
+}
+
+/*
  * One push, front to back. Longer than most functions on purpose: the
  * refusals read in the order of the header comment, each before anything
  * is written, and the answer goes out before the slow part.
@@ -251,17 +305,17 @@ serve_callback(struct req *r, void *arg)
 	struct db	*db = prog_db();
 	struct da_error	 err;
 	struct event	 ev;
-	struct events_run run;
+	struct event_store st;
 	const char	*q[Q__MAX], *encrypt;
 	const char	*token, *receiver;
 	char		*msg = NULL, *reply = NULL, what[64], key[80];
 	size_t		 msglen = 0;
-	long long	 age, id = 0;
+	long long	 age;
 	enum refusal	 why;
 	enum da_err	 rc;
-	int		 stored = 0, applied = 0;
 
 	memset(&ev, 0, sizeof(ev));
+	memset(&st, 0, sizeof(st));
 	da_error_clear(&err);
 	if (r->body_status == REQ_BODY_TOO_BIG) {
 		refuse(r, R_TOO_BIG, NULL);
@@ -302,22 +356,26 @@ serve_callback(struct req *r, void *arg)
 
 	if (ev.kind != EVENT_CHECK_URL) {
 		snprintf(key, sizeof(key), "sig:%s", q[Q_SIGNATURE]);
+		st.ev = &ev;
+		st.payload = msg;
+		st.len = msglen;
+		st.fallback = key;
+		store_push(db, &st);
 		/*
 		 * Another process holding the write lock past our budget
 		 * (PROG_BUSY_CALLBACK): 503 well within DingTalk's 1500 ms,
 		 * nothing stored, and DingTalk sends the push again.
 		 */
-		if (events_store_apply(db, &ev, msg, msglen, key, &stored,
-		    &id, &applied, &err) != DA_OK) {
-			refuse(r, db_busy(db) ? R_BUSY : R_INTERNAL, err.msg);
+		if (st.rc != DA_OK) {
+			refuse(r, st.busy ? R_BUSY : R_INTERNAL, st.err.msg);
 			goto out;
 		}
-		if (stored && ev.ninvalid > 0)
+		if (st.stored && ev.ninvalid > 0)
 			log_msg(LOG_WARN, "%s event %lld: %zu id(s) left out: "
-			    "%s", ev.type, id, ev.ninvalid, ev.invalid);
+			    "%s", ev.type, st.id, ev.ninvalid, ev.invalid);
 		log_msg(LOG_DEBUG, "%s event %s as %lld", ev.type,
-		    applied ? "stored and applied" : stored ? "stored" :
-		    "already stored", id);
+		    st.applied ? "stored and applied" : st.stored ?
+		    "stored" : "already stored", st.id);
 	}
 	if (envelope_reply(token, &cb->key, receiver, "success", NULL, NULL,
 	    NULL, &reply, &err) != DA_OK) {
@@ -331,15 +389,10 @@ serve_callback(struct req *r, void *arg)
 
 	/* DingTalk has its answer; now the slow part. */
 	resp_send(r);
-	if (ev.kind == EVENT_CHECK_URL || ev.kind == EVENT_OTHER || !stored ||
-	    applied)
+	if (ev.kind == EVENT_CHECK_URL || ev.kind == EVENT_OTHER ||
+	    !st.stored || st.applied)
 		goto out;
-	if (events_apply_pending(db, id, EVENT_APPLY_BUDGET_MS, 0, &run,
-	    &err) != DA_OK)
-		log_msg(LOG_ERR, "applying events: %s", err.msg);
-	else if (run.failed > 0)
-		log_msg(LOG_WARN, "%d event(s) failed, %lld pending: %s",
-		    run.failed, run.pending, run.first_error.msg);
+	apply_after(db, st.id);
 out:
 	event_clear(&ev);
 	if (msg != NULL) {
@@ -362,8 +415,11 @@ main(int argc, char *argv[])
 	    PROG_BUSY_CALLBACK, argc, argv) == DA_OK && envelope_key(cfg()->str[CFG_AES_TOKEN], &cb.key,
 	    &err) != DA_OK)
 		prog_fail(&err);
-	rc = prog_serve(routes, sizeof(routes) / sizeof(routes[0]),
-	    CALLBACK_BODY_MAX, &cb);
+	if (prog_ready() && req_fastcgi() && group_start(PROG_BUSY_CALLBACK,
+	    &err) != DA_OK)
+		log_msg(LOG_ERR, "%s: serving one push at a time", err.msg);
+	rc = prog_serve_threads(routes, sizeof(routes) / sizeof(routes[0]),
+	    CALLBACK_BODY_MAX, &cb, group_running() ? CALLBACK_THREADS : 1);
 	crypto_cleanse(&cb.key, sizeof(cb.key));
 	return rc;
 }

@@ -131,6 +131,46 @@ enum da_err	 events_store_apply(struct db *db, const struct event *ev,
 		    int *stored, long long *id, int *applied,
 		    struct da_error *err);
 
+/*
+ * One push for events_store_batch: what to store (the arguments of
+ * events_store_apply) and, filled by it, what became of it.
+ */
+struct event_store {
+	const struct event	*ev;
+	const char		*payload;
+	size_t			 len;
+	const char		*fallback;
+
+	enum da_err		 rc;	/* this push's outcome */
+	struct da_error		 err;	/* why, when rc is not DA_OK */
+	int			 busy;	/* rc: another writer held the lock */
+	int			 stored;
+	int			 applied;
+	long long		 id;
+
+	char			 key[EVENT_KEY_MAX];	/* internal */
+	int			 write;			/* internal */
+};
+
+/*
+ * events_store_apply for n pushes at once, in one transaction and so
+ * one durable commit (group commit, docs/architecture.md): pushes stored
+ * before are answered from one read each; the others are stored (and
+ * leaves applied) each under a savepoint of its own, so that one that
+ * fails is rolled back alone and the others still commit. Each push's
+ * outcome is in its struct: DA_OK only once the commit that holds it
+ * has returned. DA_OK when every push succeeded, else the first error.
+ */
+enum da_err	 events_store_batch(struct db *db, struct event_store *const *v,
+		    size_t n);
+/*
+ * The read half of events_store_batch for one push, on any connection:
+ * 1 when s is finished (stored before: s filled as events_store_batch
+ * fills it, nothing written; or the read failed: s->rc), 0 when it is
+ * new and must be written (events_store_batch or group_store).
+ */
+int		 events_store_seen(struct db *db, struct event_store *s);
+
 /* The id of the newest stored event (any state); 0 when there is none. */
 enum da_err	 events_last_id(struct db *db, long long *id,
 		    struct da_error *err);

@@ -49,6 +49,12 @@ enum page_lang {
  * when it names neither).
  */
 void		 page_begin(struct req *r);
+/*
+ * Read now what pages read on first use (the catalogs, the branding
+ * files), so that threads serving requests afterwards only read
+ * (prog_serve_threads). A request's language is per thread.
+ */
+void		 page_preload(void);
 /* The request's language, and as <html lang> has it: "zh-CN" or "en". */
 enum page_lang	 page_current_lang(void);
 const char	*page_lang_tag(void);

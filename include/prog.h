@@ -57,6 +57,14 @@ void		 prog_fail(const struct da_error *err);
  * the broken program's 500 page answering for it.
  */
 void		 prog_unguarded(const char *route);
+/*
+ * A connection of the program's database that is fresh: *db checked
+ * (db_check) and, when the path names another file now or *db is NULL,
+ * opened (again) with busy_ms as its budget. For threads that keep a
+ * connection of their own (group.h); requests get theirs from prog_db().
+ */
+enum da_err	 prog_db_fresh(struct db **db, int busy_ms,
+		    struct da_error *err);
 /* 0 when the configuration or the program's start-up failed. */
 int		 prog_ready(void);
 /*
@@ -70,5 +78,15 @@ struct db	*prog_db(void);
  */
 int		 prog_serve(const struct req_route *routes, size_t nroutes,
 		    size_t body_max, void *arg);
+/*
+ * prog_serve with nthreads requests served at once under FastCGI
+ * (req_serve_threads), each thread with its own database connection
+ * (prog_db() is the calling thread's). Plain CGI, a broken program or
+ * nthreads < 2: prog_serve. The handlers must be safe to run in
+ * threads: what they share is the read-only configuration, the log, the
+ * metrics file and what they guard themselves (group.h).
+ */
+int		 prog_serve_threads(const struct req_route *routes,
+		    size_t nroutes, size_t body_max, void *arg, int nthreads);
 
 #endif

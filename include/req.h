@@ -193,6 +193,18 @@ typedef int	(*req_front)(struct req *r, void *arg);
  */
 int		 req_serve(const struct req_route *routes, size_t nroutes,
 		    req_front front, void *arg, size_t body_max);
+/* 1 when the program was started by a FastCGI server, 0 under plain CGI. */
+int		 req_fastcgi(void);
+/*
+ * req_serve with nthreads threads under FastCGI, each accepting and
+ * serving one request at a time (a web server that opens several
+ * connections to one process gets that many answered at once); each
+ * thread calls thread_end (if not NULL) when it stops. Plain CGI:
+ * req_serve.
+ */
+int		 req_serve_threads(const struct req_route *routes,
+		    size_t nroutes, req_front front, void *arg,
+		    size_t body_max, int nthreads, void (*thread_end)(void));
 
 /* Make s owned by r (freed with it); returns s. */
 char		*req_own(struct req *r, char *s);

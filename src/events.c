@@ -540,74 +540,161 @@ is_local(const struct event *ev)
 	return ev->kind == EVENT_USER_LEAVE || ev->kind == EVENT_DEPT_REMOVE;
 }
 
-enum da_err
-events_store_apply(struct db *db, const struct event *ev, const char *payload,
-    size_t len, const char *fallback, int *stored, long long *id,
-    int *applied, struct da_error *err)
+/* s failed with rc (err): nothing of it stays, busy tells why. */
+static void
+store_failed(struct db *db, struct event_store *s, enum da_err rc,
+    const struct da_error *err)
 {
-	char		 key[EVENT_KEY_MAX];
-	long long	 row = 0;
-	enum da_err	 rc;
+	s->rc = rc;
+	if (err != &s->err)
+		s->err = *err;
+	s->busy = db_busy(db);
+	s->stored = s->applied = 0;
+	s->id = 0;
+}
 
-	*stored = *applied = 0;
-	if (id != NULL)
-		*id = 0;
-	if ((rc = event_key(ev, fallback, key, sizeof(key), err)) != DA_OK)
+/*
+ * Store (and when it is local, apply) one new push inside the batch's
+ * transaction, under the savepoint "push": DA_OK, or the push's error
+ * with everything it wrote rolled back.
+ */
+static enum da_err
+store_one(struct db *db, struct event_store *s)
+{
+	const struct event	*ev = s->ev;
+	struct da_error		*err = &s->err;
+	enum da_err		 rc;
+
+	if ((rc = db_exec(db, "SAVEPOINT push", err)) != DA_OK)
 		return rc;
-	/*
-	 * A push stored before (DingTalk's retry, a replay) costs one read:
-	 * no write lock, nothing written.
-	 */
-	if ((rc = find(db, key, &row, err)) != DA_OK || row != 0)
-		goto done;
 	if (!is_local(ev)) {
 		/*
 		 * Ours to apply after the answer; anyone's if we die first.
 		 * The Stream's receiver is the worker, whose next pass
 		 * applies what is due and held by nobody.
 		 */
-		rc = store_as(db, ev, payload, len, key,
+		rc = store_as(db, ev, s->payload, s->len, s->key,
 		    ev->kind == EVENT_OTHER ? "ignored" : "pending",
 		    ev->kind == EVENT_OTHER ||
 		    ev->source == EVENT_SOURCE_STREAM ? 0 : db_now() +
-		    EVENT_CLAIM_SECONDS, stored, &row, err);
-		goto done;
-	}
-	/*
-	 * Whatever else is pending: a leaver is out before DingTalk has its
-	 * answer. An older event applied later cannot bring them back
-	 * unless DingTalk then says they are active (apply_user).
-	 */
-	if ((rc = db_begin_immediate(db, err)) != DA_OK)
-		return rc;
-	if ((rc = store_as(db, ev, payload, len, key, "applied", 0, stored,
-	    &row, err)) == DA_OK && *stored) {
-		/* Local changes only: no DingTalk call inside the lock. */
+		    EVENT_CLAIM_SECONDS, &s->stored, &s->id, err);
+	} else if ((rc = store_as(db, ev, s->payload, s->len, s->key,
+	    "applied", 0, &s->stored, &s->id, err)) == DA_OK && s->stored) {
+		/*
+		 * Whatever else is pending: a leaver is out before DingTalk
+		 * has its answer. An older event applied later cannot bring
+		 * them back unless DingTalk then says they are active
+		 * (apply_user). Local changes only: no DingTalk call here.
+		 */
 		if ((rc = events_apply(db, ev, err)) == DA_OK) {
-			*applied = 1;
-			log_msg(LOG_DEBUG, "event %lld (%s) applied", row,
+			s->applied = 1;
+			log_msg(LOG_DEBUG, "event %lld (%s) applied", s->id,
 			    ev->type);
+		} else if (rc != DA_EDB && db_exec(db,
+		    "ROLLBACK TO SAVEPOINT push", err) == DA_OK) {
+			/* It could not be applied here: store it for later. */
+			rc = store_as(db, ev, s->payload, s->len, s->key,
+			    "pending", 0, &s->stored, &s->id, err);
 		}
 	}
 	if (rc != DA_OK) {
+		(void)db_exec(db, "ROLLBACK TO SAVEPOINT push", NULL);
+		(void)db_exec(db, "RELEASE SAVEPOINT push", NULL);
+		return rc;
+	}
+	return db_exec(db, "RELEASE SAVEPOINT push", err);
+}
+
+int
+events_store_seen(struct db *db, struct event_store *s)
+{
+	enum da_err	 rc;
+
+	da_error_clear(&s->err);
+	s->rc = DA_OK;
+	s->busy = s->stored = s->applied = s->write = 0;
+	s->id = 0;
+	if ((rc = event_key(s->ev, s->fallback, s->key, sizeof(s->key),
+	    &s->err)) != DA_OK ||
+	    /* Stored before (a retry, a replay): one read, no lock. */
+	    (rc = find(db, s->key, &s->id, &s->err)) != DA_OK) {
+		store_failed(db, s, rc, &s->err);
+		return 1;
+	}
+	if (s->id != 0) {
+		count_event(s->ev, "duplicate");
+		return 1;
+	}
+	s->write = 1;
+	return 0;
+}
+
+enum da_err
+events_store_batch(struct db *db, struct event_store *const *v, size_t n)
+{
+	struct event_store	*s;
+	struct da_error		 err;
+	enum da_err		 rc = DA_OK, first = DA_OK;
+	size_t			 i, todo = 0;
+
+	da_error_clear(&err);
+	for (i = 0; i < n; i++)
+		if (!events_store_seen(db, v[i]))
+			todo++;
+	if (todo > 0 && (rc = db_begin_immediate(db, &err)) == DA_OK) {
+		for (i = 0; i < n; i++) {
+			s = v[i];
+			if (!s->write || (rc = store_one(db, s)) == DA_OK)
+				continue;
+			store_failed(db, s, rc, &s->err);
+			s->write = 0;
+			/* An error that ended the transaction ends the batch. */
+			if (!db_in_transaction(db)) {
+				err = s->err;
+				rc = DA_EDB;
+				break;
+			}
+		}
+		if (rc == DA_OK || db_in_transaction(db))
+			rc = db_commit(db, &err);
+	}
+	if (todo > 0 && rc != DA_OK) {
+		/* Nothing of the transaction is kept: say so for each. */
+		for (i = 0; i < n; i++)
+			if (v[i]->write)
+				store_failed(db, v[i], rc, &err);
 		db_rollback(db);
-		*stored = *applied = 0;
-		if (rc == DA_EDB)
-			return rc;
-		/* It could not be applied here: store it for later. */
-		return store_as(db, ev, payload, len, key, "pending", 0,
-		    stored, id, err);
 	}
-	rc = db_commit(db, err);
-done:
-	if (rc != DA_OK)
-		*stored = *applied = 0;
-	else {
-		count_event(ev, *stored ? "stored" : "duplicate");
-		if (id != NULL)
-			*id = row;
+	for (i = 0; i < n; i++) {
+		s = v[i];
+		if (s->rc == DA_OK && s->write)
+			count_event(s->ev, s->stored ? "stored" : "duplicate");
+		if (s->rc != DA_OK && first == DA_OK)
+			first = s->rc;
 	}
-	return rc;
+	return first;
+}
+
+enum da_err
+events_store_apply(struct db *db, const struct event *ev, const char *payload,
+    size_t len, const char *fallback, int *stored, long long *id,
+    int *applied, struct da_error *err)
+{
+	struct event_store	 s, *one = &s;
+
+	memset(&s, 0, sizeof(s));
+	s.ev = ev;
+	s.payload = payload;
+	s.len = len;
+	s.fallback = fallback;
+	(void)events_store_batch(db, &one, 1);
+	*stored = s.stored;
+	*applied = s.applied;
+	if (id != NULL)
+		*id = s.id;
+	if (s.rc != DA_OK && err != NULL)
+		*err = s.err;
+	return s.rc;
 }
 
 /*

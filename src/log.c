@@ -22,8 +22,8 @@ const char *const log_level_names[LOG__MAX] = {
 	[LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
 
-/* The request's error reference: log.h. */
-static struct {
+/* The request's error reference (log.h): one per thread serving requests. */
+static _Thread_local struct {
 	int	 active;		/* a request is being served */
 	char	 ref[LOG_REF_LEN + 1];	/* "" until made */
 } request;

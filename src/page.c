@@ -75,8 +75,8 @@ static struct catalog {
 	[PAGE_LANG_EN] = { "en", "messages.en", 0, NULL, NULL, 0 },
 };
 
-/* The language of the request being served (page_begin). */
-static enum page_lang	 lang = PAGE_LANG_ZH_CN;
+/* The language of the request being served (page_begin), per thread. */
+static _Thread_local enum page_lang	 lang = PAGE_LANG_ZH_CN;
 
 static int
 text_cmp(const void *a, const void *b)
@@ -403,6 +403,19 @@ lang_accepted(const char *h)
 		}
 	}
 	return best;
+}
+
+void
+page_preload(void)
+{
+	size_t	 i;
+	int	 l;
+
+	for (l = 0; l < PAGE_LANG__MAX; l++)
+		catalog_load(&catalogs[l]);
+	(void)override_text(STYLE_FILE);
+	for (i = 0; i < noverrides; i++)
+		(void)override_text(overrides[i].name);
 }
 
 void

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "page.h"
 #include "prog.h"
 #include "version.h"
@@ -19,8 +20,13 @@ static struct {
 	int		 broken;	/* configuration or start-up failed */
 	const char	*unguarded;	/* a route served even then */
 	struct da_error	 err;
-	struct db	*db;
 } prog;
+
+/*
+ * The database connection of the thread serving requests: the program's
+ * one, or under prog_serve_threads each request thread's own.
+ */
+static _Thread_local struct db	*thread_db;
 
 /*
  * Keep freed heap in the process. SQLite drops a connection's page cache
@@ -35,6 +41,9 @@ static struct {
  */
 #define PROG_HEAP_KEEP	(32 * 1024 * 1024)
 #define PROG_HEAP_MMAP	(4 * 1024 * 1024)
+
+/* malloc arenas of a program serving requests in threads. */
+#define PROG_THREAD_ARENAS	2
 
 static void
 keep_heap(void)
@@ -63,7 +72,7 @@ prog_start(const char *name, unsigned needs, int busy_ms, int argc,
 		return rc;
 	}
 	if ((needs & CFG_NEED_DB) && db_open_budget(cfg()->str[CFG_DB],
-	    busy_ms, &prog.db, &prog.err) != DA_OK)
+	    busy_ms, &thread_db, &prog.err) != DA_OK)
 		log_msg(LOG_ERR, "database: %s", prog.err.msg);
 	return DA_OK;
 }
@@ -91,7 +100,23 @@ prog_ready(void)
 struct db *
 prog_db(void)
 {
-	return prog.broken ? NULL : prog.db;
+	return prog.broken ? NULL : thread_db;
+}
+
+enum da_err
+prog_db_fresh(struct db **db, int busy_ms, struct da_error *err)
+{
+	struct da_error	 why;
+
+	da_error_clear(&why);
+	if (*db != NULL && db_check(*db, &why) != DA_OK) {
+		log_msg(LOG_WARN, "database: %s: opening it again", why.msg);
+		db_close(*db);
+		*db = NULL;
+	}
+	if (*db == NULL)
+		return db_open_budget(cfg()->str[CFG_DB], busy_ms, db, err);
+	return DA_OK;
 }
 
 /*
@@ -121,13 +146,7 @@ front(struct req *r, void *arg)
 	}
 	if (!(prog.needs & CFG_NEED_DB))
 		return 0;
-	if (prog.db != NULL && db_check(prog.db, &err) != DA_OK) {
-		log_msg(LOG_WARN, "database: %s: opening it again", err.msg);
-		db_close(prog.db);
-		prog.db = NULL;
-	}
-	if (prog.db == NULL && db_open_budget(cfg()->str[CFG_DB],
-	    prog.busy_ms, &prog.db, &err) != DA_OK) {
+	if (prog_db_fresh(&thread_db, prog.busy_ms, &err) != DA_OK) {
 		if (unguarded) {
 			log_msg(LOG_ERR, "database: %s", err.msg);
 			return 0;
@@ -145,7 +164,38 @@ prog_serve(const struct req_route *routes, size_t nroutes, size_t body_max,
 	int	 rc;
 
 	rc = req_serve(routes, nroutes, front, arg, body_max);
-	db_close(prog.db);
-	prog.db = NULL;
+	db_close(thread_db);
+	thread_db = NULL;
 	return rc;
+}
+
+/* A request thread ends: its connection with it. */
+static void
+thread_end(void)
+{
+	db_close(thread_db);
+	thread_db = NULL;
+}
+
+int
+prog_serve_threads(const struct req_route *routes, size_t nroutes,
+    size_t body_max, void *arg, int nthreads)
+{
+	if (prog.broken || nthreads < 2)
+		return prog_serve(routes, nroutes, body_max, arg);
+	/*
+	 * What is made on first use is made now, before there are threads
+	 * to race for it: the page catalogs and branding files, the
+	 * metrics file's mapping, the test clock. Each thread opens its
+	 * own connection at its first request (front).
+	 */
+	page_preload();
+	/* Threads share a few malloc arenas rather than one each. */
+	mallopt(M_ARENA_MAX, PROG_THREAD_ARENAS);
+	(void)metrics_ready();
+	(void)db_now();
+	db_close(thread_db);
+	thread_db = NULL;
+	return req_serve_threads(routes, nroutes, front, arg, body_max,
+	    nthreads, thread_end);
 }

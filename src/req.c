@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <pthread.h>
 
 #include <fcgiapp.h>
 
@@ -729,4 +730,94 @@ req_serve(const struct req_route *routes, size_t nroutes, req_front front,
 	}
 	FCGX_Free(&fr, 1);
 	return 0;
+}
+
+/* What the threads of req_serve_threads share. */
+struct serving {
+	const struct req_route	*routes;
+	size_t			 nroutes;
+	req_front		 front;
+	void			*arg;
+	size_t			 body_max;
+	void			(*thread_end)(void);
+	pthread_mutex_t		 accept;	/* one thread in accept(2) */
+};
+
+/* Requests' stacks are small; their buffers are on the heap. */
+#define REQ_THREAD_STACK	(1024 * 1024)
+
+static void *
+serve_thread(void *p)
+{
+	struct serving	*sv = p;
+	FCGX_Request	 fr;
+	struct req	 r;
+	int		 rc;
+
+	if (FCGX_InitRequest(&fr, 0, 0) != 0) {
+		log_msg(LOG_ERR, "FastCGI initialisation failed");
+		goto out;
+	}
+	for (;;) {
+		pthread_mutex_lock(&sv->accept);
+		rc = FCGX_Accept_r(&fr);
+		pthread_mutex_unlock(&sv->accept);
+		if (rc < 0)
+			break;
+		req_init(&r, sv->body_max);
+		r.fcgi = &fr;
+		r.envp = fr.envp;
+		serve_one(&r, sv->routes, sv->nroutes, sv->front, sv->arg);
+	}
+	FCGX_Free(&fr, 1);
+out:
+	if (sv->thread_end != NULL)
+		sv->thread_end();
+	return NULL;
+}
+
+int
+req_fastcgi(void)
+{
+	return !FCGX_IsCGI();
+}
+
+int
+req_serve_threads(const struct req_route *routes, size_t nroutes,
+    req_front front, void *arg, size_t body_max, int nthreads,
+    void (*thread_end)(void))
+{
+	struct serving	 sv;
+	pthread_attr_t	 attr;
+	pthread_t	*t;
+	int		 i, n = 0;
+
+	if (FCGX_IsCGI() || nthreads < 2)
+		return req_serve(routes, nroutes, front, arg, body_max);
+	if (FCGX_Init() != 0) {
+		log_msg(LOG_ERR, "FastCGI initialisation failed");
+		return 1;
+	}
+	memset(&sv, 0, sizeof(sv));
+	sv.routes = routes;
+	sv.nroutes = nroutes;
+	sv.front = front;
+	sv.arg = arg;
+	sv.body_max = body_max;
+	sv.thread_end = thread_end;
+	pthread_mutex_init(&sv.accept, NULL);
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, REQ_THREAD_STACK);
+	t = xcalloc((size_t)nthreads, sizeof(*t));
+	for (i = 0; i < nthreads; i++)
+		if (pthread_create(&t[n], &attr, serve_thread, &sv) == 0)
+			n++;
+		else
+			log_msg(LOG_ERR, "cannot start request thread %d", i);
+	pthread_attr_destroy(&attr);
+	for (i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	free(t);
+	pthread_mutex_destroy(&sv.accept);
+	return n > 0 ? 0 : 1;
 }
