@@ -255,17 +255,19 @@ envelope_refusal(enum da_err code)
 /*
  * Store the push: under FastCGI with the pushes of the other threads
  * that wait for the same commit (group.h), after a look on this
- * thread's own connection for a push stored before (a replay is
- * answered from that read, without waiting for anyone's commit); under
- * CGI, alone on the program's connection. st tells what became of it.
+ * thread's own SQLite connection for a push stored before (a replay is
+ * answered from that read, without waiting for anyone's commit; on
+ * PostgreSQL the threads have no connection and the committer reads
+ * first); under CGI, alone on the program's connection. st tells what
+ * became of it.
  */
 static void
 store_push(struct db *db, struct event_store *st)
 {
 	if (!group_running())
 		(void)events_store_batch(db, &st, 1);
-	else if (!events_store_seen(db, st))
-		group_store(st);
+	else if (db == NULL || !events_store_seen(db, st))
+		group_store(st);	/* PostgreSQL: the committer reads too */
 }
 
 /*

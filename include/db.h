@@ -201,6 +201,9 @@ enum da_err	 db_run(struct db *db, const struct db_sql *q,
 		    const struct db_arg *args, size_t nargs,
 		    struct da_error *err);
 
+/* SQLite: keep at most kb of db's pages in its own cache; else nothing. */
+void		 db_cache_kb(struct db *db, int kb);
+
 /* Rows changed by the last db_run on db. */
 long long	 db_changes(struct db *db);
 

@@ -60,10 +60,11 @@ void		 prog_unguarded(const char *route);
 /*
  * A connection of the program's database that is fresh: *db checked
  * (db_check) and, when the path names another file now or *db is NULL,
- * opened (again) with busy_ms as its budget. For threads that keep a
- * connection of their own (group.h); requests get theirs from prog_db().
+ * opened (again) with busy_ms as its budget (*opened, if not NULL, set
+ * then). For threads that keep a connection of their own (group.h);
+ * requests get theirs from prog_db().
  */
-enum da_err	 prog_db_fresh(struct db **db, int busy_ms,
+enum da_err	 prog_db_fresh(struct db **db, int busy_ms, int *opened,
 		    struct da_error *err);
 /* 0 when the configuration or the program's start-up failed. */
 int		 prog_ready(void);
@@ -80,9 +81,11 @@ int		 prog_serve(const struct req_route *routes, size_t nroutes,
 		    size_t body_max, void *arg);
 /*
  * prog_serve with nthreads requests served at once under FastCGI
- * (req_serve_threads), each thread with its own database connection
- * (prog_db() is the calling thread's). Plain CGI, a broken program or
- * nthreads < 2: prog_serve. The handlers must be safe to run in
+ * (req_serve_threads), each thread with its own SQLite connection
+ * (prog_db() is the calling thread's); on PostgreSQL the threads keep
+ * none (prog_db() NULL: a server counts its connections), and the
+ * program does its database work in a thread of its own. Plain CGI, a
+ * broken program or nthreads < 2: prog_serve. The handlers must be safe to run in
  * threads: what they share is the read-only configuration, the log, the
  * metrics file and what they guard themselves (group.h).
  */

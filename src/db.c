@@ -190,6 +190,17 @@ db_path(struct db *db)
 	return path != NULL ? path : "";
 }
 
+void
+db_cache_kb(struct db *db, int kb)
+{
+	char	 sql[64];
+
+	if (db->pg != NULL)
+		return;
+	snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", kb);
+	(void)sqlite3_exec(db->h, sql, NULL, NULL, NULL);
+}
+
 enum da_err
 db_exec(struct db *db, const char *sql, struct da_error *err)
 {

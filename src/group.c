@@ -80,7 +80,7 @@ committer(void *arg)
 		pthread_mutex_unlock(&G.mu);
 
 		da_error_clear(&err);
-		if ((rc = prog_db_fresh(&db, G.busy_ms, &err)) != DA_OK)
+		if ((rc = prog_db_fresh(&db, G.busy_ms, NULL, &err)) != DA_OK)
 			fail_all(w, n, rc, &err);
 		else
 			(void)events_store_batch(db, v, n);
@@ -114,7 +114,7 @@ applier(void *arg)
 		pthread_mutex_unlock(&G.mu);
 
 		da_error_clear(&err);
-		if (prog_db_fresh(&db, G.busy_ms, &err) != DA_OK ||
+		if (prog_db_fresh(&db, G.busy_ms, NULL, &err) != DA_OK ||
 		    events_apply_pending(db, id, EVENT_APPLY_BUDGET_MS, 0,
 		    &run, &err) != DA_OK)
 			log_msg(LOG_ERR, "applying events: %s", err.msg);

@@ -19,6 +19,8 @@ static struct {
 	int		 busy_ms;	/* the database's busy budget */
 	int		 broken;	/* configuration or start-up failed */
 	const char	*unguarded;	/* a route served even then */
+	int		 threads;	/* prog_serve_threads is serving */
+	int		 threads_no_db;	/* ... and its threads keep none */
 	struct da_error	 err;
 } prog;
 
@@ -42,8 +44,9 @@ static _Thread_local struct db	*thread_db;
 #define PROG_HEAP_KEEP	(32 * 1024 * 1024)
 #define PROG_HEAP_MMAP	(4 * 1024 * 1024)
 
-/* malloc arenas of a program serving requests in threads. */
+/* malloc arenas and SQLite page cache of a program serving in threads. */
 #define PROG_THREAD_ARENAS	2
+#define PROG_THREAD_CACHE_KB	256
 
 static void
 keep_heap(void)
@@ -104,18 +107,24 @@ prog_db(void)
 }
 
 enum da_err
-prog_db_fresh(struct db **db, int busy_ms, struct da_error *err)
+prog_db_fresh(struct db **db, int busy_ms, int *opened, struct da_error *err)
 {
 	struct da_error	 why;
 
 	da_error_clear(&why);
+	if (opened != NULL)
+		*opened = 0;
 	if (*db != NULL && db_check(*db, &why) != DA_OK) {
 		log_msg(LOG_WARN, "database: %s: opening it again", why.msg);
 		db_close(*db);
 		*db = NULL;
 	}
-	if (*db == NULL)
-		return db_open_budget(cfg()->str[CFG_DB], busy_ms, db, err);
+	if (*db != NULL)
+		return DA_OK;
+	if (db_open_budget(cfg()->str[CFG_DB], busy_ms, db, err) != DA_OK)
+		return err != NULL ? err->code : DA_EDB;
+	if (opened != NULL)
+		*opened = 1;
 	return DA_OK;
 }
 
@@ -131,7 +140,7 @@ static int
 front(struct req *r, void *arg)
 {
 	struct da_error	 err;
-	int		 unguarded;
+	int		 unguarded, opened = 0;
 
 	da_error_clear(&err);
 	log_ref_begin();
@@ -144,9 +153,9 @@ front(struct req *r, void *arg)
 		page_config_error(r, &prog.err);
 		return 1;
 	}
-	if (!(prog.needs & CFG_NEED_DB))
+	if (!(prog.needs & CFG_NEED_DB) || prog.threads_no_db)
 		return 0;
-	if (prog_db_fresh(&thread_db, prog.busy_ms, &err) != DA_OK) {
+	if (prog_db_fresh(&thread_db, prog.busy_ms, &opened, &err) != DA_OK) {
 		if (unguarded) {
 			log_msg(LOG_ERR, "database: %s", err.msg);
 			return 0;
@@ -154,6 +163,8 @@ front(struct req *r, void *arg)
 		page_config_error(r, &err);
 		return 1;
 	}
+	if (opened && prog.threads)
+		db_cache_kb(thread_db, PROG_THREAD_CACHE_KB);
 	return 0;
 }
 
@@ -187,8 +198,15 @@ prog_serve_threads(const struct req_route *routes, size_t nroutes,
 	 * What is made on first use is made now, before there are threads
 	 * to race for it: the page catalogs and branding files, the
 	 * metrics file's mapping, the test clock. Each thread opens its
-	 * own connection at its first request (front).
+	 * own connection at its first request (front), with a small page
+	 * cache (the kernel's holds the file anyway). A database server's
+	 * connections are counted, though (one per thread would be
+	 * nthreads per process per program): on PostgreSQL the threads keep
+	 * none, prog_db() is NULL in them, and the program hands its
+	 * database work to a thread of its own that has one (group.h).
 	 */
+	prog.threads = 1;
+	prog.threads_no_db = db_is_server(cfg()->str[CFG_DB]);
 	page_preload();
 	/* Threads share a few malloc arenas rather than one each. */
 	mallopt(M_ARENA_MAX, PROG_THREAD_ARENAS);

@@ -69,10 +69,10 @@ class GateLighttpd(Lighttpd):
             extra = dict(extra or {})
             extra["LD_PRELOAD"] = SHIM
             extra["FSYNC_GATE_DIR"] = self.gate
+            # Under ASan the shim is loaded before the sanitizer's runtime:
+            # allowed with this (and ignored by a normal build).
             asan = os.environ.get("ASAN_OPTIONS")
-            if asan:
-                # The shim is loaded before the sanitizer's runtime.
-                extra["ASAN_OPTIONS"] = asan + ":verify_asan_link_order=0"
+            extra["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "verify_asan_link_order=0"
         return super()._fcgi(name, prog, mode, extra)
 
 
@@ -180,6 +180,12 @@ def setup(fk, n_users):
     return env, gate, GateLighttpd(env, gate.dir)
 
 
+def no_sanitizer_report(label, lt):
+    log = lt.log()
+    bad = [m for m in harness.SANITIZER_MARKS if m in log]
+    t.check("%s: no sanitizer report from the threads" % label, not bad, log[-3000:])
+
+
 def count_held(pushes):
     return sum(1 for p in pushes if not p.answered.is_set())
 
@@ -242,6 +248,7 @@ def section_held():
                        for l in lt.log().splitlines() if " pushes in one commit" in l]
             t.check("held: the log shows a batch of several pushes",
                     batches and max(batches) >= 2, batches)
+            no_sanitizer_report("held", lt)
         env.close()
 
 
@@ -322,9 +329,7 @@ def section_savepoints():
                     all(p.ok(fk) for p in again), again)
             t.eq("rollback: and all three are out",
                  [active(env, u) for u in ("g008", "g009", "g010")], [0, 0, 0])
-            t.check("rollback: the process is still serving (no crash)",
-                    "AddressSanitizer" not in lt.log() and "runtime error" not in lt.log(),
-                    lt.log()[-2000:])
+            no_sanitizer_report("savepoints", lt)
         env.close()
 
 
@@ -378,6 +383,7 @@ def section_concurrent():
                  env.sql("SELECT count(*) FROM audit WHERE outcome = 'left'")[0][0], n_leave)
             t.eq("concurrent: no leaver keeps a session",
                  env.sql("SELECT count(*) FROM sessions")[0][0], 0)
+            no_sanitizer_report("concurrent", lt)
         env.close()
 
 
