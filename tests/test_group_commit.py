@@ -73,6 +73,8 @@ class GateLighttpd(Lighttpd):
             # allowed with this (and ignored by a normal build).
             asan = os.environ.get("ASAN_OPTIONS")
             extra["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "verify_asan_link_order=0"
+            if os.environ.get("TSAN_OPTIONS"):      # a ThreadSanitizer build, by hand
+                extra["TSAN_OPTIONS"] = os.environ["TSAN_OPTIONS"]
         return super()._fcgi(name, prog, mode, extra)
 
 
