@@ -18,13 +18,30 @@ FastCGI "max-procs" => 2 for every program:
                                  session cookies, then the static file
   login        GET /dingauth/login?rd=/app   (creates a login state)
   exchange     GET /dingauth/exchange?code=&state= full sns logins against the fake
+  insert32     /bench/insert     the insert ceiling again, wrk -c32 (BENCH_GROUP_CONNECTIONS)
+  group        /dingauth/callback   unique pushes as callback, wrk -c32: durable
+                                 acknowledgements per second under 32 concurrent pushes
+                                 against one fsync per request (insert32), target 2.0
+                                 (issue 11: group commit)
+  slowins      /slowdisk/insert  insert32 on a slow disk: insert_responder with
+                                 fsync_gate.so preloaded (FSYNC_DELAY_US =
+                                 BENCH_FSYNC_DELAY_US, 5000, before every fsync), its own file
+  slowcb       /slowdisk/callback   group on that slow disk: callback.fcgi preloading
+                                 the shim, a database of its own (a second Env, seeded
+                                 alike), against slowins, target 2.0; and its worst
+                                 round's p99 against DingTalk's 1500 ms
 
 wrk drives everything through tests/bench/pool.lua (pre-generated request
 pools). Rounds are interleaved (round 1 of every workload, then round 2 ...),
 each program right after its ceiling and the insert ceiling on both sides of
 callback and login, so that the machine's noise hits a program and its
 ceiling alike; a ratio is computed per round and reported as median
-(min-max). A run whose answers differ from the checked ones is left out.
+(min-max). A run whose answers differ from the checked ones is left out,
+and so is a run of unique pushes (callback, group, slowcb) that stored
+fewer events than it got answers. The slow-disk rows count the fsyncs of
+their processes (FSYNC_GATE_DIR) and report fsyncs per answer. The
+slow-disk pair is SQLite only. BENCH_ONLY names rows; each brings its
+ceiling along.
 Then memory: VmRSS of every FastCGI process after warm-up, after the rounds
 and after a top-up towards BENCH_MEM_REQUESTS requests (time-capped), and
 sync (tests/bench/sync.py, if present).
@@ -85,6 +102,8 @@ SECONDS = knob("BENCH_SECONDS", 5)
 WARMUP = knob("BENCH_WARMUP", 2)
 THREADS = knob("BENCH_THREADS", 2)
 CONNECTIONS = knob("BENCH_CONNECTIONS", 16)
+GROUP_CONNECTIONS = knob("BENCH_GROUP_CONNECTIONS", 32)
+FSYNC_DELAY_US = knob("BENCH_FSYNC_DELAY_US", 5000)
 MEM_REQUESTS = knob("BENCH_MEM_REQUESTS", 100000)
 MEM_SECONDS = knob("BENCH_MEM_SECONDS", 60)
 SYNC_TIMEOUT = knob("BENCH_SYNC_TIMEOUT", 330)
@@ -96,13 +115,15 @@ SQLITE_OUT = os.path.join(harness.BUILD, "bench.json")
 OUT = os.environ.get("BENCH_OUT") or (os.path.join(harness.BUILD, "bench-pg.json")
                                       if PG_MODE else SQLITE_OUT)
 POOL_LUA = os.path.join(HERE, "pool.lua")
+FSYNC_GATE = os.path.join(harness.BUILD, "preload", "fsync_gate.so")
 SYNC_PY = os.path.join(HERE, "sync.py")
 
 AUTHZ_SESSIONS = 200        # round-robin cookies; each is touched at most once a minute
-CALLBACK_USERS = 20000      # user_leave_org targets, reactivated before every round
+CALLBACK_USERS = 40000      # user_leave_org targets, reactivated before every round
 EXCHANGE_USERS = ["u001", "u002", "u003", "u004", "u006"]    # the fake's active demo users
 SNS_FLOW_CALLS = {"/sns/get_persistent_code": 1, "/topapi/user/getbyunionid": 1}
 TOKEN_PATHS = ("/gettoken", "/sns/gettoken", "/v1.0/oauth2/accessToken")
+DEADLINE_MS = 1500          # DingTalk's wait for a push's answer
 STATIC_BODY = "<!DOCTYPE html><title>bench</title><p>a small static page behind the authorizer.</p>\n"
 
 # name: label, lighttpd entry (memory accounting), ceiling, target ratio.
@@ -117,12 +138,19 @@ WORKLOADS = [
     # A replay writes nothing and calls nobody: compared with the plain responder.
     ("replay", "callback (replays)", "callback", "min", 0.80),
     ("exchange", "exchange (full logins)", "exchange", None, None),
+    # Group commit (issue 11): durable acknowledgements per second under
+    # GROUP_CONNECTIONS concurrent pushes, against one fsync per request
+    # at the same concurrency; then both again on a slow disk (fsync_gate.so).
+    ("insert32", "insert responder -c%d" % GROUP_CONNECTIONS, "insert", None, None),
+    ("group", "group commit: pushes -c%d" % GROUP_CONNECTIONS, "callback", "insert32", 2.0),
+    ("slowins", "slow disk: insert -c%d" % GROUP_CONNECTIONS, "slowins", None, None),
+    ("slowcb", "slow disk: pushes -c%d" % GROUP_CONNECTIONS, "slowcb", "slowins", 2.0),
 ]
 # The order inside a round: each program right after its ceiling, and the
 # insert ceiling measured on both sides of the two programs compared with it
 # (their ceiling is the mean of the two), since disk latency drifts most.
 ORDER = ["static", "min", "authorizer", "minauth", "insert", "callback", "login", "insert",
-         "replay", "exchange"]
+         "replay", "exchange", "insert32", "group", "insert32", "slowins", "slowcb", "slowins"]
 # Extra ratios, for diagnosis (JSON and a note line; no target).
 ALSO = {"authorizer": "minauth", "replay": "callback"}
 LABEL = {w[0]: w[1] for w in WORKLOADS}
@@ -132,7 +160,21 @@ ENTRY = {w[0]: w[2] for w in WORKLOADS}
 CEILING = {w[0]: w[3] for w in WORKLOADS}
 TARGET = {w[0]: w[4] for w in WORKLOADS}
 PROGRAM = {"callback": "callback.fcgi", "replay": "callback.fcgi", "authorizer": "authorize.fcgi",
-           "login": "login.fcgi", "exchange": "exchange.fcgi"}
+           "login": "login.fcgi", "exchange": "exchange.fcgi", "group": "callback.fcgi",
+           "slowcb": "callback.fcgi"}
+# Unique pushes: a fresh pool each run, every push a distinct event, and
+# every answered one must be stored.
+PUSHES = ("callback", "group", "slowcb")
+# Served with fsync_gate.so preloaded (FSYNC_DELAY_US before every fsync),
+# from their own databases: SQLite only.
+SLOW = ("slowins", "slowcb")
+# wrk's connections when not CONNECTIONS.
+CONNS = {"insert32": GROUP_CONNECTIONS, "group": GROUP_CONNECTIONS,
+         "slowins": GROUP_CONNECTIONS, "slowcb": GROUP_CONNECTIONS}
+PUSH_PATH = {"callback": "/dingauth/callback", "group": "/dingauth/callback",
+             "slowcb": "/slowdisk/callback"}
+# BENCH_ONLY names rows; a row named brings its ceiling along.
+ONLY += [CEILING[n] for n in ONLY if CEILING.get(n) and CEILING[n] not in ONLY]
 
 
 class Stop(BaseException):
@@ -176,9 +218,10 @@ class BenchLighttpd(Lighttpd):
     front of /protected/) plus the ceiling programs. Every FastCGI entry gets
     BENCH_ENTRY=<name> in its environment, so its processes can be found."""
 
-    def __init__(self, env, docroot, insert_db, insert_pg=None):
+    def __init__(self, env, docroot, insert_db, insert_pg=None, slow=None):
         self.insert_db = insert_db
         self.insert_pg = insert_pg          # DB=pg: the PostgreSQL ceiling's database
+        self.slow = slow                    # SlowDisk: the slow-disk pair's entries, or None
         super().__init__(env, protect={"/protected/": {}}, docroot=docroot, procs=PROCS)
 
     def _fcgi(self, name, prog, mode="responder", extra=None):
@@ -210,7 +253,77 @@ class BenchLighttpd(Lighttpd):
             '$HTTP["url"] =~ "^/minauth/" { fastcgi.server = ( "/minauth/" => %s ) }'
             % self._tool("minauth", minr, "authorizer"),
         ])
+        if self.slow:
+            # Their own entries (processes, sockets, databases): the shim
+            # delays only the processes that preload it.
+            self.extra_conf += ('\n$HTTP["url"] =~ "^/slowdisk/insert$" { fastcgi.server = '
+                                '( "/slowdisk/" => %s ) }' % self._tool(
+                                    "slowins", os.path.join(TOOLS, "insert_responder"),
+                                    extra=dict(self.slow.environ("slowins"),
+                                               BENCH_INSERT_DB=self.slow.insert_db)))
+            if os.access(os.path.join(harness.CGI_DIR, "callback.fcgi"), os.X_OK):
+                self.extra_conf += ('\n$HTTP["url"] =~ "^/slowdisk/callback$" { fastcgi.server = '
+                                    '( "/slowdisk/" => %s ) }' % self._fcgi(
+                                        "slowcb", "callback.fcgi",
+                                        extra=dict(self.slow.environ("slowcb"),
+                                                   DINGAUTH_CONFIG=self.slow.env.conf)))
         return super().config_text()
+
+
+class SlowDisk:
+    """The slow-disk pair: insert_responder and callback.fcgi with
+    fsync_gate.so preloaded, FSYNC_DELAY_US (BENCH_FSYNC_DELAY_US) before
+    every fsync and fdatasync, each call counted in a file of its entry's
+    (FSYNC_GATE_DIR: a line per call, a few microseconds against the
+    delay). callback.fcgi has a database of its own (env: an Env made like
+    the bench's, seeded with the same users), since WAL readers and
+    writers of the same file that do not preload the shim would sync
+    without the delay; insert_responder has its own file too."""
+
+    def __init__(self, fake):
+        self.env = Env(fake=fake)
+        self.insert_db = os.path.join(self.env.dir, "insert-ceiling.db")
+        self.gates = {}
+        for name in SLOW:
+            self.gates[name] = os.path.join(self.env.dir, "fsync-" + name)
+            os.makedirs(self.gates[name])
+
+    def environ(self, name):
+        envs = {"LD_PRELOAD": FSYNC_GATE, "FSYNC_DELAY_US": str(FSYNC_DELAY_US),
+                "FSYNC_GATE_DIR": self.gates[name]}
+        # An ASan build wants its runtime first in the link order; the shim
+        # comes first (harmless for a program without ASan).
+        asan = os.environ.get("ASAN_OPTIONS")
+        envs["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "verify_asan_link_order=0"
+        return envs
+
+    def fsyncs(self, name):
+        """fsync and fdatasync calls so far by the entry's processes."""
+        try:
+            with open(os.path.join(self.gates[name], "calls"), "rb") as f:
+                return f.read().count(b"\n")
+        except FileNotFoundError:
+            return 0
+
+    def settled_fsyncs(self, name):
+        """The count once it has not moved for 0.3 s (requests in flight
+        when wrk stopped still sync), at most 5 s."""
+        last, since, end = self.fsyncs(name), time.time(), time.time() + 5
+        while time.time() < end and time.time() - since < 0.3:
+            time.sleep(0.05)
+            n = self.fsyncs(name)
+            if n != last:
+                last, since = n, time.time()
+        return last
+
+
+def preloads_gate(pid):
+    """Whether fsync_gate.so is mapped in process pid."""
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            return any(line.rstrip().endswith("/fsync_gate.so") for line in f)
+    except OSError:
+        return False
 
 
 def fcgi_processes(lighttpd_pid):
@@ -319,8 +432,8 @@ def write_pool(path, lines):
     return path
 
 
-def wrk_cmd(url, pool, seconds):
-    return ["wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", "%ds" % seconds,
+def wrk_cmd(url, pool, seconds, connections=CONNECTIONS):
+    return ["wrk", "-t", str(THREADS), "-c", str(connections), "-d", "%ds" % seconds,
             "--timeout", "10s", "-s", POOL_LUA, url + "/", "--", pool, str(THREADS)]
 
 
@@ -334,10 +447,12 @@ def wrk_parse(stdout):
     raise RuntimeError("wrk printed no result:\n" + stdout[-2000:])
 
 
-def wrk(url, pool, seconds):
-    p = subprocess.run(wrk_cmd(url, pool, seconds), stdout=subprocess.PIPE,
+def wrk(url, pool, seconds, connections=CONNECTIONS):
+    p = subprocess.run(wrk_cmd(url, pool, seconds, connections), stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True, timeout=seconds + 60)
-    return wrk_parse(p.stdout)
+    res = wrk_parse(p.stdout)
+    res["connections"] = connections
+    return res
 
 
 # ---------------------------------------------------------------------------
@@ -429,6 +544,7 @@ class Bench:
         self.tmp = None
         self.fake_conn = None
         self.pg = None                                   # DB=pg: the server
+        self.slow = None                                 # SlowDisk, when its rows run
         self.started = time.time()
 
     # -- setup -----------------------------------------------------------------
@@ -457,15 +573,30 @@ class Bench:
         self.corp = self.fake.corp()
         cb = self.corp["callback"]
         self.crypto = fake_dingtalk.CallbackCrypto(cb["token"], cb["aes_key"], self.corp["corp_id"])
-        self.ensure_schema()
+        self.ensure_schema(self.env)
         self.seed()
+        if PG_MODE:
+            for name in SLOW:
+                self.skipped[name] = "SQLite only (fsync_gate.so delays the programs' own fsync)"
+        elif not os.path.exists(FSYNC_GATE):
+            for name in SLOW:
+                self.skipped[name] = "%s is not built: run make" % FSYNC_GATE
+        elif not ONLY or any(n in ONLY for n in SLOW):
+            self.slow = SlowDisk(self.fake)
+            self.ensure_schema(self.slow.env)
+            con = self.db(self.slow.env)
+            con.execute("BEGIN")
+            self.seed_callback_users(con, int(time.time()))
+            con.execute("COMMIT")
+            con.close()
         www = os.path.join(self.env.dir, "www")
         for d in ("static", "protected", "minauth"):
             os.makedirs(os.path.join(www, d), exist_ok=True)
             with open(os.path.join(www, d, "index.html"), "w") as f:
                 f.write(STATIC_BODY)
         self.httpd = BenchLighttpd(self.env, www, self.insert_db,
-                                   self.pg.db_uri("bench_ceiling") if self.pg else None).start()
+                                   self.pg.db_uri("bench_ceiling") if self.pg else None,
+                                   self.slow).start()
         self.url = self.httpd.url
         # lighttpd spawns max-procs processes per entry; wait for all of them.
         want = PROCS * self.httpd.config_text().count('"bin-path"')
@@ -476,48 +607,46 @@ class Bench:
             time.sleep(0.1)
         self.fake_conn = http.client.HTTPConnection("127.0.0.1", self.fake.port, timeout=30)
 
-    def ensure_schema(self):
+    def ensure_schema(self, env):
         """The database (dingauth init, in Env) opens in a program."""
         for prog, path in (("authorize.fcgi", "/dingauth/whoami"), ("login.fcgi", "/dingauth/login"),
                            ("callback.fcgi", "/dingauth/callback"), ("exchange.fcgi", "/dingauth/exchange")):
             if os.access(os.path.join(harness.CGI_DIR, prog), os.X_OK):
-                self.env.cgi(prog, path=path)
-                if self.has_schema():
+                env.cgi(prog, path=path)
+                if self.has_schema(env):
                     return
-        r = self.env.cmd("users", "list", "--json")
-        if not self.has_schema():
+        r = env.cmd("users", "list", "--json")
+        if not self.has_schema(env):
             raise RuntimeError("no program could create the database: %s" % r.stderr[-500:])
 
-    def has_schema(self):
+    @staticmethod
+    def has_schema(env):
         try:
-            return self.env.has_table("sessions")
+            return env.has_table("sessions")
         except (sqlite3.Error, pgtest.PgError):
             return False
 
-    def db(self):
+    def db(self, env=None):
+        env = env or self.env
         if PG_MODE:
-            return PgCon(self.env.db)
-        con = sqlite3.connect(self.env.db, timeout=60, isolation_level=None)
+            return PgCon(env.db)
+        con = sqlite3.connect(env.db, timeout=60, isolation_level=None)
         return con
+
+    def env_of(self, name):
+        """The Env whose database workload name writes."""
+        return self.slow.env if name in SLOW and self.slow else self.env
 
     def seed(self):
         now = int(time.time())
         con = self.db()
         con.execute("BEGIN")
-        con.executemany("INSERT OR REPLACE INTO departments (dept_id, parent_id, name, updated_at)"
-                        " VALUES (?, ?, ?, ?)",
-                        [(1, None, "Bench Co", now), (2, 1, "R&D", now), (3, 1, "Sales", now)])
         users = []
         for u in self.corp["users"]:
             if u["userid"] in EXCHANGE_USERS:
                 users.append((u["userid"], u["unionid"], u["name"]))
         users += [("az%04d" % i, "unaz%04d" % i, "Authz User %d" % i) for i in range(AUTHZ_SESSIONS)]
-        users += [("cb%05d" % i, "uncb%05d" % i, "Callback User %d" % i) for i in range(CALLBACK_USERS)]
-        con.executemany("INSERT OR REPLACE INTO users (userid, unionid, name, active, disabled,"
-                        " source, created_at, updated_at) VALUES (?, ?, ?, 1, 0, 'sync', ?, ?)",
-                        [(a, b, c, now, now) for a, b, c in users])
-        con.executemany("INSERT OR REPLACE INTO user_depts (userid, dept_id) VALUES (?, ?)",
-                        [(u[0], d) for u in users for d in (2, 3)])
+        self.seed_callback_users(con, now, users)
         self.cookies = []
         for i in range(AUTHZ_SESSIONS):
             cookie = secrets.token_hex(32)
@@ -529,11 +658,26 @@ class Bench:
         con.execute("COMMIT")
         con.close()
 
+    @staticmethod
+    def seed_callback_users(con, now, users=()):
+        """The departments, users (and the callback's CALLBACK_USERS) in
+        con's open transaction."""
+        con.executemany("INSERT OR REPLACE INTO departments (dept_id, parent_id, name, updated_at)"
+                        " VALUES (?, ?, ?, ?)",
+                        [(1, None, "Bench Co", now), (2, 1, "R&D", now), (3, 1, "Sales", now)])
+        users = list(users)
+        users += [("cb%05d" % i, "uncb%05d" % i, "Callback User %d" % i) for i in range(CALLBACK_USERS)]
+        con.executemany("INSERT OR REPLACE INTO users (userid, unionid, name, active, disabled,"
+                        " source, created_at, updated_at) VALUES (?, ?, ?, 1, 0, 'sync', ?, ?)",
+                        [(a, b, c, now, now) for a, b, c in users])
+        con.executemany("INSERT OR REPLACE INTO user_depts (userid, dept_id) VALUES (?, ?)",
+                        [(u[0], d) for u in users for d in (2, 3)])
+
     # -- pools -----------------------------------------------------------------
     def pool_path(self, name, tag):
         return os.path.join(self.pooldir, "%s-%s.pool" % (name, tag))
 
-    def callback_lines(self, n):
+    def callback_lines(self, n, path="/dingauth/callback"):
         lines = []
         for _ in range(n):
             uid = "cb%05d" % (self.callback_user % CALLBACK_USERS)
@@ -544,12 +688,12 @@ class Bench:
             e = self.crypto.envelope(json.dumps(event, separators=(",", ":")), timestamp=ts)
             q = urllib.parse.urlencode([("signature", e["msg_signature"]),
                                         ("timestamp", e["timeStamp"]), ("nonce", e["nonce"])])
-            lines.append(("POST", "/dingauth/callback?" + q, ["Content-Type: application/json"],
+            lines.append(("POST", path + "?" + q, ["Content-Type: application/json"],
                           json.dumps({"encrypt": e["encrypt"]})))
         return lines
 
-    def reactivate_callback_users(self):
-        con = self.db()
+    def reactivate_callback_users(self, env=None):
+        con = self.db(env)
         con.execute("UPDATE users SET active = 1, left_at = NULL WHERE userid LIKE 'cb%' AND active = 0")
         con.close()
 
@@ -627,22 +771,57 @@ class Bench:
             assert st == 200 and body.decode() == STATIC_BODY, (st, body[:200])
             return self.static_pool("minauth", "GET", "/minauth/index.html")
 
-        def callback():
-            need_program("callback")
-            method, target, headers, body = self.callback_lines(1)[0]
+        def slow_entry(name):
+            # The shim is in every process of the entry, and it sees their fsyncs.
+            assert self.slow, "no slow-disk entries"
+            pids = [p for p, e in self.pids.items() if e == ENTRY[name]]
+            assert pids, "no %s processes" % ENTRY[name]
+            missing = [p for p in pids if not preloads_gate(p)]
+            assert not missing, "fsync_gate.so is not loaded in %r" % missing
+
+        def push(name):
+            need_program(name)
+            env = self.env_of(name)
+            method, target, headers, body = self.callback_lines(1, PUSH_PATH[name])[0]
+            calls = self.slow.fsyncs(name) if name in SLOW else None
             st, hs, data = self.get(method, target, {"Content-Type": "application/json"}, body,
-                                    expect_for="callback")
+                                    expect_for=name)
             ok, why = self.crypto.check_reply(st, data.decode("utf-8", "replace"))
             assert ok, "push answered %d %r (%s)" % (st, data[:200], why)
             # The event is applied after the answer has gone out.
             uid = "cb%05d" % ((self.callback_user - 1) % CALLBACK_USERS)
             for _ in range(50):
-                row = self.env.sql("SELECT active FROM users WHERE userid = ?", (uid,))
+                row = env.sql("SELECT active FROM users WHERE userid = ?", (uid,))
                 if row and row[0][0] == 0:
                     break
                 time.sleep(0.1)
             assert row and row[0][0] == 0, "user_leave_org was not applied: %r" % row
+            if calls is not None:
+                assert self.slow.fsyncs(name) > calls, "the stored push made no fsync the shim saw"
             return None      # pools are made per round
+
+        def callback():
+            return push("callback")
+
+        def group():
+            return push("group")
+
+        def slowcb():
+            slow_entry("slowcb")
+            return push("slowcb")
+
+        def insert32():
+            st, _, body = self.get("GET", "/bench/insert", expect_for="insert32")
+            assert st == 200 and body == b"ok\n", (st, body[:200])
+            return self.static_pool("insert32", "GET", "/bench/insert")
+
+        def slowins():
+            slow_entry("slowins")
+            calls = self.slow.fsyncs("slowins")
+            st, _, body = self.get("GET", "/slowdisk/insert", expect_for="slowins")
+            assert st == 200 and body == b"ok\n", (st, body[:200])
+            assert self.slow.fsyncs("slowins") > calls, "the insert made no fsync the shim saw"
+            return self.static_pool("slowins", "GET", "/slowdisk/insert")
 
         def replay():
             need_program("replay")
@@ -693,8 +872,12 @@ class Bench:
 
         fns = {"static": static, "min": minr, "insert": insert, "minauth": minauth,
                "callback": callback, "replay": replay, "authorizer": authorizer, "login": login,
-               "exchange": exchange}
+               "exchange": exchange, "insert32": insert32, "group": group, "slowins": slowins,
+               "slowcb": slowcb}
         for name, *_ in WORKLOADS:
+            if name in self.skipped:
+                say("preflight %-10s SKIPPED: %s" % (name, self.skipped[name]))
+                continue
             if ONLY and name not in ONLY:
                 self.skipped[name] = "not in BENCH_ONLY"
                 continue
@@ -710,11 +893,12 @@ class Bench:
     def pool_for(self, name, seconds, tag):
         # Unique pools sized from the best rate seen so far, with room to spare:
         # a pool that runs out makes the round invalid.
-        if name == "callback":
-            rate = max(self.max_rps("insert") or 1500, self.max_rps("callback") or 0)
+        if name in PUSHES:
+            rate = max(self.max_rps(CEILING[name]) or 1500, self.max_rps(name) or 0)
             n = max(3000, int(rate * seconds * 2.5))
-            self.reactivate_callback_users()
-            return write_pool(self.pool_path(name, tag), self.callback_lines(min(n, CALLBACK_USERS)))
+            self.reactivate_callback_users(self.env_of(name))
+            return write_pool(self.pool_path(name, tag),
+                              self.callback_lines(min(n, CALLBACK_USERS), PUSH_PATH[name]))
         if name == "exchange":
             rate = self.max_rps("exchange") or 400
             n = min(8000, max(1500, int(rate * seconds * 2.5)))
@@ -727,8 +911,8 @@ class Bench:
             rs.append(self.warm_rps[name])
         return max(rs) if rs else None
 
-    def counts(self):
-        con = self.db()
+    def counts(self, env=None):
+        con = self.db(env)
         try:
             events = con.execute("SELECT count(*) FROM events").fetchone()[0]
             sessions = con.execute("SELECT count(*) FROM sessions").fetchone()[0]
@@ -738,13 +922,13 @@ class Bench:
             con.close()
         return {"events": events, "sessions": sessions, "pending": pending, "data_version": version}
 
-    def settle(self):
+    def settle(self, env=None):
         """Counts once they stop moving: lighttpd finishes the requests that
         were in flight when wrk closed its connections."""
-        last = self.counts()
+        last = self.counts(env)
         for _ in range(50):
             time.sleep(0.2)
-            now = self.counts()
+            now = self.counts(env)
             if (now["events"], now["sessions"], now["pending"]) == \
                     (last["events"], last["sessions"], last["pending"]):
                 return now
@@ -764,12 +948,14 @@ class Bench:
             watch = self.db()
             v0 = watch.execute("PRAGMA data_version").fetchone()[0]
             c0 = watch.execute("SELECT count(*) FROM events").fetchone()[0]
-        before = self.counts() if name in ("callback", "exchange") else None
-        res = wrk(self.url, pool, seconds)
+        env = self.env_of(name)
+        before = self.counts(env) if name in PUSHES + ("exchange",) else None
+        calls = self.slow.fsyncs(name) if name in SLOW else None
+        res = wrk(self.url, pool, seconds, CONNS.get(name, CONNECTIONS))
         res["tag"] = tag
-        if name in ("callback", "exchange"):
-            after = self.settle()   # requests in flight when wrk stopped still finish
-            if name == "callback":
+        if name in PUSHES + ("exchange",):
+            after = self.settle(env)    # requests in flight when wrk stopped still finish
+            if name in PUSHES:
                 res["stored"] = after["events"] - before["events"]
                 res["pending_after"] = after["pending"]
             else:
@@ -784,7 +970,10 @@ class Bench:
         if name == "exchange":
             after_stats = self.fake.stats()
             res["fake"] = self.fake_delta(before_stats, after_stats)
-        self.quiesce()
+        self.quiesce(env)
+        if calls is not None:
+            # After the quiet spell: every answered request's fsync is in.
+            res["fsyncs"] = self.slow.settled_fsyncs(name) - calls
         entry = ENTRY[name]
         if entry and count:
             self.served[entry] = self.served.get(entry, 0) + res["requests"]
@@ -812,7 +1001,7 @@ class Bench:
             notes.append("%d answers with status >= 400" % e["status"])
             invalid = invalid or e["status"] > 0.01 * n
         # wrk counts the connections it cuts at the end as read errors.
-        sock = e["connect"] + e["write"] + e["timeout"] + max(0, e["read"] - CONNECTIONS)
+        sock = e["connect"] + e["write"] + e["timeout"] + max(0, e["read"] - res["connections"])
         if sock:
             notes.append("socket errors %r" % e)
             invalid = invalid or sock > 0.01 * n
@@ -824,10 +1013,10 @@ class Bench:
                 notes.append("answers average %.0f bytes, the checked answer had %d: "
                              "not the same answer" % (got, want))
                 invalid = True
-        if name in ("callback", "exchange") and res["wraps"]:
+        if name in PUSHES + ("exchange",) and res["wraps"]:
             notes.append("pool ran out (%d wraps): some requests were repeats" % res["wraps"])
             invalid = True
-        if name == "callback" and res.get("stored", 0) < res["ok_requests"]:
+        if name in PUSHES and res.get("stored", 0) < res["ok_requests"]:
             notes.append("stored %d events for %d answers" % (res["stored"], res["ok_requests"]))
             invalid = True
         if name == "replay" and (res.get("writes_seen") or res.get("stored")):
@@ -844,11 +1033,11 @@ class Bench:
         names = ORDER if order else [w[0] for w in WORKLOADS]
         return [n for n in names if n not in self.skipped]
 
-    def quiesce(self):
+    def quiesce(self, env=None):
         """Wait until nothing commits to the database for 0.3 s: requests in
         flight when wrk closed its connections still finish (and write), and
         must not land in the next workload's run."""
-        con = self.db()
+        con = self.db(env)
         try:
             last, stable_since, end = None, time.time(), time.time() + 5
             while time.time() < end:
@@ -1049,11 +1238,13 @@ class Bench:
                 pass
             if self.fake is not None:
                 self.fake.stop()
-            if self.env is not None:
+            for env in (self.env, self.slow.env if self.slow else None):
+                if env is None:
+                    continue
                 if os.environ.get("BENCH_KEEP") == "1":
-                    say("kept %s" % self.env.dir)
+                    say("kept %s" % env.dir)
                 else:
-                    self.env.close()
+                    env.close()
         finally:
             if self.pg is not None:
                 self.pg.close()
@@ -1110,7 +1301,8 @@ def summarize(b):
                "p50_ms": spread([r["latency_us"]["p50"] / 1000.0 for r in rs]),
                "rounds": [{k: r.get(k) for k in ("tag", "rps", "requests", "errors", "latency_us",
                                                  "wraps", "stored", "sessions_opened", "fake",
-                                                 "writes_seen", "valid", "notes")} for r in all_rs],
+                                                 "writes_seen", "valid", "notes", "connections",
+                                                 "fsyncs")} for r in all_rs],
                "notes": ["%s: %s" % (r["tag"], "; ".join(r["notes"])) for r in all_rs if r.get("notes")]
                + b.notes[name]}
         if name in ALSO and ALSO[name] not in b.skipped:
@@ -1119,6 +1311,18 @@ def summarize(b):
             row["ratio"] = spread(ratios_to(rs, ceiling))
             if target is not None and row["ratio"]:
                 row["met"] = row["ratio"]["median"] >= target
+        if CONNS.get(name):
+            row["connections"] = CONNS[name]
+        if name in SLOW:
+            row["fsync_delay_us"] = FSYNC_DELAY_US
+            acks = sum(r["ok_requests"] for r in rs)
+            row["fsyncs_per_ack"] = sum(r["fsyncs"] for r in rs) / acks if acks else None
+        if name == "slowcb" and rs:
+            # DingTalk waits DEADLINE_MS for an answer: the worst round's p99.
+            worst = max(r["latency_us"]["p99"] for r in rs) / 1000.0
+            row["deadline_ms"] = DEADLINE_MS
+            row["p99_worst_ms"] = worst
+            row["p99_met"] = worst <= DEADLINE_MS
         if name == "exchange" and rs:
             logins = sum(r.get("sessions_opened", 0) for r in rs)
             calls, conns, paths = 0, 0, {}
@@ -1198,6 +1402,15 @@ def print_table(b, rows, mem, meta):
             print("%-26s   ! %d of %d runs valid" % ("", r["valid_runs"], r["runs"]))
         if r.get("ratio_to_" + ALSO.get(name, "-")):
             print("%-26s   ratio to %s: %s" % ("", LABEL[ALSO[name]], fmt_ratio(r["ratio_to_" + ALSO[name]])))
+        if name in ("group", "slowcb"):
+            print("%-26s   durable acks/s under %d concurrent pushes vs one fsync per request"
+                  % ("", CONNS[name]))
+        if name in SLOW and r.get("fsyncs_per_ack") is not None:
+            print("%-26s   fsync delayed %d us (fsync_gate.so): %.2f fsyncs per answer" % (
+                "", r["fsync_delay_us"], r["fsyncs_per_ack"]))
+        if "p99_met" in r:
+            print("%-26s   p99 worst round %.1f ms: within DingTalk's %d ms -> %s" % (
+                "", r["p99_worst_ms"], r["deadline_ms"], "ok" if r["p99_met"] else "MISS"))
         for n in r.get("notes", []):
             print("%-26s   ! %s" % ("", n))
     ex = rows.get("exchange", {})
@@ -1256,6 +1469,19 @@ def targets(b, rows, mem):
         elif r.get("ratio"):
             add("%s >= %.2f x %s ceiling: %.2f" % (name, TARGET[name], CEILING[name],
                                                    r["ratio"]["median"]), r["met"])
+    for name in ("group", "slowcb"):
+        r = rows[name]
+        what = "%s: durable acks/s under %d concurrent pushes >= %.2f x one fsync per request (%s)" % (
+            name, CONNS[name], TARGET[name], CEILING[name])
+        if name == "slowcb":
+            what += ", fsync delayed %d us" % FSYNC_DELAY_US
+        if "skipped" in r:
+            add("%s: not run" % what, None)
+        elif r.get("ratio"):
+            add("%s: %.2f" % (what, r["ratio"]["median"]), r["met"])
+        if "p99_met" in r:
+            add("slowcb: p99 within DingTalk's %d ms, fsync delayed %d us: worst round %.1f ms"
+                % (DEADLINE_MS, FSYNC_DELAY_US, r["p99_worst_ms"]), r["p99_met"])
     ex = rows["exchange"]
     if "logins" in ex:
         add("exchange: only the flow's calls (%s), no token calls while warm: %.2f calls/login, %d token calls"
@@ -1330,14 +1556,15 @@ def beside_sqlite(rows):
         "PostgreSQL req/s")
     print(head)
     print("-" * len(head))
-    for name in ("authorizer", "callback", "replay", "login", "exchange", "min", "insert"):
+    for name in ("authorizer", "callback", "replay", "login", "exchange", "group", "min", "insert",
+                 "insert32"):
         pg, s = rows.get(name) or {}, sq.get(name) or {}
         target = TARGET.get(name)
         out[name] = {"ceiling": CEILING.get(name), "target": target,
                      "sqlite": s.get("ratio"), "postgresql": pg.get("ratio"),
                      "sqlite_rps": s.get("rps"), "postgresql_rps": pg.get("rps")}
         print("%-26s %-8s %-19s %-19s %-6s %-20s %s" % (
-            LABEL[name] if name != "insert" else "insert responder", CEILING.get(name) or "-",
+            LABEL[name] if not name.startswith("insert") else LABEL[name].replace(" (pg)", ""), CEILING.get(name) or "-",
             fmt_ratio(s.get("ratio")), fmt_ratio(pg.get("ratio")),
             "%.2f" % target if target else "-", fmt_rps(s.get("rps")), fmt_rps(pg.get("rps"))))
     return out
@@ -1387,15 +1614,17 @@ def main():
         b.cleanup()
     rows, mem = summarize(b)
     meta = {
-        "setup": "%d rounds x %d s (+%d s warm-up), wrk -t%d -c%d, lighttpd %s, FastCGI max-procs %d, "
-                 "%d CPUs, loopback" % (ROUNDS, SECONDS, WARMUP, THREADS, CONNECTIONS,
-                                        lighttpd_version(), PROCS, os.cpu_count() or 0),
+        "setup": "%d rounds x %d s (+%d s warm-up), wrk -t%d -c%d (-c%d: the -c%d rows), lighttpd %s, "
+                 "FastCGI max-procs %d, %d CPUs, loopback" % (
+                     ROUNDS, SECONDS, WARMUP, THREADS, CONNECTIONS, GROUP_CONNECTIONS,
+                     GROUP_CONNECTIONS, lighttpd_version(), PROCS, os.cpu_count() or 0),
         "host": platform.node(), "kernel": platform.release(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "git": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout.strip(),
         "rounds": ROUNDS, "seconds": SECONDS, "threads": THREADS, "connections": CONNECTIONS,
-        "mem_requests": MEM_REQUESTS,
+        "mem_requests": MEM_REQUESTS, "group_connections": GROUP_CONNECTIONS,
+        "fsync_delay_us": FSYNC_DELAY_US,
     }
     meta["targets"] = targets(b, rows, mem)
     meta["database"] = "postgresql" if PG_MODE else "sqlite"
