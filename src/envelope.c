@@ -324,7 +324,8 @@ envelope_reply(const char *token, const struct envelope_key *key,
 	struct timespec	 ts;
 	cJSON		*obj = NULL;
 	char		*encrypt = NULL, *text = NULL;
-	char		 now[32], fresh[ENVELOPE_NONCE_LEN + 1];
+	char		 now[32];
+	char		 fresh[ENVELOPE_RANDOM_LEN + ENVELOPE_NONCE_LEN + 1];
 	char		 sig[CRYPTO_SHA1_HEX_LEN + 1];
 	enum da_err	 rc;
 
@@ -340,9 +341,18 @@ envelope_reply(const char *token, const struct envelope_key *key,
 		    (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 		timestamp = now;
 	}
-	if (nonce == NULL) {
-		crypto_random_alnum(fresh, ENVELOPE_NONCE_LEN);
-		nonce = fresh;
+	/*
+	 * The random prefix and the nonce from one draw (the RNG is a good
+	 * part of a replay's cost): the prefix first, then the nonce,
+	 * NUL-terminated by crypto_random_alnum.
+	 */
+	if (random16 == NULL || nonce == NULL) {
+		crypto_random_alnum(fresh, ENVELOPE_RANDOM_LEN +
+		    ENVELOPE_NONCE_LEN);
+		if (random16 == NULL)
+			random16 = fresh;
+		if (nonce == NULL)
+			nonce = fresh + ENVELOPE_RANDOM_LEN;
 	}
 	if ((rc = envelope_encrypt(key, receiver, msg, strlen(msg), random16,
 	    &encrypt, err)) != DA_OK)
