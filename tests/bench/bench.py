@@ -39,7 +39,9 @@ ceiling alike; a ratio is computed per round and reported as median
 (min-max). A run whose answers differ from the checked ones is left out,
 and so is a run of unique pushes (callback, group, slowcb) that stored
 fewer events than it got answers. The slow-disk rows count the fsyncs of
-their processes (FSYNC_GATE_DIR) and report fsyncs per answer. The
+their processes (FSYNC_GATE_DIR) and report fsyncs per answer; before
+them, 8 pushes sent while those fsyncs are held must get no answer until
+released (no push acknowledged before its fsync). The
 slow-disk pair is SQLite only. BENCH_ONLY names rows; each brings its
 ceiling along.
 Then memory: VmRSS of every FastCGI process after warm-up, after the rounds
@@ -78,6 +80,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -124,6 +127,8 @@ EXCHANGE_USERS = ["u001", "u002", "u003", "u004", "u006"]    # the fake's active
 SNS_FLOW_CALLS = {"/sns/get_persistent_code": 1, "/topapi/user/getbyunionid": 1}
 TOKEN_PATHS = ("/gettoken", "/sns/gettoken", "/v1.0/oauth2/accessToken")
 DEADLINE_MS = 1500          # DingTalk's wait for a push's answer
+HELD_PUSHES = 8             # pushes sent at once while the slow disk holds every fsync
+HELD_SECONDS = 0.5          # how long it holds them
 STATIC_BODY = "<!DOCTYPE html><title>bench</title><p>a small static page behind the authorizer.</p>\n"
 
 # name: label, lighttpd entry (memory accounting), ceiling, target ratio.
@@ -546,6 +551,7 @@ class Bench:
         self.fake_conn = None
         self.pg = None                                   # DB=pg: the server
         self.slow = None                                 # SlowDisk, when its rows run
+        self.held = None                                 # held_check()'s findings
         self.started = time.time()
 
     # -- setup -----------------------------------------------------------------
@@ -809,7 +815,13 @@ class Bench:
 
         def slowcb():
             slow_entry("slowcb")
-            return push("slowcb")
+            push("slowcb")
+            try:
+                self.held_check()
+            except Exception as e:      # noqa: BLE001  the row runs all the same
+                self.held = {"met": None, "error": str(e)[:300]}
+                say("held fsync: could not check: %s" % e)
+            return None
 
         def insert32():
             st, _, body = self.get("GET", "/bench/insert", expect_for="insert32")
@@ -889,6 +901,48 @@ class Bench:
                 self.skipped[name] = "preflight failed: %s" % str(e).splitlines()[0][:300]
                 say("preflight %-10s SKIPPED: %s" % (name, e))
         self.fixed_pools = checks
+
+    def held_check(self):
+        """No push is answered before the fsync that covers it: with the
+        slow entries' fsyncs held (FSYNC_GATE_DIR/hold), HELD_PUSHES
+        pushes at once get no answer for HELD_SECONDS; released, each
+        gets its success and is stored. Sets self.held; a push answered
+        while held is reported (a target), the row still runs."""
+        lines = self.callback_lines(HELD_PUSHES, PUSH_PATH["slowcb"])
+        before = self.counts(self.slow.env)["events"]
+        hold = os.path.join(self.slow.gates["slowcb"], "hold")
+        answers = [None] * len(lines)
+
+        def send(i):
+            method, target, headers, body = lines[i]
+            try:
+                st, _, data, _ = raw_http(self.httpd.port, method, target,
+                                          {"Content-Type": "application/json"}, body)
+                answers[i] = (time.time(), self.crypto.check_reply(
+                    st, data.decode("utf-8", "replace"))[0])
+            except Exception:       # noqa: BLE001  counted as not answered
+                answers[i] = (time.time(), False)
+
+        threads = [threading.Thread(target=send, args=(i,), daemon=True)
+                   for i in range(len(lines))]
+        open(hold, "w").close()
+        try:
+            for t in threads:
+                t.start()
+            time.sleep(HELD_SECONDS)
+            early = sum(1 for a in answers if a is not None)
+        finally:
+            os.unlink(hold)
+        for t in threads:
+            t.join(30)
+        ok = sum(1 for a in answers if a is not None and a[1])
+        stored = self.settle(self.slow.env)["events"] - before
+        self.quiesce(self.slow.env)
+        self.held = {"pushes": len(lines), "held_s": HELD_SECONDS,
+                     "answered_while_held": early, "success_after_release": ok,
+                     "stored": stored, "met": early == 0 and ok == len(lines) and stored >= ok}
+        say("held fsync: %d pushes, %d answered while held, %d successes after, %d stored" % (
+            len(lines), early, ok, stored))
 
     # -- one timed run -------------------------------------------------------------
     def pool_for(self, name, seconds, tag):
@@ -1321,6 +1375,8 @@ def summarize(b):
             row["fsync_delay_us"] = FSYNC_DELAY_US
             acks = sum(r["ok_requests"] for r in rs)
             row["fsyncs_per_ack"] = sum(r["fsyncs"] for r in rs) / acks if acks else None
+        if name == "slowcb" and b.held:
+            row["held"] = b.held
         if name == "slowcb" and rs:
             # DingTalk waits DEADLINE_MS for an answer: the worst round's p99.
             worst = max(r["latency_us"]["p99"] for r in rs) / 1000.0
@@ -1382,6 +1438,13 @@ def summarize(b):
     return rows, mem
 
 
+def held_text(h):
+    if h.get("error"):
+        return "not checked (%s)" % h["error"]
+    return ("%d pushes sent at once, %d answered while held; released, %d successes, %d stored"
+            % (h["pushes"], h["answered_while_held"], h["success_after_release"], h["stored"]))
+
+
 def print_table(b, rows, mem, meta):
     print()
     print("dingauth bench (%s): %s" % ("PostgreSQL" if PG_MODE else "SQLite", meta["setup"]))
@@ -1412,6 +1475,9 @@ def print_table(b, rows, mem, meta):
         if name in SLOW and r.get("fsyncs_per_ack") is not None:
             print("%-26s   fsync delayed %d us (fsync_gate.so): %.2f fsyncs per answer" % (
                 "", r["fsync_delay_us"], r["fsyncs_per_ack"]))
+        if r.get("held"):
+            h = r["held"]
+            print("%-26s   fsyncs held %.1f s: %s" % ("", HELD_SECONDS, held_text(h)))
         if "p99_met" in r:
             print("%-26s   p99 worst round %.1f ms: within DingTalk's %d ms -> %s" % (
                 "", r["p99_worst_ms"], r["deadline_ms"], "ok" if r["p99_met"] else "MISS"))
@@ -1483,6 +1549,9 @@ def targets(b, rows, mem):
             add("%s: not run" % what, None)
         elif r.get("ratio"):
             add("%s: %.2f" % (what, r["ratio"]["median"]), r["met"])
+        if r.get("held"):
+            add("slowcb: no push answered before its fsync: %s" % held_text(r["held"]),
+                r["held"]["met"])
         if "p99_met" in r:
             add("slowcb: p99 within DingTalk's %d ms, fsync delayed %d us: worst round %.1f ms"
                 % (DEADLINE_MS, FSYNC_DELAY_US, r["p99_worst_ms"]), r["p99_met"])
