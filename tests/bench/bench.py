@@ -157,7 +157,7 @@ WORKLOADS = [
 ORDER = ["static", "min", "authorizer", "minauth", "insert", "callback", "login", "insert",
          "replay", "exchange", "insert32", "group", "insert32", "slowins", "slowcb", "slowins"]
 # Extra ratios, for diagnosis (JSON and a note line; no target).
-ALSO = {"authorizer": "minauth", "replay": "callback"}
+ALSO = {"authorizer": "minauth", "replay": "callback", "group": "callback"}
 LABEL = {w[0]: w[1] for w in WORKLOADS}
 if PG_MODE:
     LABEL["insert"] = "insert responder (pg)"
