@@ -16,9 +16,10 @@
  * stored before (a retry, a replay) writes nothing, takes no write lock
  * and does nothing after its answer.
  *
- * Under FastCGI a process serves CALLBACK_THREADS pushes at once and
- * stores them with group commit (group.h): the pushes waiting at one
- * moment share one transaction and one fsync, each is answered only
+ * Under FastCGI CALLBACK_THREADS request threads verify and decrypt
+ * pushes and hand each new one, with its request, to the process's
+ * committer (group commit, group.h): the pushes waiting at one moment
+ * share one transaction and one fsync, the committer answers each only
  * after that commit, and the slow part runs in the process's applier
  * thread. Under CGI the one push is stored and applied by itself.
  *
@@ -45,11 +46,12 @@
 #define CALLBACK_BODY_MAX	(64u * 1024)	/* DingTalk's pushes are small */
 #define CALLBACK_ENCRYPT_MAX	(CALLBACK_BODY_MAX)
 /*
- * Pushes served at once by one FastCGI process: while one commit's fsync
- * runs, the next batch gathers (group.h). DingTalk pushes a mass
- * reorganisation a few dozen at a time.
+ * Request threads of one FastCGI process: as many pushes verified and
+ * decrypted at once. They do not wait for commits (the committer answers
+ * each push after its batch, group.h), so however many pushes wait for
+ * one fsync, a few threads keep the CPUs busy.
  */
-#define CALLBACK_THREADS	16
+#define CALLBACK_THREADS	4
 
 struct callback {
 	struct envelope_key	 key;
@@ -252,29 +254,33 @@ envelope_refusal(enum da_err code)
 	}
 }
 
-/*
- * Store the push: under FastCGI with the pushes of the other threads
- * that wait for the same commit (group.h), after a look on this
- * thread's own SQLite connection for a push stored before (a replay is
- * answered from that read, without waiting for anyone's commit; on
- * PostgreSQL the threads have no connection and the committer reads
- * first); under CGI, alone on the program's connection. st tells what
- * became of it.
- */
+/* A push from its checks to its answer. */
+struct push {
+	struct event_store	 st;	/* what became of it */
+	struct event		 ev;
+	char			*msg;	/* the decrypted event */
+	size_t			 msglen;
+	char			 key[80];	/* "sig:" + msg_signature */
+	struct callback		*cb;
+	struct req		*r;
+};
+
 static void
-store_push(struct db *db, struct event_store *st)
+push_free(struct push *p)
 {
-	if (!group_running())
-		(void)events_store_batch(db, &st, 1);
-	else if (db == NULL || !events_store_seen(db, st))
-		group_store(st);	/* PostgreSQL: the committer reads too */
+	event_clear(&p->ev);
+	if (p->msg != NULL) {
+		crypto_cleanse(p->msg, p->msglen);
+		free(p->msg);
+	}
+	free(p);
 }
 
 /*
  * The event stored as id needs DingTalk: applied now, after the answer,
  * with other due events for at most EVENT_APPLY_BUDGET_MS; under
- * FastCGI by the process's applier thread, so this thread is free for
- * the next push at once.
+ * FastCGI by the process's applier thread, so no request thread and no
+ * commit waits for DingTalk.
  */
 static void
 apply_after(struct db *db, long long id)
@@ -296,28 +302,120 @@ apply_after(struct db *db, long long id)
 }
 
 /*
- * One push, front to back. Longer than most functions on purpose: the
- * refusals read in the order of the header comment, each before anything
- * is written, and the answer goes out before the slow part.
+ * p's answer, not yet sent: the refusal its store earned, or the
+ * encrypted "success". Returns 1 when its event waits to be applied
+ * after the answer.
+ */
+static int
+respond(struct push *p)
+{
+	struct req		*r = p->r;
+	struct event_store	*st = &p->st;
+	struct da_error		 err;
+	char			*reply = NULL;
+	int			 later = 0;
+
+	da_error_clear(&err);
+	if (p->ev.kind != EVENT_CHECK_URL) {
+		/*
+		 * Another process holding the write lock past our budget
+		 * (PROG_BUSY_CALLBACK): 503 well within DingTalk's 1500 ms,
+		 * nothing stored, and DingTalk sends the push again.
+		 */
+		if (st->rc != DA_OK) {
+			refuse(r, st->busy ? R_BUSY : R_INTERNAL, st->err.msg);
+			return 0;
+		}
+		if (st->stored && p->ev.ninvalid > 0)
+			log_msg(LOG_WARN, "%s event %lld: %zu id(s) left out: "
+			    "%s", p->ev.type, st->id, p->ev.ninvalid,
+			    p->ev.invalid);
+		log_msg(LOG_DEBUG, "%s event %s as %lld", p->ev.type,
+		    st->applied ? "stored and applied" : st->stored ?
+		    "stored" : "already stored", st->id);
+		later = p->ev.kind != EVENT_OTHER && st->stored &&
+		    !st->applied;
+	}
+	if (envelope_reply(cfg()->str[CFG_TOKEN], &p->cb->key,
+	    cfg()->str[CFG_CALLBACK_RECEIVER], "success", NULL, NULL, NULL,
+	    &reply, &err) != DA_OK) {
+		refuse(r, R_INTERNAL, err.msg);
+		return later;
+	}
+	resp_status(r, 200);
+	resp_header(r, "Content-Type", "application/json");
+	resp_header(r, "Cache-Control", "no-store");
+	resp_puts(r, reply);
+	free(reply);
+	return later;
+}
+
+/* The committer's call once p's batch has ended (group.h). */
+static void
+committed(void *arg)
+{
+	struct push	*p = arg;
+	long long	 id = p->st.id;
+	int		 later;
+
+	later = respond(p);
+	req_complete(p->r);
+	if (later)
+		group_apply_later(id);
+	push_free(p);
+}
+
+/*
+ * Store p (its fallback dedupe key from the push's signature), or hand
+ * it to the committer: 1 when it is stored (or its
+ * store failed) and the caller answers it, 0 when the committer has it
+ * and the request with it (FastCGI, group.h; after a look on this
+ * thread's own SQLite connection for a push stored before: a replay is
+ * answered from that read, without waiting for anyone's commit; on
+ * PostgreSQL the threads have no connection and the committer reads
+ * first). Under CGI it is stored alone on the program's connection.
+ */
+static int
+store_push(struct db *db, struct push *p, const char *signature)
+{
+	struct event_store	*st = &p->st;
+
+	snprintf(p->key, sizeof(p->key), "sig:%s", signature);
+	st->ev = &p->ev;
+	st->payload = p->msg;
+	st->len = p->msglen;
+	st->fallback = p->key;
+	if (!group_running() || !req_can_detach(p->r)) {
+		(void)events_store_batch(db, &st, 1);
+		return 1;
+	}
+	if (db != NULL && events_store_seen(db, st))
+		return 1;
+	req_detach(p->r);
+	group_submit(st, committed, p);
+	return 0;
+}
+
+/*
+ * One push, front to back: the refusals in the order of the header
+ * comment, each before anything is written; then the store, and the
+ * answer before the slow part.
  */
 static void
 serve_callback(struct req *r, void *arg)
 {
-	struct callback	*cb = arg;
 	struct db	*db = prog_db();
 	struct da_error	 err;
-	struct event	 ev;
-	struct event_store st;
+	struct push	*p;
 	const char	*q[Q__MAX], *encrypt;
-	const char	*token, *receiver;
-	char		*msg = NULL, *reply = NULL, what[64], key[80];
-	size_t		 msglen = 0;
+	char		 what[64];
 	long long	 age;
 	enum refusal	 why;
 	enum da_err	 rc;
 
-	memset(&ev, 0, sizeof(ev));
-	memset(&st, 0, sizeof(st));
+	p = xcalloc(1, sizeof(*p));
+	p->cb = arg;
+	p->r = r;
 	da_error_clear(&err);
 	if (r->body_status == REQ_BODY_TOO_BIG) {
 		refuse(r, R_TOO_BIG, NULL);
@@ -332,12 +430,9 @@ serve_callback(struct req *r, void *arg)
 		refuse(r, R_BODY, NULL);
 		goto out;
 	}
-
 	/* The signature authenticates everything else: first, alone. */
-	token = cfg()->str[CFG_TOKEN];
-	receiver = cfg()->str[CFG_CALLBACK_RECEIVER];
-	if (envelope_verify(token, q[Q_TIMESTAMP], q[Q_NONCE], encrypt,
-	    q[Q_SIGNATURE], &err) != DA_OK) {
+	if (envelope_verify(cfg()->str[CFG_TOKEN], q[Q_TIMESTAMP],
+	    q[Q_NONCE], encrypt, q[Q_SIGNATURE], &err) != DA_OK) {
 		refuse(r, R_SIGNATURE, NULL);
 		goto out;
 	}
@@ -346,62 +441,25 @@ serve_callback(struct req *r, void *arg)
 		refuse(r, R_STALE, what);
 		goto out;
 	}
-	if ((rc = envelope_decrypt(&cb->key, receiver, encrypt, &msg, &msglen,
+	if ((rc = envelope_decrypt(&p->cb->key,
+	    cfg()->str[CFG_CALLBACK_RECEIVER], encrypt, &p->msg, &p->msglen,
 	    &err)) != DA_OK) {
 		refuse(r, envelope_refusal(rc), err.msg);
 		goto out;
 	}
-	if (events_parse(msg, msglen, &ev, &err) != DA_OK) {
+	if (events_parse(p->msg, p->msglen, &p->ev, &err) != DA_OK) {
 		refuse(r, R_EVENT, err.msg);
 		goto out;
 	}
-
-	if (ev.kind != EVENT_CHECK_URL) {
-		snprintf(key, sizeof(key), "sig:%s", q[Q_SIGNATURE]);
-		st.ev = &ev;
-		st.payload = msg;
-		st.len = msglen;
-		st.fallback = key;
-		store_push(db, &st);
-		/*
-		 * Another process holding the write lock past our budget
-		 * (PROG_BUSY_CALLBACK): 503 well within DingTalk's 1500 ms,
-		 * nothing stored, and DingTalk sends the push again.
-		 */
-		if (st.rc != DA_OK) {
-			refuse(r, st.busy ? R_BUSY : R_INTERNAL, st.err.msg);
-			goto out;
-		}
-		if (st.stored && ev.ninvalid > 0)
-			log_msg(LOG_WARN, "%s event %lld: %zu id(s) left out: "
-			    "%s", ev.type, st.id, ev.ninvalid, ev.invalid);
-		log_msg(LOG_DEBUG, "%s event %s as %lld", ev.type,
-		    st.applied ? "stored and applied" : st.stored ?
-		    "stored" : "already stored", st.id);
+	if (p->ev.kind != EVENT_CHECK_URL && !store_push(db, p, q[Q_SIGNATURE]))
+		return;		/* the committer answers it */
+	if (respond(p)) {
+		/* DingTalk has its answer; now the slow part. */
+		resp_send(r);
+		apply_after(db, p->st.id);
 	}
-	if (envelope_reply(token, &cb->key, receiver, "success", NULL, NULL,
-	    NULL, &reply, &err) != DA_OK) {
-		refuse(r, R_INTERNAL, err.msg);
-		goto out;
-	}
-	resp_status(r, 200);
-	resp_header(r, "Content-Type", "application/json");
-	resp_header(r, "Cache-Control", "no-store");
-	resp_puts(r, reply);
-
-	/* DingTalk has its answer; now the slow part. */
-	resp_send(r);
-	if (ev.kind == EVENT_CHECK_URL || ev.kind == EVENT_OTHER ||
-	    !st.stored || st.applied)
-		goto out;
-	apply_after(db, st.id);
 out:
-	event_clear(&ev);
-	if (msg != NULL) {
-		crypto_cleanse(msg, msglen);
-		free(msg);
-	}
-	free(reply);
+	push_free(p);
 }
 
 int

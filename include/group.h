@@ -5,14 +5,15 @@
 #include "events.h"
 
 /*
- * Group commit for callback.fcgi (docs/architecture.md, "Pushes"). The
+ * Group commit for callback.fcgi (docs/architecture.md, 3.3). The
  * request threads of one process verify and decrypt their pushes in
- * parallel and hand what must be written to one committer thread, which
- * stores every push waiting at that moment in one transaction
- * (events_store_batch: a savepoint per push) with one fsync, and only
- * then lets each thread answer DingTalk: no push is acknowledged before
- * the commit that holds it has returned, and under many concurrent
- * pushes one fsync covers many of them instead of one each.
+ * parallel and hand what must be written, with the request itself
+ * (req_detach), to one committer thread, which stores every push
+ * waiting at that moment in one transaction (events_store_batch: a
+ * savepoint per push) with one fsync, and only then answers each: no
+ * push is acknowledged before the commit that holds it has returned, and
+ * under many concurrent pushes one fsync covers many of them instead of
+ * one each.
  *
  * Events that need DingTalk to be applied (a hire, a change) go to one
  * applier thread with a connection of its own, after the answers:
@@ -34,10 +35,14 @@ int		 group_running(void);
 
 /*
  * Store s (its inputs filled as for events_store_batch) with the next
- * batch; returns when that batch's transaction has committed or failed,
- * with s's outcome filled.
+ * batch, and return at once; once that batch's transaction has committed
+ * or failed, the committer fills s's outcome and calls done(arg), which
+ * answers the push (req_complete). The caller's thread is free for the
+ * next request meanwhile, so a process needs no more threads than it
+ * has pushes to verify, however many wait for a commit.
  */
-void		 group_store(struct event_store *s);
+void		 group_submit(struct event_store *s, void (*done)(void *),
+		    void *arg);
 
 /*
  * Have the applier apply event id (stored pending and claimed by this

@@ -87,6 +87,8 @@ struct req {
 	int		 header_error;	/* a header or cookie was refused */
 
 	/* Private to req.c. */
+	int		 detachable;	/* served by req_serve_threads */
+	int		 detached;	/* req_detach: its handler finishes it */
 	void		*fcgi;		/* FCGX_Request * or NULL */
 	char	       **envp;
 	char	       **owned;
@@ -205,6 +207,16 @@ int		 req_fastcgi(void);
 int		 req_serve_threads(const struct req_route *routes,
 		    size_t nroutes, req_front front, void *arg,
 		    size_t body_max, int nthreads, void (*thread_end)(void));
+
+/*
+ * Under req_serve_threads only (req_can_detach): the handler keeps r
+ * after it returns, and its thread goes on to the next request; whoever
+ * holds r later answers it with req_complete (resp_send, then r and
+ * everything it owns freed), from any thread, exactly once.
+ */
+int		 req_can_detach(const struct req *r);
+void		 req_detach(struct req *r);
+void		 req_complete(struct req *r);
 
 /* Make s owned by r (freed with it); returns s. */
 char		*req_own(struct req *r, char *s);

@@ -13,17 +13,17 @@
 #include "mem.h"
 #include "prog.h"
 
-/* A push waiting for its batch: on the caller's stack. */
+/* A push waiting for its batch. */
 struct waiter {
 	struct event_store	*s;
-	int			 done;
+	void			(*done)(void *);
+	void			*arg;
 	struct waiter		*next;
 };
 
 static struct {
 	pthread_mutex_t	 mu;
 	pthread_cond_t	 queued;	/* the committer has work */
-	pthread_cond_t	 committed;	/* a batch ended: look at done */
 	pthread_cond_t	 due;		/* the applier has work */
 	struct waiter	*head, **tail;
 	long long	 ids[GROUP_APPLY_QUEUE];	/* a ring */
@@ -33,7 +33,6 @@ static struct {
 } G = {
 	.mu = PTHREAD_MUTEX_INITIALIZER,
 	.queued = PTHREAD_COND_INITIALIZER,
-	.committed = PTHREAD_COND_INITIALIZER,
 	.due = PTHREAD_COND_INITIALIZER,
 };
 
@@ -86,12 +85,11 @@ committer(void *arg)
 			(void)events_store_batch(db, v, n);
 		if (n > 1)
 			log_msg(LOG_DEBUG, "%zu pushes in one commit", n);
-
-		pthread_mutex_lock(&G.mu);
-		for (i = 0; i < n; i++)
-			w[i]->done = 1;
-		pthread_cond_broadcast(&G.committed);
-		pthread_mutex_unlock(&G.mu);
+		/* Only now may they be answered. */
+		for (i = 0; i < n; i++) {
+			w[i]->done(w[i]->arg);
+			free(w[i]);
+		}
 	}
 	return NULL;
 }
@@ -167,18 +165,18 @@ group_running(void)
 }
 
 void
-group_store(struct event_store *s)
+group_submit(struct event_store *s, void (*done)(void *), void *arg)
 {
-	struct waiter	 w;
+	struct waiter	*w;
 
-	memset(&w, 0, sizeof(w));
-	w.s = s;
+	w = xcalloc(1, sizeof(*w));
+	w->s = s;
+	w->done = done;
+	w->arg = arg;
 	pthread_mutex_lock(&G.mu);
-	*G.tail = &w;
-	G.tail = &w.next;
+	*G.tail = w;
+	G.tail = &w->next;
 	pthread_cond_signal(&G.queued);
-	while (!w.done)
-		pthread_cond_wait(&G.committed, &G.mu);
 	pthread_mutex_unlock(&G.mu);
 }
 

@@ -692,16 +692,22 @@ dispatch(struct req *r, const struct req_route *routes, size_t nroutes,
 	rt->handler(r, arg);
 }
 
-/* Parse, front line, route, answer, free. */
-static void
+/*
+ * Parse, front line, route, answer, free: 1. A request its handler
+ * detached (req_detach) is left as it is: 0.
+ */
+static int
 serve_one(struct req *r, const struct req_route *routes, size_t nroutes,
     req_front front, void *arg)
 {
 	req_parse(r);
 	if (front == NULL || front(r, arg) == 0)
 		dispatch(r, routes, nroutes, arg);
+	if (r->detached)
+		return 0;
 	resp_send(r);
 	req_free(r);
+	return 1;
 }
 
 int
@@ -746,30 +752,81 @@ struct serving {
 /* Requests' stacks are small; their buffers are on the heap. */
 #define REQ_THREAD_STACK	(1024 * 1024)
 
+/*
+ * A request of req_serve_threads and its FastCGI request, in one block
+ * (r first: req_complete frees the block from r) that a detached
+ * request takes with it.
+ */
+struct served {
+	struct req	 r;
+	FCGX_Request	 fr;
+};
+
+int
+req_can_detach(const struct req *r)
+{
+	return r->detachable;
+}
+
+void
+req_detach(struct req *r)
+{
+	r->detached = 1;
+}
+
+void
+req_complete(struct req *r)
+{
+	resp_send(r);
+	req_free(r);
+	free(r);	/* the struct served it begins */
+}
+
+static struct served *
+served_new(void)
+{
+	struct served	*sv;
+
+	sv = xcalloc(1, sizeof(*sv));
+	if (FCGX_InitRequest(&sv->fr, 0, 0) != 0) {
+		free(sv);
+		return NULL;
+	}
+	return sv;
+}
+
 static void *
 serve_thread(void *p)
 {
 	struct serving	*sv = p;
-	FCGX_Request	 fr;
-	struct req	 r;
+	struct served	*one;
 	int		 rc;
 
-	if (FCGX_InitRequest(&fr, 0, 0) != 0) {
+	if ((one = served_new()) == NULL) {
 		log_msg(LOG_ERR, "FastCGI initialisation failed");
 		goto out;
 	}
 	for (;;) {
 		pthread_mutex_lock(&sv->accept);
-		rc = FCGX_Accept_r(&fr);
+		rc = FCGX_Accept_r(&one->fr);
 		pthread_mutex_unlock(&sv->accept);
 		if (rc < 0)
 			break;
-		req_init(&r, sv->body_max);
-		r.fcgi = &fr;
-		r.envp = fr.envp;
-		serve_one(&r, sv->routes, sv->nroutes, sv->front, sv->arg);
+		req_init(&one->r, sv->body_max);
+		one->r.fcgi = &one->fr;
+		one->r.envp = one->fr.envp;
+		one->r.detachable = 1;
+		if (serve_one(&one->r, sv->routes, sv->nroutes, sv->front,
+		    sv->arg))
+			continue;
+		/* Detached: its handler has it; a new one for the next. */
+		if ((one = served_new()) == NULL) {
+			log_msg(LOG_ERR, "FastCGI initialisation failed");
+			goto out;
+		}
 	}
-	FCGX_Free(&fr, 1);
+	FCGX_Free(&one->fr, 1);
+	free(one);
 out:
 	if (sv->thread_end != NULL)
 		sv->thread_end();

@@ -4,9 +4,9 @@
 
     /usr/bin/python3 tests/test_group_commit.py [-k SUBSTRING]
 
-Under FastCGI callback.fcgi serves CALLBACK_THREADS pushes at once; their
-writes go to one committer thread that stores every push waiting at that
-moment in one transaction, with one fsync, and only then lets them answer.
+Under FastCGI callback.fcgi's request threads hand each new push, with its
+request, to one committer thread that stores every push waiting at that
+moment in one transaction, with one fsync, and only then answers them.
 These tests run one callback process under a real lighttpd with
 tests/preload/fsync_gate.so preloaded: it counts the process's fsync and
 fdatasync calls and, while a file "hold" exists, holds them (a disk that
@@ -207,7 +207,7 @@ def section_held():
             t.check("held: a commit made at least one fsync", before >= 1, before)
 
             gate.hold()
-            # Fewer than the process's threads first, so one is free ...
+            # Some pushes first ...
             encs = [fk.encrypt(leave("g%03d" % i)) for i in range(2, n + 1)]
             pushes = [Push(lt.url, e).start() for e in encs[:8]]
             # The committer reaches the held fsync ...
@@ -219,12 +219,13 @@ def section_held():
             # The event rows are written but not committed: not visible.
             t.eq("held: nothing of the held commit is visible to others",
                  env.sql("SELECT count(*) FROM events")[0][0], 1)
-            # ... for a replay of a stored push: one read, answered at once.
+            # ... then a replay of a stored push: one read, answered at once.
             replay = Push(lt.url, first, timeout=30).start()
             replay.answered.wait(30)
             t.check("held: a replay is answered while a commit is held", replay.ok(fk), replay)
             t.eq("held: and the new pushes still wait", count_held(pushes), len(pushes))
-            # Then more than the threads: the rest wait in the socket's queue.
+            # Then more than the request threads: none waits for a commit,
+            # so they all reach the committer's queue.
             pushes += [Push(lt.url, e).start() for e in encs[8:]]
             time.sleep(1.0)
             t.eq("held: still none answered", count_held(pushes), len(pushes))
@@ -250,6 +251,10 @@ def section_held():
                        for l in lt.log().splitlines() if " pushes in one commit" in l]
             t.check("held: the log shows a batch of several pushes",
                     batches and max(batches) >= 2, batches)
+            # The request threads (CALLBACK_THREADS, 4) never wait for a
+            # commit: a batch is not bounded by them.
+            t.check("held: a batch larger than the request threads",
+                    batches and max(batches) > 4, batches)
             no_sanitizer_report("held", lt)
         env.close()
 
