@@ -88,7 +88,6 @@ struct req {
 
 	/* Private to req.c. */
 	int		 detachable;	/* served by req_serve_threads */
-	int		 detached;	/* req_detach: its handler finishes it */
 	void		*fcgi;		/* FCGX_Request * or NULL */
 	char	       **envp;
 	char	       **owned;

@@ -3,6 +3,7 @@
  * thread per process, fed by the request threads under one mutex.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,11 +133,17 @@ spawn(void *(*fn)(void *))
 	pthread_t	 t;
 	int		 rc;
 
+	sigset_t	 all, old;
+
+	/* Signals are for the thread that serves (req_serve_threads). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 1024 * 1024);
 	rc = pthread_create(&t, &attr, fn, NULL);
 	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 
 #include <fcgiapp.h>
 
@@ -27,6 +28,13 @@ static const char *const status_text[][2] = {
 	{ "502", "Bad Gateway" }, { "503", "Service Unavailable" },
 	{ "504", "Gateway Timeout" },
 };
+
+/*
+ * Set by req_detach in the thread serving the request: serve_one learns
+ * from it, not from the request, which its new owner may already have
+ * answered and freed.
+ */
+static _Thread_local int detached;
 
 char *
 req_own(struct req *r, char *s)
@@ -700,11 +708,12 @@ static int
 serve_one(struct req *r, const struct req_route *routes, size_t nroutes,
     req_front front, void *arg)
 {
+	detached = 0;
 	req_parse(r);
 	if (front == NULL || front(r, arg) == 0)
 		dispatch(r, routes, nroutes, arg);
-	if (r->detached)
-		return 0;
+	if (detached)
+		return 0;	/* r may be gone: not another look */
 	resp_send(r);
 	req_free(r);
 	return 1;
@@ -771,7 +780,7 @@ req_can_detach(const struct req *r)
 void
 req_detach(struct req *r)
 {
-	r->detached = 1;
+	detached = 1;
 }
 
 void
@@ -847,7 +856,8 @@ req_serve_threads(const struct req_route *routes, size_t nroutes,
 	struct serving	 sv;
 	pthread_attr_t	 attr;
 	pthread_t	*t;
-	int		 i, n = 0;
+	sigset_t	 stop;
+	int		 i, n = 0, sig = 0;
 
 	if (FCGX_IsCGI() || nthreads < 2)
 		return req_serve(routes, nroutes, front, arg, body_max);
@@ -865,6 +875,21 @@ req_serve_threads(const struct req_route *routes, size_t nroutes,
 	pthread_mutex_init(&sv.accept, NULL);
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, REQ_THREAD_STACK);
+	/*
+	 * The signals that stop a FastCGI program (SIGTERM from the web
+	 * server or systemd, SIGUSR1 a graceful restart, SIGINT, SIGHUP)
+	 * are waited for here, by this thread alone: blocked in every
+	 * thread, which inherit the mask. libfcgi's own handler only sets
+	 * a flag its accept loop looks at when accept() is interrupted,
+	 * which in a threaded process happens to whichever thread the
+	 * kernel picked, so the process would never stop.
+	 */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGUSR1);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	t = xcalloc((size_t)nthreads, sizeof(*t));
 	for (i = 0; i < nthreads; i++)
 		if (pthread_create(&t[n], &attr, serve_thread, &sv) == 0)
@@ -872,9 +897,16 @@ req_serve_threads(const struct req_route *routes, size_t nroutes,
 		else
 			log_msg(LOG_ERR, "cannot start request thread %d", i);
 	pthread_attr_destroy(&attr);
-	for (i = 0; i < n; i++)
-		pthread_join(t[i], NULL);
-	free(t);
-	pthread_mutex_destroy(&sv.accept);
-	return n > 0 ? 0 : 1;
+	if (n == 0) {
+		free(t);
+		return 1;
+	}
+	/*
+	 * Stop at once: a commit under way is atomic (the database keeps it
+	 * whole or not at all), and a push not yet answered is one DingTalk
+	 * sends again.
+	 */
+	sigwait(&stop, &sig);
+	log_msg(LOG_INFO, "signal %d: stopping", sig);
+	_exit(0);
 }

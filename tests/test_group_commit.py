@@ -188,6 +188,25 @@ def no_sanitizer_report(label, lt):
     t.check("%s: no sanitizer report from the threads" % label, not bad, log[-3000:])
 
 
+def programs_of(env, prog):
+    """pids of prog's processes serving env (their DINGAUTH_CONFIG)."""
+    want = ("DINGAUTH_CONFIG=" + env.conf).encode()
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                if prog.encode() not in f.read():
+                    continue
+            with open("/proc/%s/environ" % d, "rb") as f:
+                if want in f.read().split(b"\0"):
+                    pids.append(int(d))
+        except OSError:
+            pass
+    return pids
+
+
 def count_held(pushes):
     return sum(1 for p in pushes if not p.answered.is_set())
 
@@ -391,6 +410,12 @@ def section_concurrent():
             t.eq("concurrent: no leaver keeps a session",
                  env.sql("SELECT count(*) FROM sessions")[0][0], 0)
             no_sanitizer_report("concurrent", lt)
+            pids = programs_of(env, "callback.fcgi")
+            t.check("stop: callback.fcgi is running (%d process)" % len(pids), len(pids) == 1, pids)
+        # lighttpd stopped its children with SIGTERM: a threaded one too.
+        t.check("stop: callback.fcgi ends when the web server stops it",
+                wait_for(lambda: not programs_of(env, "callback.fcgi"), 10),
+                programs_of(env, "callback.fcgi"))
         env.close()
 
 
