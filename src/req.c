@@ -780,6 +780,7 @@ req_can_detach(const struct req *r)
 void
 req_detach(struct req *r)
 {
+	(void)r;	/* it is the calling thread's request */
 	detached = 1;
 }
 
