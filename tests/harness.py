@@ -10,6 +10,7 @@ Typical use:
         t.check("login page is 200", r.status == 200, r.head)
     t.done()
 """
+import hashlib
 import os
 import re
 import secrets
@@ -307,6 +308,21 @@ class Env:
         for d in depts:
             self.sql("INSERT INTO user_depts (userid, dept_id) VALUES (?,?)",
                      (userid, d))
+
+    def open_session(self, userid):
+        """A session row as session_open writes it (only the SHA-256 of the
+        id is kept); returns the id a browser would carry."""
+        sid = secrets.token_hex(32)
+        now = int(time.time())
+        self.sql("INSERT INTO sessions (id_hash, userid, created_at, last_seen,"
+                 " expires_at) VALUES (?, ?, ?, ?, ?)",
+                 (hashlib.sha256(sid.encode()).digest(), userid, now, now, now + 3600))
+        return sid
+
+    def sessions_of(self, userid):
+        """How many sessions userid has."""
+        return self.sql("SELECT count(*) FROM sessions WHERE userid = ?",
+                        (userid,))[0][0]
 
     def sql(self, query, params=()):
         """Run SQL against the test database and return all rows (written

@@ -12,7 +12,6 @@ the events table are checked afterwards. Prints "ok - ..." / "not ok - ..."
 per check; exits 1 if any failed.
 """
 import concurrent.futures
-import hashlib
 import json
 import os
 import secrets
@@ -134,20 +133,6 @@ def dept(env, dept_id):
     return rows[0] if rows else None
 
 
-def open_session(env, userid):
-    """A session row as session_open would write it (only the hash is kept)."""
-    sid = secrets.token_hex(32)
-    now = int(time.time())
-    env.sql("INSERT INTO sessions (id_hash, userid, created_at, last_seen, expires_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (hashlib.sha256(sid.encode()).digest(), userid, now, now, now + 3600))
-    return sid
-
-
-def sessions_of(env, userid):
-    return env.sql("SELECT count(*) FROM sessions WHERE userid = ?", (userid,))[0][0]
-
-
 def directory(env):
     """The directory without timestamps: to compare two states."""
     return (sorted(env.sql("SELECT userid, unionid, name, title, job_number, email, mobile,"
@@ -248,9 +233,9 @@ def scenario(label, env, fk, send, settle):
          (user(env, "u003") or {}).get("admin"), 0)
 
     # user_leave_org: inactive at once, every session ended, no DingTalk call.
-    open_session(env, "u002")
-    open_session(env, "u002")
-    open_session(env, "u003")
+    env.open_session("u002")
+    env.open_session("u002")
+    env.open_session("u003")
     fk.delete_user("u002")
     fk.clear_log()
     push("user_leave_org", {"EventType": "user_leave_org", "UserId": ["u002"],
@@ -258,8 +243,8 @@ def scenario(label, env, fk, send, settle):
     u = user(env, "u002")
     t.check("%s: user_leave_org kept u002 as an inactive row" % label,
             u is not None and u["active"] == 0 and u["left_at"], u)
-    t.eq("%s: user_leave_org ended u002's sessions" % label, sessions_of(env, "u002"), 0)
-    t.eq("%s: other users keep their sessions" % label, sessions_of(env, "u003"), 1)
+    t.eq("%s: user_leave_org ended u002's sessions" % label, env.sessions_of("u002"), 0)
+    t.eq("%s: other users keep their sessions" % label, env.sessions_of("u003"), 1)
     t.eq("%s: user_leave_org asked DingTalk nothing" % label,
          [e["path"] for e in fk.log() if e["path"].startswith("/topapi/")], [])
 
@@ -293,13 +278,13 @@ def scenario(label, env, fk, send, settle):
     # A user event for someone DingTalk no longer knows: they left.
     fk.put_user({"userid": "u777", "name": "临时工", "dept_id_list": [1]})
     push("user_add_org u777", {"EventType": "user_add_org", "UserId": ["u777"]})
-    open_session(env, "u777")
+    env.open_session("u777")
     fk.delete_user("u777")
     push("user_modify_org of a deleted user", {"EventType": "user_modify_org",
                                                "UserId": ["u777"]})
     u = user(env, "u777")
     t.check("%s: a user DingTalk does not know is deactivated" % label,
-            u is not None and u["active"] == 0 and sessions_of(env, "u777") == 0, u)
+            u is not None and u["active"] == 0 and env.sessions_of("u777") == 0, u)
 
     # Several users in one event.
     push("user_add_org with two users", {"EventType": "user_add_org",
@@ -398,12 +383,12 @@ def section_leave_before_answer():
             s = http_send(lt, fk, {"EventType": "user_add_org", "UserId": ["u001"]})
             t.check("leave: the user is added first", s.reply_ok and
                     wait_for(lambda: user(env, "u001") is not None and pending(env) == 0))
-            open_session(env, "u001")
-            open_session(env, "u001")
+            env.open_session("u001")
+            env.open_session("u001")
             s = http_send(lt, fk, {"EventType": "user_leave_org", "UserId": ["u001"]})
             # No waiting: checked the moment the answer is back.
             t.check("leave: answered success", s.reply_ok, s.detail)
-            t.eq("leave: sessions gone when the answer arrives", sessions_of(env, "u001"), 0)
+            t.eq("leave: sessions gone when the answer arrives", env.sessions_of("u001"), 0)
             t.check("leave: inactive when the answer arrives",
                     user(env, "u001")["active"] == 0)
             t.eq("leave: stored as applied, nothing pending",
@@ -512,7 +497,7 @@ def section_bad_input():
         first = fk.encrypt({"EventType": "user_add_org", "UserId": ["u002"]})
         s = cgi_send(env, fk, None, query=first["query"], body=first["body"])
         t.check("bad input: a good push first", s.status == 200 and s.reply_ok, s)
-        open_session(env, "u002")
+        env.open_session("u002")
         base = env.snapshot()
         t.check("bad input: the baseline has a user, an event and a session",
                 base.get("users") and base.get("events") and base.get("sessions"))

@@ -9,10 +9,8 @@ Pushes are encrypted by the fake DingTalk (tests/fake_dingtalk.py) and sent
 to callback.fcgi as plain CGI (Env.cgi) or through a real lighttpd.
 Prints "ok - ..." / "not ok - ..." per check; exits 1 if any failed.
 """
-import hashlib
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -91,19 +89,6 @@ def user(env, userid):
             "title": rows[0][3]}
 
 
-def open_session(env, userid):
-    sid = secrets.token_hex(32)
-    now = int(time.time())
-    env.sql("INSERT INTO sessions (id_hash, userid, created_at, last_seen, expires_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (hashlib.sha256(sid.encode()).digest(), userid, now, now, now + 3600))
-    return sid
-
-
-def sessions_of(env, userid):
-    return env.sql("SELECT count(*) FROM sessions WHERE userid = ?", (userid,))[0][0]
-
-
 def events(env):
     return env.sql("SELECT id, event_type, state FROM events ORDER BY id")
 
@@ -138,7 +123,7 @@ def section_leave_behind_pending():
     with FakeDingTalk() as fk, Env(fake=fk, DINGAUTH_HTTP_RETRIES=0) as env:
         p = env.cmd("sync")
         t.check("leave behind pending: the directory is synced first", p.returncode == 0, p)
-        open_session(env, "u001")
+        env.open_session("u001")
         fk.fault(USER_GET, "http500", count=50)
         ok, r = push(env, fk, {"EventType": "user_modify_org", "UserId": ["u002"]})
         t.check("leave behind pending: an event DingTalk fails on is answered", ok, r.stderr)
@@ -149,7 +134,7 @@ def section_leave_behind_pending():
         u = user(env, "u001")
         t.check("leave behind pending: the leaver is inactive at once",
                 u is not None and u["active"] == 0 and u["left_at"], u)
-        t.eq("leave behind pending: the leaver's sessions are gone", sessions_of(env, "u001"), 0)
+        t.eq("leave behind pending: the leaver's sessions are gone", env.sessions_of("u001"), 0)
         t.eq("leave behind pending: the leave is applied, the older event still pending",
              events(env), [(1, "user_modify_org", "pending"), (2, "user_leave_org", "applied")])
         # A department removal too.
@@ -165,7 +150,7 @@ def section_late_answer():
     the leave was applied: it must not bring the leaver back."""
     with FakeDingTalk() as fk, Env(fake=fk) as env:
         env.cmd("sync")
-        open_session(env, "u003")
+        env.open_session("u003")
         # The fake answers at once (u003 active) but holds the answer 3 s.
         fk.fault(USER_GET, "slow", delay_ms=3000, after=True, match={"userid": "u003"})
         proc, ok = push_answered(env, fk, {"EventType": "user_modify_org", "UserId": ["u003"]})
@@ -182,7 +167,7 @@ def section_late_answer():
         u = user(env, "u003")
         t.check("late answer: the old answer did not re-activate the leaver",
                 u is not None and u["active"] == 0, (u, err))
-        t.eq("late answer: no session came back", sessions_of(env, "u003"), 0)
+        t.eq("late answer: no session came back", env.sessions_of("u003"), 0)
         t.eq("late answer: DingTalk was asked again, after the leave",
              [e["errcode"] for e in user_gets(fk, "u003")], [0, 60121])
         t.eq("late answer: both events applied",
@@ -332,7 +317,7 @@ def section_done_when():
             t.eq("done when: 101 events pending",
                  env.sql("SELECT count(*) FROM events WHERE state = 'pending'")[0][0], 101)
 
-            sid = open_session(env, "u001")
+            sid = env.open_session("u001")
             cookie = {"Cookie": "dingauth_session=" + sid, "Accept": "text/html"}
             st, _, _ = harness.http("GET", lt.url + "/protected/", headers=cookie)
             t.eq("done when: the signed-in user is let in before", st, 200)
@@ -472,7 +457,7 @@ def section_worker_prune():
                 " VALUES ('x1', 'approved', ?, ?, ?), ('x2', 'pending', ?, ?, NULL),"
                 " ('x3', 'rejected', ?, ?, ?)",
                 (old, old, old, old, old, now, now, now))
-        open_session(env, "u001")
+        env.open_session("u001")
         env.sql("UPDATE sessions SET expires_at = ?", (now - 10,))
         p = env.cmd("worker", "--once", extra_env={"DINGAUTH_SYNC_AT": "off"})
         t.check("prune: worker --once exits 0", p.returncode == 0, p.stderr)
@@ -480,7 +465,7 @@ def section_worker_prune():
              sorted(r[0] for r in env.sql("SELECT dedupe_key FROM events")), ["k3", "k4"])
         t.eq("prune: decided requests past the retention go",
              sorted(r[0] for r in env.sql("SELECT userid FROM login_requests")), ["x2", "x3"])
-        t.eq("prune: expired sessions go", sessions_of(env, "u001"), 0)
+        t.eq("prune: expired sessions go", env.sessions_of("u001"), 0)
         t.check("prune: logged", "prune:" in p.stderr, p.stderr)
     with FakeDingTalk() as fk, Env(fake=fk, DINGAUTH_RETENTION_DAYS=7,
                                    DINGAUTH_CALLBACK_WINDOW=0) as env:

@@ -30,7 +30,6 @@ SQLite only: the fsync that is held is the callback process's own.
 Prints "ok - ..." / "not ok - ..." per check; exits 1 if any failed.
 """
 import concurrent.futures
-import hashlib
 import http.client
 import json
 import os
@@ -101,18 +100,6 @@ class Gate:
             return 0
 
 
-def open_session(env, userid):
-    sid = secrets.token_hex(32)
-    now = int(time.time())
-    env.sql("INSERT INTO sessions (id_hash, userid, created_at, last_seen, expires_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (hashlib.sha256(sid.encode()).digest(), userid, now, now, now + 3600))
-
-
-def sessions_of(env, userid):
-    return env.sql("SELECT count(*) FROM sessions WHERE userid = ?", (userid,))[0][0]
-
-
 def active(env, userid):
     rows = env.sql("SELECT active FROM users WHERE userid = ?", (userid,))
     return rows[0][0] if rows else None
@@ -176,8 +163,8 @@ def setup(fk, n_users):
     for i in range(1, n_users + 1):
         uid = "g%03d" % i
         env.add_user(uid, "un-" + uid, "员工%d" % i)
-        open_session(env, uid)
-        open_session(env, uid)
+        env.open_session(uid)
+        env.open_session(uid)
     gate = Gate(env)
     return env, gate, GateLighttpd(env, gate.dir)
 
@@ -260,7 +247,7 @@ def section_held():
             t.eq("held: every leave is applied",
                  env.sql("SELECT state, count(*) FROM events GROUP BY state"), [("applied", n)])
             left = [u for u in ("g%03d" % i for i in range(1, n + 1))
-                    if active(env, u) != 0 or sessions_of(env, u) != 0]
+                    if active(env, u) != 0 or env.sessions_of(u) != 0]
             t.eq("held: every leaver inactive, sessions ended", left, [])
             commits = gate.calls() - before
             t.check("held: %d pushes took %d fsync calls (shared commits)"
@@ -309,9 +296,9 @@ def section_savepoints():
             t.eq("savepoint: the poisoned push is not stored",
                  env.sql("SELECT count(*) FROM events WHERE payload LIKE '%g005%'")[0][0], 0)
             t.eq("savepoint: g005 is still active, signed in",
-                 (active(env, "g005"), sessions_of(env, "g005")), (1, 2))
+                 (active(env, "g005"), env.sessions_of("g005")), (1, 2))
             out = [u for u in ("g002", "g003", "g004", "g006")
-                   if active(env, u) != 0 or sessions_of(env, u) != 0]
+                   if active(env, u) != 0 or env.sessions_of(u) != 0]
             t.eq("savepoint: the others are out", out, [])
             t.eq("savepoint: one audit row per leave, none for g005",
                  env.sql("SELECT count(*), sum(userid = 'g005') FROM audit "
@@ -321,7 +308,7 @@ def section_savepoints():
             env.sql("DROP TRIGGER poison_abort")
             retry = Push(lt.url, batch["g005"]).start().wait()
             t.check("savepoint: DingTalk's retry is answered success", retry.ok(fk), retry)
-            t.eq("savepoint: and g005 is out", (active(env, "g005"), sessions_of(env, "g005")),
+            t.eq("savepoint: and g005 is out", (active(env, "g005"), env.sessions_of("g005")),
                  (0, 0))
 
             # An error that ends the whole transaction (RAISE(ROLLBACK)).

@@ -16,7 +16,6 @@ Run with /usr/bin/python3 tests/test_signout_cookies.py (tests/run does).
 import hashlib
 import json
 import os
-import secrets
 import sys
 import time
 import urllib.parse
@@ -27,15 +26,6 @@ from harness import T, Env, Lighttpd, http  # noqa: E402
 from fakedt import FakeDingTalk  # noqa: E402
 
 t = T()
-
-
-def open_session(env, userid):
-    sid = secrets.token_hex(32)
-    now = int(time.time())
-    env.sql("INSERT INTO sessions (id_hash, userid, created_at, last_seen,"
-            " expires_at) VALUES (?, ?, ?, ?, ?)",
-            (hashlib.sha256(sid.encode()).digest(), userid, now, now, now + 3600))
-    return sid
 
 
 def alive(env, sid):
@@ -53,7 +43,7 @@ def logout(env, sid, method="POST", headers=None, query="", cookie_name="dingaut
 def section_signout():
     with FakeDingTalk() as fk, Env(fake=fk) as env:
         dk.seed(env)
-        sid = open_session(env, "u001")
+        sid = env.open_session("u001")
         r = logout(env, sid, method="GET", query="rd=%2Fback%22%3E")
         t.check("GET logout: 200, a page with a sign-out button that POSTs",
                 r.status == 200 and 'method="post"' in r.body and
@@ -78,7 +68,7 @@ def section_signout():
                            ("Origin of DINGAUTH_PUBLIC_URL", {"Origin": "http://127.0.0.1:8080"}),
                            ("Origin of the request's Host",
                             {"Origin": "http://login.example:81", "Host": "login.example:81"})):
-            sid = open_session(env, "u001")
+            sid = env.open_session("u001")
             r = logout(env, sid, headers=hdrs)
             c = r.cookies().get("dingauth_session", ("?", ""))
             t.check("POST logout, %s: 302 to the login page, cookie cleared, "
@@ -89,7 +79,7 @@ def section_signout():
 
         # Through lighttpd, as a browser sends it.
         with Lighttpd(env) as lt:
-            sid = open_session(env, "u002")
+            sid = env.open_session("u002")
             st, hs, body = http("GET", lt.url + "/dingauth/logout",
                                 headers={"Cookie": "dingauth_session=" + sid})
             t.check("lighttpd: GET logout shows the button, session kept",
@@ -120,7 +110,7 @@ def section_cookies():
                 and "domain" not in st[0].lower(), sets)
         t.check("Secure: no unprefixed cookie is set",
                 not any(v.startswith("dingauth_") for v in sets), sets)
-        sid = open_session(env, "u001")
+        sid = env.open_session("u001")
         e = {"SCRIPT_NAME": "", "REQUEST_URI": "/protected/x", "QUERY_STRING": ""}
         r = env.cgi("authorize.fcgi", path="/", role="AUTHORIZER", extra_env=e,
                     headers={"Cookie": "__Host-dingauth_session=" + sid})
@@ -143,8 +133,8 @@ def section_cookies():
 
     with FakeDingTalk() as fk, Env(fake=fk) as env:
         dk.seed(env)
-        good = open_session(env, "u001")
-        other = open_session(env, "u002")
+        good = env.open_session("u001")
+        other = env.open_session("u002")
         e = {"SCRIPT_NAME": "", "REQUEST_URI": "/protected/x", "QUERY_STRING": ""}
         for name, cookie, want in (
                 ("one valid, one forged", "dingauth_session=%s; dingauth_session=%s"
@@ -177,7 +167,7 @@ def section_cookies():
 def section_whoami():
     with FakeDingTalk() as fk, Env(fake=fk) as env:
         dk.seed(env)
-        sid = open_session(env, "u001")
+        sid = env.open_session("u001")
         cases = (("200", {"Cookie": "dingauth_session=" + sid}, "GET", None),
                  ("401", {}, "GET", None),
                  ("405", {}, "POST", None),
@@ -207,7 +197,7 @@ def section_terminal():
         env.sql("INSERT INTO login_requests (userid, unionid, name, status, attempts,"
                 " created_at, updated_at) VALUES ('u777', 'un777', ?, 'pending', 1, ?, ?)",
                 (EVIL, now, now))
-        open_session(env, "u666")
+        env.open_session("u666")
         for args in (("users", "list"), ("users", "show", "u666"),
                      ("requests", "list"), ("sessions", "list")):
             r = env.cmd(*args)

@@ -8,7 +8,6 @@ CA, given to dingauth as DINGAUTH_CA_FILE: verification stays on).
 
 Prints "ok - ..." / "not ok - ..." per check; exits 1 if any failed.
 """
-import hashlib
 import json
 import os
 import secrets
@@ -113,19 +112,6 @@ class Stream:
         self.close()
 
 
-def open_session(env, userid):
-    sid = secrets.token_hex(32)
-    now = int(time.time())
-    env.sql("INSERT INTO sessions (id_hash, userid, created_at, last_seen, expires_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (hashlib.sha256(sid.encode()).digest(), userid, now, now, now + 3600))
-    return sid
-
-
-def sessions_of(env, userid):
-    return env.sql("SELECT count(*) FROM sessions WHERE userid = ?", (userid,))[0][0]
-
-
 def user_gets(fk, userid):
     return [e for e in fk.log(USER_GET) if (e.get("json") or {}).get("userid") == userid]
 
@@ -225,12 +211,12 @@ def section_event_ack():
 def section_leave():
     with Stream() as s:
         s.start()
-        open_session(s.env, "u001")
-        open_session(s.env, "u001")
+        s.env.open_session("u001")
+        s.env.open_session("u001")
         t0 = time.time()
         r = s.fk.stream_event({"eventType": "user_leave_org", "eventId": "ev-leave",
                                "data": {"timeStamp": str(int(t0 * 1000)), "userId": ["u001"]}})
-        gone = wait_for(lambda: sessions_of(s.env, "u001") == 0, 1.0)
+        gone = wait_for(lambda: s.env.sessions_of("u001") == 0, 1.0)
         took = time.time() - t0
         t.check("leave: the leaver's sessions end within a second (%.2f s)" % took, gone)
         a = s.ack(r["messageId"])

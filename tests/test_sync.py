@@ -109,10 +109,6 @@ def add_session(env, userid):
             " VALUES (randomblob(32), ?, ?, ?, ?)", (userid, now, now, now + 3600))
 
 
-def sessions_of(env, userid):
-    return env.sql("SELECT count(*) FROM sessions WHERE userid = ?", (userid,))[0][0]
-
-
 def max_per_second(times):
     """Most requests in any one-second window."""
     times = sorted(times)
@@ -250,8 +246,8 @@ def test_changes_leavers_rehire():
         row = env.sql("SELECT active, left_at FROM users WHERE userid = ?", (c["userid"],))
         t.check("the leaver stays as an inactive row with left_at",
                 row and row[0][0] == 0 and row[0][1], row)
-        t.eq("the leaver has no sessions left", sessions_of(env, c["userid"]), 0)
-        t.eq("others keep their sessions", sessions_of(env, a["userid"]), 1)
+        t.eq("the leaver has no sessions left", env.sessions_of(c["userid"]), 0)
+        t.eq("others keep their sessions", env.sessions_of(a["userid"]), 1)
         t.eq("new member's departments", env.sql(
             "SELECT dept_id FROM user_depts WHERE userid = 'newbie' ORDER BY 1"),
             [(1,), (9001,)])
@@ -557,7 +553,7 @@ def test_events_during_sync():
         fk.delete_user("latehire")
         t.check("the pushes were answered while the sync was fetching",
                 left and gone and hired and p.poll() is None, (left, gone, hired, p.poll()))
-        t.eq("the leave ended the session at once", sessions_of(env, a["userid"]), 0)
+        t.eq("the leave ended the session at once", env.sessions_of(a["userid"]), 0)
         out, errout = p.communicate(timeout=120)
         fk.clear_faults()
         try:
@@ -568,7 +564,7 @@ def test_events_during_sync():
                 (p.returncode, out[-300:], errout[-500:]))
         t.eq("the leaver stays out (not reactivated from the older copy)", env.sql(
             "SELECT active FROM users WHERE userid = ?", (a["userid"],)), [(0,)])
-        t.eq("the leaver's sessions stay ended", sessions_of(env, a["userid"]), 0)
+        t.eq("the leaver's sessions stay ended", env.sessions_of(a["userid"]), 0)
         t.check("a person who left during the run is not added", env.sql(
             "SELECT 1 FROM users WHERE userid = 'stranger' AND active = 1") == [], None)
         t.eq("a hire during the run is not taken for a leaver", env.sql(
