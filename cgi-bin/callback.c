@@ -285,20 +285,10 @@ push_free(struct push *p)
 static void
 apply_after(struct db *db, long long id)
 {
-	struct events_run	 run;
-	struct da_error		 err;
-
-	if (group_running()) {
+	if (group_running())
 		group_apply_later(id);
-		return;
-	}
-	da_error_clear(&err);
-	if (events_apply_pending(db, id, EVENT_APPLY_BUDGET_MS, 0, &run,
-	    &err) != DA_OK)
-		log_msg(LOG_ERR, "applying events: %s", err.msg);
-	else if (run.failed > 0)
-		log_msg(LOG_WARN, "%d event(s) failed, %lld pending: %s",
-		    run.failed, run.pending, run.first_error.msg);
+	else
+		group_apply_now(db, id);
 }
 
 /*

@@ -51,5 +51,12 @@ void		 group_submit(struct event_store *s, void (*done)(void *),
  * and the worker or another push applies it then.
  */
 void		 group_apply_later(long long id);
+/*
+ * What the applier does with id, on db in the calling thread: the event
+ * and other due ones, for at most EVENT_APPLY_BUDGET_MS, failures logged.
+ * callback.fcgi under CGI calls it after its answer.
+ */
+struct db;
+void		 group_apply_now(struct db *db, long long id);
 
 #endif

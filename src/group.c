@@ -98,7 +98,6 @@ committer(void *arg)
 static void *
 applier(void *arg)
 {
-	struct events_run	 run;
 	struct da_error		 err;
 	struct db		*db = NULL;
 	long long		 id;
@@ -113,16 +112,27 @@ applier(void *arg)
 		pthread_mutex_unlock(&G.mu);
 
 		da_error_clear(&err);
-		if (prog_db_fresh(&db, G.busy_ms, NULL, &err) != DA_OK ||
-		    events_apply_pending(db, id, EVENT_APPLY_BUDGET_MS, 0,
-		    &run, &err) != DA_OK)
+		if (prog_db_fresh(&db, G.busy_ms, NULL, &err) != DA_OK)
 			log_msg(LOG_ERR, "applying events: %s", err.msg);
-		else if (run.failed > 0)
-			log_msg(LOG_WARN, "%d event(s) failed, %lld pending: "
-			    "%s", run.failed, run.pending,
-			    run.first_error.msg);
+		else
+			group_apply_now(db, id);
 	}
 	return NULL;
+}
+
+void
+group_apply_now(struct db *db, long long id)
+{
+	struct events_run	 run;
+	struct da_error		 err;
+
+	da_error_clear(&err);
+	if (events_apply_pending(db, id, EVENT_APPLY_BUDGET_MS, 0, &run,
+	    &err) != DA_OK)
+		log_msg(LOG_ERR, "applying events: %s", err.msg);
+	else if (run.failed > 0)
+		log_msg(LOG_WARN, "%d event(s) failed, %lld pending: %s",
+		    run.failed, run.pending, run.first_error.msg);
 }
 
 /* The two threads run for the life of the process: detached. */
@@ -131,9 +141,8 @@ spawn(void *(*fn)(void *))
 {
 	pthread_attr_t	 attr;
 	pthread_t	 t;
-	int		 rc;
-
 	sigset_t	 all, old;
+	int		 rc;
 
 	/* Signals are for the thread that serves (req_serve_threads). */
 	sigfillset(&all);
