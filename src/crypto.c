@@ -4,6 +4,7 @@
  * through OpenSSL. No primitive is written by hand here.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,47 @@ crypto_fatal(const char *what)
 {
 	log_msg(LOG_ERR, "OpenSSL failure in %s", what);
 	abort();
+}
+
+/*
+ * The algorithms, fetched once per process. EVP_sha1() and friends are
+ * looked up again in the provider on every Init (OpenSSL 3's implicit
+ * fetch, a good part of a short digest's cost); fetched objects are
+ * shared by all threads and kept until exit.
+ */
+static pthread_once_t	 algs_once = PTHREAD_ONCE_INIT;
+static EVP_MD		*alg_sha1, *alg_sha256;
+static EVP_CIPHER	*alg_aes256cbc;
+
+static void
+algs_fetch(void)
+{
+	if ((alg_sha1 = EVP_MD_fetch(NULL, "SHA1", NULL)) == NULL ||
+	    (alg_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL ||
+	    (alg_aes256cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC",
+	    NULL)) == NULL)
+		crypto_fatal("EVP_MD_fetch");
+}
+
+static const EVP_MD *
+md_sha1(void)
+{
+	pthread_once(&algs_once, algs_fetch);
+	return alg_sha1;
+}
+
+static const EVP_MD *
+md_sha256(void)
+{
+	pthread_once(&algs_once, algs_fetch);
+	return alg_sha256;
+}
+
+static const EVP_CIPHER *
+cipher_aes256cbc(void)
+{
+	pthread_once(&algs_once, algs_fetch);
+	return alg_aes256cbc;
 }
 
 static EVP_MD_CTX *
@@ -77,7 +119,7 @@ crypto_sha1_hex(const void *data, size_t len, char out[41])
 	unsigned char	 md[20];
 	EVP_MD_CTX	*ctx;
 
-	ctx = digest_begin(EVP_sha1());
+	ctx = digest_begin(md_sha1());
 	digest_update(ctx, data, len);
 	digest_end(ctx, md);
 	crypto_hex(md, sizeof(md), out);
@@ -88,7 +130,7 @@ crypto_sha1(const void *data, size_t len, unsigned char out[20])
 {
 	EVP_MD_CTX	*ctx;
 
-	ctx = digest_begin(EVP_sha1());
+	ctx = digest_begin(md_sha1());
 	digest_update(ctx, data, len);
 	digest_end(ctx, out);
 }
@@ -100,7 +142,7 @@ crypto_sha1_hex_parts(const char *const *parts, size_t nparts, char out[41])
 	EVP_MD_CTX	*ctx;
 	size_t		 i;
 
-	ctx = digest_begin(EVP_sha1());
+	ctx = digest_begin(md_sha1());
 	for (i = 0; i < nparts; i++)
 		digest_update(ctx, parts[i], strlen(parts[i]));
 	digest_end(ctx, md);
@@ -113,7 +155,7 @@ crypto_sha256(const void *data, size_t len,
 {
 	EVP_MD_CTX	*ctx;
 
-	ctx = digest_begin(EVP_sha256());
+	ctx = digest_begin(md_sha256());
 	digest_update(ctx, data, len);
 	digest_end(ctx, out);
 }
@@ -137,7 +179,7 @@ crypto_hmac_sha256_base64(const void *key, size_t keylen, const void *msg,
 
 	if (keylen > INT_MAX)
 		crypto_fatal("HMAC key too long");
-	if (HMAC(EVP_sha256(), keylen ? key : empty, (int)keylen,
+	if (HMAC(md_sha256(), keylen ? key : empty, (int)keylen,
 	    msglen ? msg : empty, msglen, md, &mdlen) == NULL ||
 	    mdlen != CRYPTO_SHA256_LEN)
 		crypto_fatal("HMAC");
@@ -291,7 +333,7 @@ aes256cbc(int enc, const unsigned char key[32], const unsigned char iv[16],
 		return DA_OK;
 	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
 		goto out;
-	if (!EVP_CipherInit_ex(ctx, EVP_aes_256_cbc(), NULL, key, iv, enc))
+	if (!EVP_CipherInit_ex(ctx, cipher_aes256cbc(), NULL, key, iv, enc))
 		goto out;
 	/* DingTalk pads to 32 bytes itself; OpenSSL must not touch it. */
 	if (!EVP_CIPHER_CTX_set_padding(ctx, 0))
