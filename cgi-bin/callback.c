@@ -55,6 +55,7 @@
 
 struct callback {
 	struct envelope_key	 key;
+	struct events_seen	*seen;	/* keys known stored (FastCGI) */
 };
 
 static void	serve_callback(struct req *, void *);
@@ -375,11 +376,12 @@ store_push(struct db *db, struct push *p, const char *signature)
 	st->payload = p->msg;
 	st->len = p->msglen;
 	st->fallback = p->key;
+	st->seen = p->cb->seen;
 	if (!group_running() || !req_can_detach(p->r)) {
 		(void)events_store_batch(db, &st, 1);
 		return 1;
 	}
-	if (db != NULL && events_store_seen(db, st))
+	if (events_store_seen(db, st))
 		return 1;
 	req_detach(p->r);
 	group_submit(st, committed, p);
@@ -465,11 +467,14 @@ main(int argc, char *argv[])
 	    PROG_BUSY_CALLBACK, argc, argv) == DA_OK && envelope_key(cfg()->str[CFG_AES_TOKEN], &cb.key,
 	    &err) != DA_OK)
 		prog_fail(&err);
+	if (prog_ready() && req_fastcgi())
+		cb.seen = events_seen_new();
 	if (prog_ready() && req_fastcgi() && group_start(PROG_BUSY_CALLBACK,
 	    &err) != DA_OK)
 		log_msg(LOG_ERR, "%s: serving one push at a time", err.msg);
 	rc = prog_serve_threads(routes, sizeof(routes) / sizeof(routes[0]),
 	    CALLBACK_BODY_MAX, &cb, group_running() ? CALLBACK_THREADS : 1);
 	crypto_cleanse(&cb.key, sizeof(cb.key));
+	events_seen_free(cb.seen);
 	return rc;
 }

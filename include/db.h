@@ -194,6 +194,14 @@ const char	*db_engine(struct db *db, char *buf, size_t size);
 const char	*db_path(struct db *db);
 
 /*
+ * Which file db has open: its device and inode, so that what is learnt
+ * on one connection can be told apart from another file's (a restore
+ * puts a new file in place). 0 and 0 for a server, and for db NULL.
+ */
+void		 db_file_id(struct db *db, unsigned long long *dev,
+		    unsigned long long *ino);
+
+/*
  * Run q with args to its end (an INSERT, UPDATE or DELETE). DA_OK or
  * DA_EDB with err filled ("<q->name>: <engine message>").
  */

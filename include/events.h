@@ -132,6 +132,24 @@ enum da_err	 events_store_apply(struct db *db, const struct event *ev,
 		    struct da_error *err);
 
 /*
+ * A process's memory of the dedupe keys it has seen committed (stored by
+ * its own commits, or found stored by its reads), shared by its threads:
+ * a replay found there is answered with no database read at all. Only
+ * keys known to be in the database go in, after the commit that holds
+ * them; each is trusted for EVENTS_SEEN_SECONDS after it was learnt and
+ * only for the same database file (db_file_id), then looked up again.
+ * Bounded (2048 keys, 160 kB); a key that does not fit
+ * or is pushed out is simply read from the database. callback.fcgi
+ * keeps one for its life; a struct event_store's seen may be NULL.
+ */
+#define EVENTS_SEEN_SECONDS	60
+
+struct events_seen;
+
+struct events_seen	*events_seen_new(void);
+void			 events_seen_free(struct events_seen *seen);
+
+/*
  * One push for events_store_batch: what to store (the arguments of
  * events_store_apply) and, filled by it, what became of it.
  */
@@ -140,6 +158,7 @@ struct event_store {
 	const char		*payload;
 	size_t			 len;
 	const char		*fallback;
+	struct events_seen	*seen;	/* NULL, or the process's memory */
 
 	enum da_err		 rc;	/* this push's outcome */
 	struct da_error		 err;	/* why, when rc is not DA_OK */
@@ -167,7 +186,10 @@ enum da_err	 events_store_batch(struct db *db, struct event_store *const *v,
  * The read half of events_store_batch for one push, on any connection:
  * 1 when s is finished (stored before: s filled as events_store_batch
  * fills it, nothing written; or the read failed: s->rc), 0 when it is
- * new and must be written (events_store_batch or group_store).
+ * new and must be written (events_store_batch or group_store). With
+ * s->seen, a key found there needs no read; db may then be NULL (a
+ * thread without a connection of its own), and a key not found there
+ * is left to the writer (0).
  */
 int		 events_store_seen(struct db *db, struct event_store *s);
 

@@ -178,6 +178,16 @@ db_engine(struct db *db, char *buf, size_t size)
 	return buf;
 }
 
+void
+db_file_id(struct db *db, unsigned long long *dev, unsigned long long *ino)
+{
+	*dev = *ino = 0;
+	if (db == NULL || db->pg != NULL)
+		return;
+	*dev = (unsigned long long)db->dev;
+	*ino = (unsigned long long)db->ino;
+}
+
 const char *
 db_path(struct db *db)
 {

@@ -3,6 +3,8 @@
  * the directory (docs/dingtalk.md §b). See events.h.
  */
 #include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -605,6 +607,116 @@ store_one(struct db *db, struct event_store *s)
 	return db_exec(db, "RELEASE SAVEPOINT push", err);
 }
 
+/*
+ * The memory of seen keys (events.h): SEEN_SETS sets of SEEN_WAYS slots,
+ * a key's set chosen by its FNV-1a hash. Keys are only those of pushes
+ * whose signature checked, so nobody chooses them to crowd others out;
+ * a collision only costs a read.
+ */
+#define SEEN_SETS	512
+#define SEEN_WAYS	4
+#define SEEN_KEY	48	/* "sig:" + 40; "event:" + a 32- or 36-character id */
+
+struct seen_slot {
+	char			 key[SEEN_KEY];	/* "" when free */
+	long long		 id;
+	long long		 learnt_ms;	/* mono_ms() */
+	unsigned long long	 dev, ino;	/* db_file_id */
+};
+
+struct events_seen {
+	pthread_mutex_t		 lock;
+	struct seen_slot	 slot[SEEN_SETS][SEEN_WAYS];
+};
+
+struct events_seen *
+events_seen_new(void)
+{
+	struct events_seen	*seen;
+
+	/* Large and zeroed: its pages are only touched as keys arrive. */
+	seen = xcalloc(1, sizeof(*seen));
+	pthread_mutex_init(&seen->lock, NULL);
+	return seen;
+}
+
+void
+events_seen_free(struct events_seen *seen)
+{
+	if (seen == NULL)
+		return;
+	pthread_mutex_destroy(&seen->lock);
+	free(seen);
+}
+
+static struct seen_slot *
+seen_set(struct events_seen *seen, const char *key)
+{
+	uint64_t		 h = 0xcbf29ce484222325ULL;
+	const unsigned char	*p;
+
+	for (p = (const unsigned char *)key; *p != '\0'; p++)
+		h = (h ^ *p) * 0x100000001b3ULL;
+	return seen->slot[h & (SEEN_SETS - 1)];
+}
+
+/* The id stored under key as learnt on db's file, 0 when not known. */
+static long long
+seen_find(struct events_seen *seen, struct db *db, const char *key)
+{
+	struct seen_slot	*set;
+	unsigned long long	 dev, ino;
+	long long		 id = 0, now = mono_ms();
+	int			 i;
+
+	if (seen == NULL || strlen(key) >= SEEN_KEY)
+		return 0;
+	db_file_id(db, &dev, &ino);
+	set = seen_set(seen, key);
+	pthread_mutex_lock(&seen->lock);
+	for (i = 0; i < SEEN_WAYS; i++)
+		if (set[i].dev == dev && set[i].ino == ino &&
+		    now - set[i].learnt_ms < EVENTS_SEEN_SECONDS * 1000LL &&
+		    strcmp(set[i].key, key) == 0) {
+			id = set[i].id;
+			break;
+		}
+	pthread_mutex_unlock(&seen->lock);
+	return id;
+}
+
+/* Remember that key is stored as id on db's file (after its commit). */
+static void
+seen_add(struct events_seen *seen, struct db *db, const char *key,
+    long long id)
+{
+	struct seen_slot	*set, *use;
+	unsigned long long	 dev, ino;
+	int			 i;
+
+	if (seen == NULL || id == 0 || strlen(key) >= SEEN_KEY)
+		return;
+	db_file_id(db, &dev, &ino);
+	set = seen_set(seen, key);
+	pthread_mutex_lock(&seen->lock);
+	/* The key's own slot, else the one learnt longest ago. */
+	use = &set[0];
+	for (i = 0; i < SEEN_WAYS; i++) {
+		if (strcmp(set[i].key, key) == 0) {
+			use = &set[i];
+			break;
+		}
+		if (set[i].learnt_ms < use->learnt_ms)
+			use = &set[i];
+	}
+	snprintf(use->key, sizeof(use->key), "%s", key);
+	use->id = id;
+	use->learnt_ms = mono_ms();
+	use->dev = dev;
+	use->ino = ino;
+	pthread_mutex_unlock(&seen->lock);
+}
+
 int
 events_store_seen(struct db *db, struct event_store *s)
 {
@@ -615,11 +727,17 @@ events_store_seen(struct db *db, struct event_store *s)
 	s->busy = s->stored = s->applied = s->write = 0;
 	s->id = 0;
 	if ((rc = event_key(s->ev, s->fallback, s->key, sizeof(s->key),
-	    &s->err)) != DA_OK ||
-	    /* Stored before (a retry, a replay): one read, no lock. */
-	    (rc = find(db, s->key, &s->id, &s->err)) != DA_OK) {
+	    &s->err)) != DA_OK) {
 		store_failed(db, s, rc, &s->err);
 		return 1;
+	}
+	/* Stored before (a retry, a replay): known here, or one read. */
+	if ((s->id = seen_find(s->seen, db, s->key)) == 0 && db != NULL) {
+		if ((rc = find(db, s->key, &s->id, &s->err)) != DA_OK) {
+			store_failed(db, s, rc, &s->err);
+			return 1;
+		}
+		seen_add(s->seen, db, s->key, s->id);
 	}
 	if (s->id != 0) {
 		count_event(s->ev, "duplicate");
@@ -667,8 +785,11 @@ events_store_batch(struct db *db, struct event_store *const *v, size_t n)
 	}
 	for (i = 0; i < n; i++) {
 		s = v[i];
-		if (s->rc == DA_OK && s->write)
+		if (s->rc == DA_OK && s->write) {
+			/* Committed (or found stored by another): remember. */
+			seen_add(s->seen, db, s->key, s->id);
 			count_event(s->ev, s->stored ? "stored" : "duplicate");
+		}
 		if (s->rc != DA_OK && first == DA_OK)
 			first = s->rc;
 	}

@@ -22,7 +22,8 @@ static void
 remove_dir(const char *dir)
 {
 	static const char *const files[] = {
-		"t.db", "t.db-wal", "t.db-shm", "t.db.events-lock", NULL
+		"t.db", "t.db-wal", "t.db-shm", "t.db.events-lock",
+		"t2.db", "t2.db-wal", "t2.db-shm", NULL
 	};
 	char	 path[160];
 	size_t	 i;
@@ -236,6 +237,79 @@ test_store(struct db *db)
 	    "one pending");
 }
 
+/* One push for events_store_batch / events_store_seen under key. */
+static void
+push_of(struct event_store *s, const struct event *ev, const char *text,
+    const char *key, struct events_seen *seen)
+{
+	memset(s, 0, sizeof(*s));
+	s->ev = ev;
+	s->payload = text;
+	s->len = strlen(text);
+	s->fallback = key;
+	s->seen = seen;
+}
+
+/*
+ * The memory of seen keys: a key committed is known without a read (the
+ * row is deleted behind its back to prove that no read was made), only
+ * for the file it was learnt on, and a key too long to keep is read.
+ */
+static void
+test_seen(struct db *db, const char *dir)
+{
+	static const char	 text[] = "{\"EventType\":\"user_leave_org\","
+	    "\"UserId\":[\"seen1\"]}";
+	static const char	 longkey[] = "sig:0123456789012345678901234567"
+	    "890123456789012345678901234567890123456789";
+	struct events_seen	*seen = events_seen_new();
+	struct event_store	 s, *sp = &s;
+	struct da_error		 err;
+	struct event		 ev;
+	struct db		*db2 = NULL;
+	char			 path[160], sql[128];
+	long long		 id;
+
+	da_error_clear(&err);
+	if (!parses(text, &ev)) {
+		CHECK(0, "the seen push parses");
+		return;
+	}
+	push_of(&s, &ev, text, "sig:seen1", seen);
+	CHECK(events_store_batch(db, &sp, 1) == DA_OK && s.stored && s.id > 0,
+	    "a push is stored with a memory");
+	id = s.id;
+	snprintf(sql, sizeof(sql), "DELETE FROM events WHERE id = %lld", id);
+	CHECK(db_exec(db, sql, &err) == DA_OK, "its row deleted (%s)",
+	    err.msg);
+	push_of(&s, &ev, text, "sig:seen1", seen);
+	CHECK(events_store_seen(db, &s) == 1 && s.rc == DA_OK && s.id == id &&
+	    !s.write, "the key committed is known: no read, the same id");
+	push_of(&s, &ev, text, "sig:seen1", NULL);
+	CHECK(events_store_seen(db, &s) == 0 && s.write,
+	    "without the memory the same key is read and found new");
+	snprintf(path, sizeof(path), "%s/t2.db", dir);
+	CHECK(db_create(path, 0600, &db2, &err) == DA_OK, "a second "
+	    "database (%s)", err.msg);
+	if (db2 != NULL) {
+		push_of(&s, &ev, text, "sig:seen1", seen);
+		CHECK(events_store_seen(db2, &s) == 0 && s.write,
+		    "another database file does not trust what was learnt "
+		    "on the first");
+		db_close(db2);
+	}
+	push_of(&s, &ev, text, longkey, seen);
+	CHECK(events_store_batch(db, &sp, 1) == DA_OK && s.stored,
+	    "a push under a long key is stored");
+	snprintf(sql, sizeof(sql), "DELETE FROM events WHERE id = %lld", s.id);
+	CHECK(db_exec(db, sql, &err) == DA_OK, "its row deleted");
+	push_of(&s, &ev, text, longkey, seen);
+	CHECK(events_store_seen(db, &s) == 0 && s.write,
+	    "a key too long to keep is read every time");
+	event_clear(&ev);
+	events_seen_free(seen);
+}
+
 /* Applying: locally, or stopping when DingTalk is needed and missing. */
 static void
 test_apply(struct db *db)
@@ -374,6 +448,7 @@ main(void)
 		test_store(db);
 		test_apply(db);
 		test_list(db);
+		test_seen(db, dir);
 	}
 	db_close(db);
 	remove_dir(dir);
