@@ -169,6 +169,7 @@ struct event_store {
 
 	char			 key[EVENT_KEY_MAX];	/* internal */
 	int			 write;			/* internal */
+	int			 read;	/* internal: looked up, not there */
 };
 
 /*
@@ -186,7 +187,9 @@ enum da_err	 events_store_batch(struct db *db, struct event_store *const *v,
  * The read half of events_store_batch for one push, on any connection:
  * 1 when s is finished (stored before: s filled as events_store_batch
  * fills it, nothing written; or the read failed: s->rc), 0 when it is
- * new and must be written (events_store_batch or group_store). With
+ * new and must be written (events_store_batch or group_store; a push
+ * it read and found new is not read again there: the INSERT itself
+ * tells a key stored in between). With
  * s->seen, a key found there needs no read; db may then be NULL (a
  * thread without a connection of its own), and a key not found there
  * is left to the writer (0).

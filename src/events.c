@@ -724,7 +724,7 @@ events_store_seen(struct db *db, struct event_store *s)
 
 	da_error_clear(&s->err);
 	s->rc = DA_OK;
-	s->busy = s->stored = s->applied = s->write = 0;
+	s->busy = s->stored = s->applied = s->write = s->read = 0;
 	s->id = 0;
 	if ((rc = event_key(s->ev, s->fallback, s->key, sizeof(s->key),
 	    &s->err)) != DA_OK) {
@@ -744,6 +744,7 @@ events_store_seen(struct db *db, struct event_store *s)
 		return 1;
 	}
 	s->write = 1;
+	s->read = db != NULL;
 	return 0;
 }
 
@@ -756,8 +757,14 @@ events_store_batch(struct db *db, struct event_store *const *v, size_t n)
 	size_t			 i, todo = 0;
 
 	da_error_clear(&err);
+	/*
+	 * Each push read first, unless its request thread has just read it
+	 * and found it new (group commit): then the INSERT's ON CONFLICT is
+	 * what tells a push another process stored in between.
+	 */
 	for (i = 0; i < n; i++)
-		if (!events_store_seen(db, v[i]))
+		if ((v[i]->rc == DA_OK && v[i]->write && v[i]->read) ||
+		    !events_store_seen(db, v[i]))
 			todo++;
 	if (todo > 0 && (rc = db_begin_immediate(db, &err)) == DA_OK) {
 		for (i = 0; i < n; i++) {
