@@ -360,11 +360,13 @@ committed(void *arg)
  * Store p (its fallback dedupe key from the push's signature), or hand
  * it to the committer: 1 when it is stored (or its
  * store failed) and the caller answers it, 0 when the committer has it
- * and the request with it (FastCGI, group.h; after a look on this
- * thread's own SQLite connection for a push stored before: a replay is
- * answered from that read, without waiting for anyone's commit; on
+ * and the request with it (FastCGI, group.h; after a look in the
+ * process's memory of keys stored (events.h: events_seen) and then on
+ * this thread's own SQLite connection for a push stored before: a
+ * replay is answered from that, without waiting for anyone's commit; on
  * PostgreSQL the threads have no connection and the committer reads
- * first). Under CGI it is stored alone on the program's connection.
+ * what the memory does not know). Under CGI it is stored alone on the
+ * program's connection.
  */
 static int
 store_push(struct db *db, struct push *p, const char *signature)
