@@ -251,6 +251,17 @@ enum da_err	 db_script(struct db *db, const struct db_sql *q,
  */
 enum da_err	 db_begin(struct db *db, struct da_error *err);
 enum da_err	 db_begin_immediate(struct db *db, struct da_error *err);
+/*
+ * db_begin_immediate for rows whose loss costs only a retry (a login
+ * state: the person scans again): the commit is consistent but not
+ * flushed to disk (SQLite: synchronous = NORMAL in WAL mode, no fsync;
+ * PostgreSQL: synchronous_commit off for the transaction). A power cut
+ * may lose the newest such commits, never half of one, and never a
+ * durable commit made before or after (the WAL is flushed in order: a
+ * durable commit's flush covers every frame before it). db_commit and
+ * db_rollback make the connection durable again.
+ */
+enum da_err	 db_begin_disposable(struct db *db, struct da_error *err);
 enum da_err	 db_commit(struct db *db, struct da_error *err);
 void		 db_rollback(struct db *db);
 int		 db_in_transaction(struct db *db);

@@ -46,6 +46,7 @@ struct db {
 	int		 busy;		/* the last failure: the lock was held */
 	dev_t		 dev;		/* the file opened (db_check) */
 	ino_t		 ino;
+	int		 disposable;	/* synchronous = NORMAL for now */
 };
 
 /* Did the engine give up because another connection held the lock? */
@@ -244,18 +245,60 @@ db_begin(struct db *db, struct da_error *err)
 	return db_exec(db, "BEGIN", err);
 }
 
+/*
+ * After a disposable transaction: every later commit durable again (a
+ * pragma outside a transaction does not fail; if it did, the next
+ * db_begin_immediate tries again and refuses to begin without it).
+ */
+static void
+durable_again(struct db *db)
+{
+	if (sqlite3_exec(db->h, "PRAGMA synchronous = FULL", NULL, NULL,
+	    NULL) == SQLITE_OK)
+		db->disposable = 0;
+}
+
 enum da_err
 db_begin_immediate(struct db *db, struct da_error *err)
 {
 	if (db->pg != NULL)
 		return db_pg_begin(db->pg, 1, err);
+	if (db->disposable && (durable_again(db), db->disposable))
+		return DA_ERROR(err, DA_EDB, "PRAGMA synchronous = FULL "
+		    "failed: no transaction begins without it");
 	return db_exec(db, "BEGIN IMMEDIATE", err);
+}
+
+enum da_err
+db_begin_disposable(struct db *db, struct da_error *err)
+{
+	enum da_err	 rc;
+
+	if (db->pg != NULL) {
+		if ((rc = db_pg_begin(db->pg, 1, err)) == DA_OK &&
+		    (rc = db_pg_exec(db->pg, "SET LOCAL synchronous_commit "
+		    "TO off", err)) != DA_OK)
+			db_pg_rollback(db->pg);
+		return rc;
+	}
+	/* Outside a transaction, as SQLite wants; back to FULL at its end. */
+	if ((rc = db_exec(db, "PRAGMA synchronous = NORMAL", err)) != DA_OK)
+		return rc;
+	db->disposable = 1;
+	if ((rc = db_exec(db, "BEGIN IMMEDIATE", err)) != DA_OK)
+		durable_again(db);
+	return rc;
 }
 
 enum da_err
 db_commit(struct db *db, struct da_error *err)
 {
-	return db_exec(db, "COMMIT", err);
+	enum da_err	 rc;
+
+	rc = db_exec(db, "COMMIT", err);
+	if (db->disposable && db->pg == NULL && sqlite3_get_autocommit(db->h))
+		durable_again(db);
+	return rc;
 }
 
 void
@@ -265,6 +308,9 @@ db_rollback(struct db *db)
 		db_pg_rollback(db->pg);
 	else if (db != NULL && !sqlite3_get_autocommit(db->h))
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+	if (db != NULL && db->disposable && db->pg == NULL &&
+	    sqlite3_get_autocommit(db->h))
+		durable_again(db);
 }
 
 int

@@ -459,8 +459,11 @@ state_create(struct db *db, const char *rd, char state[STATE_LEN + 1],
 	crypto_cleanse(b64, strlen(b64));
 	free(b64);
 	crypto_sha256(state, STATE_LEN, hash);
-	/* Evict and insert in one transaction: one commit per page view. */
-	if ((rc = db_begin_immediate(db, err)) != DA_OK)
+	/*
+	 * Evict and insert in one transaction: one commit per page view,
+	 * not flushed to disk (a state lost to a power cut costs a scan).
+	 */
+	if ((rc = db_begin_disposable(db, err)) != DA_OK)
 		goto out;
 	if ((rc = db_run(db, &stmts[STMT_STATE_EVICT], DB_ARGS(DB_INT(now),
 	    DB_INT(STATE_MAX - 1)), err)) != DA_OK ||

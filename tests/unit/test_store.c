@@ -555,6 +555,41 @@ test_states(struct db *db)
 	    "forged state refused");
 }
 
+/*
+ * A disposable transaction commits without an fsync (synchronous 1,
+ * NORMAL) and leaves the connection durable again (2, FULL) whether it
+ * commits or rolls back; a login state is written that way.
+ */
+static void
+test_disposable(struct db *db)
+{
+	struct da_error		 err = { 0 };
+	char			 state[STATE_LEN + 1];
+
+	CHECK(unit_count(db, "PRAGMA synchronous") == 2, "FULL by default");
+	CHECK(db_begin_disposable(db, &err) == DA_OK &&
+	    unit_count(db, "PRAGMA synchronous") == 1, "NORMAL inside (%s)",
+	    err.msg);
+	exec(db, "INSERT INTO login_states (state_hash, rd, created_at,"
+	    " expires_at) VALUES (x'01', '/', 0, 0)");
+	CHECK(db_commit(db, &err) == DA_OK &&
+	    unit_count(db, "PRAGMA synchronous") == 2 &&
+	    unit_count(db, "SELECT count(*) FROM login_states WHERE"
+	    " state_hash = x'01'") == 1, "committed, FULL again");
+	CHECK(db_begin_disposable(db, &err) == DA_OK, "again");
+	exec(db, "DELETE FROM login_states WHERE state_hash = x'01'");
+	db_rollback(db);
+	CHECK(unit_count(db, "PRAGMA synchronous") == 2 &&
+	    unit_count(db, "SELECT count(*) FROM login_states WHERE"
+	    " state_hash = x'01'") == 1, "rolled back, FULL again");
+	exec(db, "DELETE FROM login_states");
+	CHECK(state_create(db, "/", state, &err) == DA_OK &&
+	    unit_count(db, "PRAGMA synchronous") == 2 &&
+	    unit_count(db, "SELECT count(*) FROM login_states") == 1,
+	    "a login state stored, the connection FULL after it");
+	exec(db, "DELETE FROM login_states");
+}
+
 int
 main(void)
 {
@@ -581,6 +616,7 @@ main(void)
 		test_stage(db);
 		test_sessions(db);
 		test_states(db);
+		test_disposable(db);
 	}
 	db_close(db);
 	snprintf(path, sizeof(path), "rm -rf %s", dir);
