@@ -469,11 +469,12 @@ main(int argc, char *argv[])
 	    PROG_BUSY_CALLBACK, argc, argv) == DA_OK && envelope_key(cfg()->str[CFG_AES_TOKEN], &cb.key,
 	    &err) != DA_OK)
 		prog_fail(&err);
-	if (prog_ready() && req_fastcgi())
+	if (prog_ready() && req_fastcgi()) {
 		cb.seen = events_seen_new();
-	if (prog_ready() && req_fastcgi() && group_start(PROG_BUSY_CALLBACK,
-	    &err) != DA_OK)
-		log_msg(LOG_ERR, "%s: serving one push at a time", err.msg);
+		if (group_start(PROG_BUSY_CALLBACK, &err) != DA_OK)
+			log_msg(LOG_ERR, "%s: serving one push at a time",
+			    err.msg);
+	}
 	rc = prog_serve_threads(routes, sizeof(routes) / sizeof(routes[0]),
 	    CALLBACK_BODY_MAX, &cb, group_running() ? CALLBACK_THREADS : 1);
 	crypto_cleanse(&cb.key, sizeof(cb.key));

@@ -169,7 +169,7 @@ struct event_store {
 
 	char			 key[EVENT_KEY_MAX];	/* internal */
 	int			 write;			/* internal */
-	int			 read;	/* internal: looked up, not there */
+	int			 read;	/* internal: read, found new (write) */
 };
 
 /*

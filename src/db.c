@@ -250,12 +250,14 @@ db_begin(struct db *db, struct da_error *err)
  * pragma outside a transaction does not fail; if it did, the next
  * db_begin_immediate tries again and refuses to begin without it).
  */
-static void
+static int
 durable_again(struct db *db)
 {
 	if (sqlite3_exec(db->h, "PRAGMA synchronous = FULL", NULL, NULL,
-	    NULL) == SQLITE_OK)
-		db->disposable = 0;
+	    NULL) != SQLITE_OK)
+		return -1;
+	db->disposable = 0;
+	return 0;
 }
 
 enum da_err
@@ -263,7 +265,7 @@ db_begin_immediate(struct db *db, struct da_error *err)
 {
 	if (db->pg != NULL)
 		return db_pg_begin(db->pg, 1, err);
-	if (db->disposable && (durable_again(db), db->disposable))
+	if (db->disposable && durable_again(db) == -1)
 		return DA_ERROR(err, DA_EDB, "PRAGMA synchronous = FULL "
 		    "failed: no transaction begins without it");
 	return db_exec(db, "BEGIN IMMEDIATE", err);
@@ -286,7 +288,7 @@ db_begin_disposable(struct db *db, struct da_error *err)
 		return rc;
 	db->disposable = 1;
 	if ((rc = db_exec(db, "BEGIN IMMEDIATE", err)) != DA_OK)
-		durable_again(db);
+		(void)durable_again(db);
 	return rc;
 }
 
@@ -296,8 +298,9 @@ db_commit(struct db *db, struct da_error *err)
 	enum da_err	 rc;
 
 	rc = db_exec(db, "COMMIT", err);
-	if (db->disposable && db->pg == NULL && sqlite3_get_autocommit(db->h))
-		durable_again(db);
+	/* Only SQLite's connections are ever disposable. */
+	if (db->disposable && sqlite3_get_autocommit(db->h))
+		(void)durable_again(db);
 	return rc;
 }
 
@@ -308,9 +311,8 @@ db_rollback(struct db *db)
 		db_pg_rollback(db->pg);
 	else if (db != NULL && !sqlite3_get_autocommit(db->h))
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
-	if (db != NULL && db->disposable && db->pg == NULL &&
-	    sqlite3_get_autocommit(db->h))
-		durable_again(db);
+	if (db != NULL && db->disposable && sqlite3_get_autocommit(db->h))
+		(void)durable_again(db);
 }
 
 int

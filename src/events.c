@@ -763,8 +763,7 @@ events_store_batch(struct db *db, struct event_store *const *v, size_t n)
 	 * what tells a push another process stored in between.
 	 */
 	for (i = 0; i < n; i++)
-		if ((v[i]->rc == DA_OK && v[i]->write && v[i]->read) ||
-		    !events_store_seen(db, v[i]))
+		if (v[i]->read || !events_store_seen(db, v[i]))
 			todo++;
 	if (todo > 0 && (rc = db_begin_immediate(db, &err)) == DA_OK) {
 		for (i = 0; i < n; i++) {
